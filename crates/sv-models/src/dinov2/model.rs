@@ -1,0 +1,338 @@
+//! DINOv2 with registers in burn: `[cls, reg×R, patches]`, pre-norm blocks with
+//! LayerScale, exact-GELU or SwiGLU MLP, stochastic depth in training.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use burn::module::{Flag, Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{gelu, silu};
+use burn::tensor::module::{attention, conv2d, layer_norm};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+use super::config::Dinov2Config;
+use crate::resample::bicubic_aa_matrix;
+
+/// LayerNorm over the last axis with weight and bias.
+#[derive(Module, Debug)]
+pub struct Norm {
+    /// Scale.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift.
+    pub beta: Param<Tensor<1>>,
+    /// Epsilon added to the variance.
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl Norm {
+    /// Normalise `x` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.eps)
+    }
+}
+
+/// Multi-head self-attention with a fused query/key/value projection.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `[D, 3D]`: query, key and value projections side by side.
+    pub qkv: Linear,
+    /// Output projection `[D, D]`.
+    pub proj: Linear,
+    /// Number of heads.
+    #[module(skip)]
+    pub num_heads: usize,
+}
+
+impl Attention {
+    /// `[B, T, D]` → `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let h = self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, t, 3, h, d / h])
+            .permute([2, 0, 3, 1, 4]);
+        let mut parts = qkv.chunk(3, 0).into_iter().map(|p| p.squeeze_dim::<4>(0));
+        let (q, k, v) = (
+            parts.next().expect("q"),
+            parts.next().expect("k"),
+            parts.next().expect("v"),
+        );
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        self.proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+/// The block's MLP: fc1 → exact GELU → fc2, or SwiGLU (fc1 gives gate and value halves).
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `[D, h]`, or `[D, 2h]` for SwiGLU (first half gated by SiLU, second half the value).
+    pub fc1: Linear,
+    /// `[h, D]`.
+    pub fc2: Linear,
+    /// SwiGLU instead of GELU.
+    #[module(skip)]
+    pub swiglu: bool,
+}
+
+impl Mlp {
+    /// `[B, T, D]` → `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = self.fc1.forward(x);
+        let x = if self.swiglu {
+            let mut halves = x.chunk(2, 2).into_iter();
+            let gate = halves.next().expect("gate half");
+            let value = halves.next().expect("value half");
+            silu(gate) * value
+        } else {
+            gelu(x)
+        };
+        self.fc2.forward(x)
+    }
+}
+
+/// Stochastic depth: drops a sample's residual branch with probability `prob` while
+/// training on an autodiff device, scaling kept ones by `1/(1-prob)`.
+#[derive(Module, Debug)]
+pub struct DropPath {
+    /// Drop probability.
+    pub prob: f64,
+    /// Whether the module is in training mode.
+    pub training: Param<Flag>,
+}
+
+impl DropPath {
+    /// A drop path with probability `prob`, in training mode.
+    pub fn new(prob: f64) -> Self {
+        Self {
+            prob,
+            training: Param::from_bool(true),
+        }
+    }
+
+    /// Apply to a residual branch `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !x.device().is_autodiff() {
+            return x;
+        }
+        let [b, _, _] = x.dims();
+        let keep = 1.0 - self.prob;
+        let mask = Tensor::<3>::random([b, 1, 1], Distribution::Bernoulli(keep), &x.device());
+        x * mask / keep
+    }
+}
+
+/// One pre-norm transformer block with LayerScale.
+#[derive(Module, Debug)]
+pub struct Block {
+    /// Norm before attention.
+    pub norm1: Norm,
+    /// Self-attention.
+    pub attn: Attention,
+    /// LayerScale after attention.
+    pub ls1: Param<Tensor<1>>,
+    /// Norm before the MLP.
+    pub norm2: Norm,
+    /// MLP.
+    pub mlp: Mlp,
+    /// LayerScale after the MLP.
+    pub ls2: Param<Tensor<1>>,
+    /// Stochastic depth on both branches.
+    pub drop_path: DropPath,
+}
+
+impl Block {
+    /// `[B, T, D]` → `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let a = self.attn.forward(self.norm1.forward(x.clone())) * self.ls1.val().unsqueeze();
+        let x = x + self.drop_path.forward(a);
+        let m = self.mlp.forward(self.norm2.forward(x.clone())) * self.ls2.val().unsqueeze();
+        x + self.drop_path.forward(m)
+    }
+}
+
+/// Output of the backbone for a batch.
+#[derive(Debug, Clone)]
+pub struct Dinov2Output {
+    /// Final-normed CLS token `[B, D]`.
+    pub cls: Tensor<2>,
+    /// Final-normed register tokens `[B, R, D]`.
+    pub registers: Tensor<3>,
+    /// Final-normed patch tokens `[B, N, D]`, row-major over the patch grid.
+    pub patches: Tensor<3>,
+    /// `concat(CLS, mean of patch tokens)` `[B, 2D]`, the classifier's input.
+    pub pooled: Tensor<2>,
+}
+
+/// Resampling matrices of the position-embedding grid, one pair per target grid.
+#[derive(Debug, Clone, Default)]
+pub struct PosResampleCache(Arc<Mutex<HashMap<(usize, usize, usize), (Vec<f32>, Vec<f32>)>>>);
+
+impl PosResampleCache {
+    fn matrices(&self, src: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((src, h, w))
+            .or_insert_with(|| (bicubic_aa_matrix(src, h), bicubic_aa_matrix(src, w)))
+            .clone()
+    }
+}
+
+/// The DINOv2-with-registers backbone.
+#[derive(Module, Debug)]
+pub struct Dinov2 {
+    /// Patch embedding convolution `[D, C, p, p]`.
+    pub patch_weight: Param<Tensor<4>>,
+    /// Patch embedding bias `[D]`.
+    pub patch_bias: Param<Tensor<1>>,
+    /// CLS token `[1, 1, D]`.
+    pub cls_token: Param<Tensor<3>>,
+    /// Mask token `[1, D]` (masked image modelling; not used by `forward`).
+    pub mask_token: Option<Param<Tensor<2>>>,
+    /// Register tokens `[1, R, D]`.
+    pub register_tokens: Param<Tensor<3>>,
+    /// Position embeddings `[1, 1 + G², D]`, CLS slot first.
+    pub pos_embed: Param<Tensor<3>>,
+    /// Transformer blocks.
+    pub blocks: Vec<Block>,
+    /// Final LayerNorm.
+    pub norm: Norm,
+    /// Configuration.
+    #[module(skip)]
+    pub config: Dinov2Config,
+    #[module(skip)]
+    pos_cache: PosResampleCache,
+}
+
+impl Dinov2 {
+    /// Assemble a backbone from parts (used by the checkpoint loaders).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        config: Dinov2Config,
+        patch_weight: Param<Tensor<4>>,
+        patch_bias: Param<Tensor<1>>,
+        cls_token: Param<Tensor<3>>,
+        mask_token: Option<Param<Tensor<2>>>,
+        register_tokens: Param<Tensor<3>>,
+        pos_embed: Param<Tensor<3>>,
+        blocks: Vec<Block>,
+        norm: Norm,
+    ) -> Self {
+        Self {
+            patch_weight,
+            patch_bias,
+            cls_token,
+            mask_token,
+            register_tokens,
+            pos_embed,
+            blocks,
+            norm,
+            config,
+            pos_cache: PosResampleCache::default(),
+        }
+    }
+
+    /// Position embeddings of the patches for a `gh × gw` grid `[1, gh·gw, D]`: the
+    /// checkpoint's grid resampled bicubic with antialiasing (as HF, timm and the original
+    /// code do), identity when the grid is the checkpoint's.
+    pub fn patch_pos_embed(&self, gh: usize, gw: usize) -> Tensor<3> {
+        let d = self.config.hidden_size;
+        let src = self.config.pos_grid();
+        let patch_pos = self.pos_embed.val().narrow(1, 1, src * src);
+        if gh == src && gw == src {
+            return patch_pos;
+        }
+        let device = patch_pos.device();
+        let (mh, mw) = self.pos_cache.matrices(src, gh, gw);
+        let mh = Tensor::<2>::from_data(TensorData::new(mh, [gh, src]), &device);
+        let mw = Tensor::<3>::from_data(TensorData::new(mw, [1, gw, src]), &device);
+        // [src, src·D] → rows resampled → [gh, src, D] → columns resampled per row.
+        let rows = mh.matmul(patch_pos.reshape([src, src * d])).reshape([gh, src, d]);
+        mw.matmul(rows).reshape([1, gh * gw, d])
+    }
+
+    /// Tokens after the final norm `[B, 1 + R + N, D]` for images `[B, C, H, W]`
+    /// (H and W are floored to multiples of the patch size, as the reference convolution does).
+    pub fn forward_tokens(&self, pixels: Tensor<4>) -> Tensor<3> {
+        let [b, _, _, _] = pixels.dims();
+        let p = self.config.patch_size;
+        let d = self.config.hidden_size;
+        let r = self.config.num_register_tokens;
+        let x = conv2d(
+            pixels,
+            self.patch_weight.val(),
+            Some(self.patch_bias.val()),
+            ConvOptions::new([p, p], [0, 0], [1, 1], 1),
+        );
+        let [_, _, gh, gw] = x.dims();
+        let patches = x.flatten::<3>(2, 3).swap_dims(1, 2); // [B, N, D]
+        let pos = self.pos_embed.val();
+        let cls = (self.cls_token.val() + pos.narrow(1, 0, 1)).expand([b, 1, d]);
+        let patches = patches + self.patch_pos_embed(gh, gw);
+        let regs = self.register_tokens.val().expand([b, r, d]);
+        let mut x = Tensor::cat(vec![cls, regs, patches], 1);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        self.norm.forward(x)
+    }
+
+    /// CLS, registers, patch tokens and the pooled feature for images `[B, C, H, W]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Dinov2Output {
+        let tokens = self.forward_tokens(pixels);
+        let [b, t, d] = tokens.dims();
+        let r = self.config.num_register_tokens;
+        let cls = tokens.clone().narrow(1, 0, 1).reshape([b, d]);
+        let registers = tokens.clone().narrow(1, 1, r);
+        let patches = tokens.narrow(1, 1 + r, t - 1 - r);
+        let mean = patches.clone().mean_dim(1).reshape([b, d]);
+        let pooled = Tensor::cat(vec![cls.clone(), mean], 1);
+        Dinov2Output {
+            cls,
+            registers,
+            patches,
+            pooled,
+        }
+    }
+
+    /// Number of parameters held.
+    pub fn num_parameters(&self) -> usize {
+        self.num_params()
+    }
+
+    /// A backbone with random weights (for training from scratch and tests), on `device`.
+    pub fn random(config: &Dinov2Config, device: &Device) -> Self {
+        super::load::random_backbone(config, device)
+    }
+}
+
+/// A DINOv2 backbone with a linear head on the pooled feature, as
+/// `Dinov2WithRegistersForImageClassification`.
+#[derive(Module, Debug)]
+pub struct Dinov2Classifier {
+    /// The backbone.
+    pub backbone: Dinov2,
+    /// `Linear(2D, num_labels)`.
+    pub head: Linear,
+}
+
+impl Dinov2Classifier {
+    /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.backbone.forward(pixels).pooled)
+    }
+
+    /// Logits together with the backbone's outputs.
+    pub fn forward_all(&self, pixels: Tensor<4>) -> (Dinov2Output, Tensor<2>) {
+        let out = self.backbone.forward(pixels);
+        let logits = self.head.forward(out.pooled.clone());
+        (out, logits)
+    }
+
+    /// Number of labels of the head.
+    pub fn num_labels(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+}

@@ -1,0 +1,258 @@
+//! Image preprocessing as HF's `BitImageProcessor` does it for DINOv2: convert to RGB,
+//! resize the shortest edge (PIL bicubic, 8-bit fixed point), centre crop, rescale by 1/255,
+//! normalise with ImageNet mean and std, channels first.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::{DynamicImage, RgbImage};
+use serde::Deserialize;
+
+use crate::error::{ModelError, Result};
+use crate::resample::bicubic_aa_taps;
+
+/// Default pixel limit for decoding (guards against decompression bombs): 64 megapixels.
+pub const DEFAULT_MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// Preprocessing parameters (the fields of a `preprocessor_config.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessor {
+    /// Target length of the shortest edge after resizing.
+    pub shortest_edge: u32,
+    /// Crop height and width.
+    pub crop: (u32, u32),
+    /// Per-channel mean subtracted after rescaling.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f32; 3],
+    /// Factor applied to 8-bit values before normalising.
+    pub rescale: f64,
+}
+
+impl Default for Preprocessor {
+    /// The DINOv2 processor: shortest edge 256, centre crop 224, ImageNet statistics.
+    fn default() -> Self {
+        Self {
+            shortest_edge: 256,
+            crop: (224, 224),
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            rescale: 1.0 / 255.0,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct HfPreprocessor {
+    size: Option<HfSize>,
+    crop_size: Option<HfCrop>,
+    image_mean: Option<[f32; 3]>,
+    image_std: Option<[f32; 3]>,
+    rescale_factor: Option<f64>,
+    resample: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct HfSize {
+    shortest_edge: u32,
+}
+
+#[derive(Deserialize)]
+struct HfCrop {
+    height: u32,
+    width: u32,
+}
+
+impl Preprocessor {
+    /// Read an HF `preprocessor_config.json` (shortest-edge resize, bicubic only).
+    pub fn from_hf_json(text: &str) -> Result<Self> {
+        let v: HfPreprocessor = serde_json::from_str(text)
+            .map_err(|e| ModelError::Config(format!("preprocessor_config.json: {e}")))?;
+        if let Some(r) = v.resample
+            && r != 3
+        {
+            return Err(ModelError::Config(format!(
+                "preprocessor_config.json: resample {r} is not supported (only 3, bicubic)"
+            )));
+        }
+        let d = Self::default();
+        Ok(Self {
+            shortest_edge: v.size.map_or(d.shortest_edge, |s| s.shortest_edge),
+            crop: v.crop_size.map_or(d.crop, |c| (c.height, c.width)),
+            mean: v.image_mean.unwrap_or(d.mean),
+            std: v.image_std.unwrap_or(d.std),
+            rescale: v.rescale_factor.unwrap_or(d.rescale),
+        })
+    }
+
+    /// Size `(height, width)` after the shortest-edge resize, as the reference computes it.
+    pub fn resized_size(&self, height: u32, width: u32) -> (u32, u32) {
+        let (short, long) = (height.min(width), height.max(width));
+        let s = self.shortest_edge;
+        let new_long = (s as f64 * long as f64 / short as f64) as u32;
+        if width <= height {
+            (new_long, s)
+        } else {
+            (s, new_long)
+        }
+    }
+
+    /// Channels-first normalised pixels `[3, crop_h, crop_w]` of one image.
+    pub fn pixel_values(&self, image: &DynamicImage) -> Vec<f32> {
+        let rgb = image.to_rgb8();
+        let (h, w) = self.resized_size(rgb.height(), rgb.width());
+        let resized = resize_bicubic_pil(&rgb, w, h);
+        let (ch, cw) = self.crop;
+        // Python's floor division, so a crop larger than the image pads with zeros.
+        let top = (h as i64 - ch as i64).div_euclid(2);
+        let left = (w as i64 - cw as i64).div_euclid(2);
+        let plane = (ch * cw) as usize;
+        let mut out = vec![0f32; 3 * plane];
+        for c in 0..3 {
+            let (mean, std) = (self.mean[c], self.std[c]);
+            for y in 0..ch as i64 {
+                for x in 0..cw as i64 {
+                    let (sy, sx) = (y + top, x + left);
+                    let v = if sy >= 0 && sx >= 0 && sy < h as i64 && sx < w as i64 {
+                        resized.get_pixel(sx as u32, sy as u32)[c]
+                    } else {
+                        0
+                    };
+                    let scaled = (v as f64 * self.rescale) as f32;
+                    out[c * plane + (y * cw as i64 + x) as usize] = (scaled - mean) / std;
+                }
+            }
+        }
+        out
+    }
+
+    /// A batch `[B, 3, crop_h, crop_w]` on `device`.
+    pub fn batch(&self, images: &[DynamicImage], device: &Device) -> Tensor<4> {
+        let (ch, cw) = self.crop;
+        let mut data = Vec::with_capacity(images.len() * 3 * (ch * cw) as usize);
+        for img in images {
+            data.extend(self.pixel_values(img));
+        }
+        Tensor::from_data(
+            TensorData::new(data, [images.len(), 3, ch as usize, cw as usize]),
+            device,
+        )
+    }
+}
+
+/// Decode an image file, refusing images over `max_pixels` before allocating them.
+pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
+    let err = |reason: String| ModelError::Image {
+        path: path.into(),
+        reason,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| err(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| err(format!("cannot read header: {e}")))?;
+    if w as u64 * h as u64 > max_pixels {
+        return Err(err(format!(
+            "{w}×{h} exceeds the pixel limit of {max_pixels}"
+        )));
+    }
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| err(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    reader.no_limits();
+    reader.decode().map_err(|e| err(format!("cannot decode: {e}")))
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Fixed-point taps as PIL's `normalize_coeffs_8bpc` rounds them.
+fn fixed_taps(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    bicubic_aa_taps(in_size, out_size)
+        .into_iter()
+        .map(|t| {
+            let k = t
+                .weights
+                .iter()
+                .map(|&w| {
+                    let s = w * (1u32 << PRECISION_BITS) as f64;
+                    (if w < 0.0 { s - 0.5 } else { s + 0.5 }).trunc() as i32
+                })
+                .collect();
+            (t.start, k)
+        })
+        .collect()
+}
+
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resize an RGB image exactly as PIL's `Image.resize((w, h), Image.BICUBIC)` does for
+/// 8-bit images: a horizontal then a vertical pass with fixed-point coefficients, each
+/// rounded and clipped to 8 bits.
+pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
+    let (ow, oh) = (out_w as usize, out_h as usize);
+    let s = src.as_raw();
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let horizontal: Vec<u8> = if ow != in_w {
+        let taps = fixed_taps(in_w, ow);
+        let mut out = vec![0u8; in_h * ow * 3];
+        for y in 0..in_h {
+            let row = &s[y * in_w * 3..(y + 1) * in_w * 3];
+            for (x, (start, k)) in taps.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc = half;
+                    for (j, &kj) in k.iter().enumerate() {
+                        acc += row[(start + j) * 3 + c] as i64 * kj as i64;
+                    }
+                    out[(y * ow + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        out
+    } else {
+        s.to_vec()
+    };
+    let vertical: Vec<u8> = if oh != in_h {
+        let taps = fixed_taps(in_h, oh);
+        let mut out = vec![0u8; oh * ow * 3];
+        let stride = ow * 3;
+        for (y, (start, k)) in taps.iter().enumerate() {
+            for i in 0..stride {
+                let mut acc = half;
+                for (j, &kj) in k.iter().enumerate() {
+                    acc += horizontal[(start + j) * stride + i] as i64 * kj as i64;
+                }
+                out[y * stride + i] = clip8(acc);
+            }
+        }
+        out
+    } else {
+        horizontal
+    };
+    RgbImage::from_raw(out_w, out_h, vertical).expect("buffer of the output size")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resized_size_matches_reference_rule() {
+        let p = Preprocessor::default();
+        // chelsea.png is 451 wide, 300 high: int(256 * 451 / 300) = 384.
+        assert_eq!(p.resized_size(300, 451), (256, 384));
+        assert_eq!(p.resized_size(640, 427), (383, 256));
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = RgbImage::from_pixel(37, 23, image::Rgb([200, 10, 99]));
+        let out = resize_bicubic_pil(&img, 11, 50);
+        assert!(out.pixels().all(|p| p.0 == [200, 10, 99]));
+    }
+}
