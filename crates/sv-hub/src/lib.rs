@@ -1,1 +1,205 @@
-//! placeholder
+//! Hugging Face Hub access for streetvision-rs.
+//!
+//! Files are fetched through `hf-hub` into the same cache layout that the
+//! Python `huggingface_hub` library uses, so a model downloaded by either tool
+//! is found by the other. The environment variables follow Python's meaning:
+//!
+//! - `HF_HUB_CACHE` — the cache directory itself (otherwise `$HF_HOME/hub`,
+//!   otherwise `~/.cache/huggingface/hub`);
+//! - `HF_HOME` — the root of the Hugging Face configuration;
+//! - `HF_ENDPOINT` — the server to download from (a mirror, or a local server
+//!   in tests);
+//! - `HF_TOKEN` — an access token for gated or private repositories;
+//! - `HF_HUB_OFFLINE=1` — never touch the network, serve only from the cache.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::{Api, ApiBuilder};
+use hf_hub::{Cache, Repo, RepoType};
+
+/// Errors from Hub access.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The file is not in the local cache and the network may not be used.
+    #[error("{repo}@{revision}: `{file}` is not in the cache at {cache} and HF_HUB_OFFLINE is set")]
+    NotCached {
+        /// Repository id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// File inside the repository.
+        file: String,
+        /// Cache directory that was searched.
+        cache: PathBuf,
+    },
+    /// The download failed (network, HTTP status, missing headers, I/O).
+    #[error("{repo}@{revision}: downloading `{file}` from {endpoint} failed: {source}")]
+    Download {
+        /// Repository id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// File inside the repository.
+        file: String,
+        /// Server that was asked.
+        endpoint: String,
+        /// Underlying error.
+        #[source]
+        source: Box<hf_hub::api::sync::ApiError>,
+    },
+    /// The client could not be set up (cache directory, TLS, …).
+    #[error("cannot set up the Hub client: {0}")]
+    Setup(#[source] Box<hf_hub::api::sync::ApiError>),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, HubError>;
+
+/// Settings for a [`HubClient`]; [`HubSettings::from_env`] reads them the way
+/// Python's `huggingface_hub` does.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Cache directory (the `hub` folder holding `models--org--name`).
+    pub cache_dir: PathBuf,
+    /// Server base URL, without trailing slash.
+    pub endpoint: String,
+    /// Access token, if any.
+    pub token: Option<String>,
+    /// Serve only from the cache.
+    pub offline: bool,
+    /// Draw a progress bar while downloading.
+    pub progress: bool,
+}
+
+impl HubSettings {
+    /// Reads `HF_HUB_CACHE`, `HF_HOME`, `HF_ENDPOINT`, `HF_TOKEN` and
+    /// `HF_HUB_OFFLINE`; a token saved by `huggingface-cli login` is used when
+    /// `HF_TOKEN` is unset.
+    pub fn from_env() -> Self {
+        let cache_dir = match std::env::var_os("HF_HUB_CACHE") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => Cache::from_env().path().clone(),
+        };
+        let endpoint = std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "https://huggingface.co".to_string());
+        let token = std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| Cache::from_env().token());
+        let offline = std::env::var("HF_HUB_OFFLINE")
+            .map(|v| is_truthy(&v))
+            .unwrap_or(false);
+        Self {
+            cache_dir,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token,
+            offline,
+            progress: true,
+        }
+    }
+}
+
+fn is_truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+/// A Hub client bound to one cache and one endpoint.
+#[derive(Debug)]
+pub struct HubClient {
+    settings: HubSettings,
+    api: Option<Api>,
+}
+
+impl HubClient {
+    /// Client configured from the environment (see the crate docs).
+    pub fn from_env() -> Result<Self> {
+        Self::new(HubSettings::from_env())
+    }
+
+    /// Client with explicit settings.
+    pub fn new(settings: HubSettings) -> Result<Self> {
+        let api = if settings.offline {
+            None
+        } else {
+            let api = ApiBuilder::from_cache(Cache::new(settings.cache_dir.clone()))
+                .with_endpoint(settings.endpoint.clone())
+                .with_token(settings.token.clone())
+                .with_progress(settings.progress)
+                .build()
+                .map_err(|e| HubError::Setup(Box::new(e)))?;
+            Some(api)
+        };
+        Ok(Self { settings, api })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    /// Cache directory in use.
+    pub fn cache_dir(&self) -> &Path {
+        &self.settings.cache_dir
+    }
+
+    /// Local path of `file` in model repository `repo` at `revision`
+    /// (`"main"` when `None`), downloading it unless it is already cached.
+    pub fn model_file(&self, repo: &str, revision: Option<&str>, file: &str) -> Result<PathBuf> {
+        let revision = revision.unwrap_or("main");
+        let handle = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
+        if let Some(path) = Cache::new(self.settings.cache_dir.clone())
+            .repo(handle.clone())
+            .get(file)
+        {
+            return Ok(path);
+        }
+        let Some(api) = &self.api else {
+            return Err(HubError::NotCached {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: file.to_string(),
+                cache: self.settings.cache_dir.clone(),
+            });
+        };
+        api.repo(handle)
+            .download(file)
+            .map_err(|source| HubError::Download {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: file.to_string(),
+                endpoint: self.settings.endpoint.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Like [`HubClient::model_file`], but returns `Ok(None)` when the server
+    /// answers that the file does not exist (HTTP 404), so callers can try
+    /// alternatives such as `pytorch_model.bin` after `model.safetensors`.
+    pub fn optional_model_file(
+        &self,
+        repo: &str,
+        revision: Option<&str>,
+        file: &str,
+    ) -> Result<Option<PathBuf>> {
+        match self.model_file(repo, revision, file) {
+            Ok(path) => Ok(Some(path)),
+            Err(HubError::Download { source, .. }) if is_not_found(&source) => Ok(None),
+            Err(HubError::NotCached { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn is_not_found(err: &hf_hub::api::sync::ApiError) -> bool {
+    use hf_hub::api::sync::ApiError;
+    match err {
+        ApiError::RequestError(e) => matches!(**e, ureq::Error::Status(404, _)),
+        ApiError::TooManyRetries(inner) => is_not_found(inner),
+        _ => false,
+    }
+}

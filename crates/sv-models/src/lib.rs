@@ -1,1 +1,38 @@
-//! placeholder
+//! Vision models for the StreetVision subnet, in burn.
+//!
+//! - [`dinov2`]: DINOv2 with registers (small / base / large / giant), loading HF
+//!   transformers, timm and original Meta checkpoints, numerically equal to the
+//!   reference implementations.
+//! - [`preprocess`]: the HF `BitImageProcessor` pipeline (PIL bicubic resize, centre
+//!   crop, ImageNet normalisation).
+//! - [`weights`]: safetensors and PyTorch checkpoint reading with strict key accounting.
+//!
+//! The CPU backend is burn's Flex; build with the `cuda` feature for GPU hosts.
+
+pub mod dinov2;
+pub mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod preprocess;
+pub mod resample;
+pub mod weights;
+
+pub use burn::tensor::{Device, Tensor};
+pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, LoadOptions};
+pub use error::{ModelError, Result};
+pub use preprocess::Preprocessor;
+
+/// Softmax over the last axis of a `[batch, labels]` logits tensor, as plain rows.
+pub fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
+    let [batch, labels] = logits.shape().dims();
+    let data = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+    (0..batch)
+        .map(|b| {
+            let row = &data[b * labels..(b + 1) * labels];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+            let sum: f32 = exps.iter().sum();
+            exps.into_iter().map(|e| e / sum).collect()
+        })
+        .collect()
+}

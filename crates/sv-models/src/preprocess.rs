@@ -163,7 +163,9 @@ pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
         .with_guessed_format()
         .map_err(|e| err(e.to_string()))?;
     reader.no_limits();
-    reader.decode().map_err(|e| err(format!("cannot decode: {e}")))
+    reader
+        .decode()
+        .map_err(|e| err(format!("cannot decode: {e}")))
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -71,7 +71,11 @@ mod tests {
         for i in 0..5 {
             for j in 0..5 {
                 let want = if i == j { 1.0 } else { 0.0 };
-                assert!((m[i * 5 + j] - want).abs() < 1e-7, "{i},{j}: {}", m[i * 5 + j]);
+                assert!(
+                    (m[i * 5 + j] - want).abs() < 1e-7,
+                    "{i},{j}: {}",
+                    m[i * 5 + j]
+                );
             }
         }
     }

@@ -47,7 +47,10 @@ impl RawTensor {
 
     /// Convert to a burn tensor of rank `D` on `device`.
     pub fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), self.shape.clone()),
+            device,
+        )
     }
 
     /// Convert to a burn parameter of rank `D` on `device`.
@@ -66,13 +69,15 @@ pub struct WeightMap {
 }
 
 impl WeightMap {
-    /// Read a checkpoint, choosing the reader from the file's first bytes: a ZIP or pickle
-    /// is a PyTorch checkpoint, anything else is read as safetensors.
+    /// Read a checkpoint, choosing the reader from the file's first bytes: a safetensors
+    /// header (little-endian length, then `{`) is read as safetensors, a ZIP or pickle as a
+    /// PyTorch checkpoint, anything else as safetensors (whose reader then names the fault).
     pub fn from_file(path: &Path) -> Result<Self> {
         let head = read_head(path)?;
+        let is_safetensors = head.len() > 8 && head[8] == b'{';
         let is_zip = head.starts_with(b"PK\x03\x04");
-        let is_pickle = head.first() == Some(&0x80);
-        if is_zip || is_pickle {
+        let is_pickle = head.first() == Some(&0x80) && head.get(1).is_some_and(|&p| p <= 5);
+        if !is_safetensors && (is_zip || is_pickle) {
             Self::from_pytorch(path)
         } else {
             Self::from_safetensors(path)
@@ -118,12 +123,11 @@ impl WeightMap {
     /// Read a PyTorch checkpoint written by `torch.save` (ZIP or legacy format). Nested
     /// dictionaries appear as dotted keys (`state_dict.blocks.0...`).
     pub fn from_pytorch(path: &Path) -> Result<Self> {
-        let reader =
-            pytorch_reader::PytorchReader::new(path).map_err(|e| ModelError::Format {
-                path: path.into(),
-                format: "PyTorch",
-                reason: e.to_string(),
-            })?;
+        let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| ModelError::Format {
+            path: path.into(),
+            format: "PyTorch",
+            reason: e.to_string(),
+        })?;
         let mut tensors = BTreeMap::new();
         for (name, t) in reader.into_tensors() {
             use pytorch_reader::DType;
@@ -187,12 +191,13 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
         path: path.into(),
         source,
     })?;
-    let mut head = vec![0u8; 8];
-    let n = f.read(&mut head).map_err(|source| ModelError::Io {
-        path: path.into(),
-        source,
-    })?;
-    head.truncate(n);
+    let mut head = Vec::with_capacity(16);
+    f.take(16)
+        .read_to_end(&mut head)
+        .map_err(|source| ModelError::Io {
+            path: path.into(),
+            source,
+        })?;
     Ok(head)
 }
 
@@ -238,15 +243,18 @@ impl WeightTaker {
     pub fn take(&mut self, key: &str, shape: &[usize]) -> RawTensor {
         match self.map.tensors.remove(key) {
             Some(t) if t.shape == shape => t,
-            Some(t) if t.shape.iter().product::<usize>() == shape.iter().product::<usize>()
-                && squeeze(&t.shape) == squeeze(shape) =>
+            Some(t)
+                if t.shape.iter().product::<usize>() == shape.iter().product::<usize>()
+                    && squeeze(&t.shape) == squeeze(shape) =>
             {
                 // Same values up to size-1 axes (e.g. GRN `[1,1,1,C]` vs `[C]`).
                 RawTensor::new(shape.to_vec(), t.data)
             }
             Some(t) => {
-                self.mismatched
-                    .push(format!("{key}: checkpoint {:?}, model {:?}", t.shape, shape));
+                self.mismatched.push(format!(
+                    "{key}: checkpoint {:?}, model {:?}",
+                    t.shape, shape
+                ));
                 zeros(shape)
             }
             None => {

@@ -49,7 +49,13 @@ pub struct LoadOptions {
 /// Detect the layout and drop wrapper prefixes (`state_dict.`, `model.`, `module.`,
 /// `dinov2_with_registers.`).
 pub fn detect_layout(map: &mut WeightMap) -> Result<Layout> {
-    for wrapper in ["state_dict.", "model.", "module.", "teacher.backbone.", "backbone."] {
+    for wrapper in [
+        "state_dict.",
+        "model.",
+        "module.",
+        "teacher.backbone.",
+        "backbone.",
+    ] {
         if !map.tensors.is_empty() && map.tensors.keys().all(|k| k.starts_with(wrapper)) {
             map.strip_prefix(wrapper);
         }
@@ -145,7 +151,13 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
     let num_layers = map
         .tensors
         .keys()
-        .filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse::<usize>().ok())
+        .filter_map(|k| {
+            k.strip_prefix(&prefix)?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
         .max()
         .map_or(0, |m| m + 1);
     let patch_key = format!("{}.weight", n.patch);
@@ -177,11 +189,15 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
         Layout::Hf => map.contains(&format!("{b0}.attention.attention.query.bias")),
         _ => map.contains(&format!("{b0}.attn.qkv.bias")),
     };
-    let mut cfg = Dinov2Config {
+    let cfg = Dinov2Config {
         hidden_size: d,
         num_layers,
         num_heads: num_heads.unwrap_or(d / 64).max(1),
-        mlp_ratio: if swiglu { 4.0 } else { hidden as f64 / d as f64 },
+        mlp_ratio: if swiglu {
+            4.0
+        } else {
+            hidden as f64 / d as f64
+        },
         swiglu,
         patch_size,
         image_size: grid * patch_size,
@@ -210,25 +226,25 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
 fn find_config_json(path: &Path) -> Option<PathBuf> {
     let stem = path.file_stem()?.to_string_lossy().to_string();
     let dir = path.parent()?;
-    [dir.join(format!("{stem}.config.json")), dir.join("config.json")]
-        .into_iter()
-        .find(|p| p.is_file())
+    [
+        dir.join(format!("{stem}.config.json")),
+        dir.join("config.json"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 /// Resolve the configuration: explicit > config.json (HF layout) > inferred from shapes.
-fn resolve_config(
-    map: &WeightMap,
-    layout: Layout,
-    opts: &LoadOptions,
-) -> Result<Dinov2Config> {
+fn resolve_config(map: &WeightMap, layout: Layout, opts: &LoadOptions) -> Result<Dinov2Config> {
     if let Some(cfg) = &opts.config {
         cfg.validate()?;
         return Ok(cfg.clone());
     }
-    let json = opts
-        .config_json
-        .clone()
-        .or_else(|| (layout == Layout::Hf).then(|| find_config_json(&map.path)).flatten());
+    let json = opts.config_json.clone().or_else(|| {
+        (layout == Layout::Hf)
+            .then(|| find_config_json(&map.path))
+            .flatten()
+    });
     match json {
         Some(p) => {
             let text = std::fs::read_to_string(&p).map_err(|source| ModelError::Io {
@@ -312,9 +328,7 @@ fn build_backbone(
                         .iter()
                         .map(|q| {
                             let w = t.take(&format!("{a}.{q}.weight"), &[d, d]);
-                            let bias = cfg
-                                .qkv_bias
-                                .then(|| t.take(&format!("{a}.{q}.bias"), &[d]));
+                            let bias = cfg.qkv_bias.then(|| t.take(&format!("{a}.{q}.bias"), &[d]));
                             (w, bias)
                         })
                         .collect();
@@ -440,7 +454,7 @@ pub(super) fn random_backbone(cfg: &Dinov2Config, device: &Device) -> Dinov2 {
             Distribution::Normal(0.0, 0.02),
             device,
         );
-        let data = t.into_data().to_vec::<f32>().unwrap_or_default();
+        let data = t.into_data().try_to_vec::<f32>().unwrap_or_default();
         RawTensor::new(shape, data)
     };
     let d = cfg.hidden_size;
@@ -463,10 +477,17 @@ pub(super) fn random_backbone(cfg: &Dinov2Config, device: &Device) -> Dinov2 {
     put("patch_embed.proj.weight".into(), normal(vec![d, c, p, p]));
     put("patch_embed.proj.bias".into(), zeros(d));
     put("cls_token".into(), normal(vec![1, 1, d]));
-    put("mask_token".into(), RawTensor::new(vec![1, d], vec![0.0; d]));
+    put(
+        "mask_token".into(),
+        RawTensor::new(vec![1, d], vec![0.0; d]),
+    );
     put("register_tokens".into(), normal(vec![1, r, d]));
     put("pos_embed".into(), normal(vec![1, 1 + g * g, d]));
-    let (fc1, fc2) = if cfg.swiglu { ("w12", "w3") } else { ("fc1", "fc2") };
+    let (fc1, fc2) = if cfg.swiglu {
+        ("w12", "w3")
+    } else {
+        ("fc1", "fc2")
+    };
     let fc1_out = if cfg.swiglu { 2 * h } else { h };
     for i in 0..cfg.num_layers {
         let b = format!("blocks.{i}");

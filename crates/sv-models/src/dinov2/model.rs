@@ -249,7 +249,9 @@ impl Dinov2 {
         let mh = Tensor::<2>::from_data(TensorData::new(mh, [gh, src]), &device);
         let mw = Tensor::<3>::from_data(TensorData::new(mw, [1, gw, src]), &device);
         // [src, src·D] → rows resampled → [gh, src, D] → columns resampled per row.
-        let rows = mh.matmul(patch_pos.reshape([src, src * d])).reshape([gh, src, d]);
+        let rows = mh
+            .matmul(patch_pos.reshape([src, src * d]))
+            .reshape([gh, src, d]);
         mw.matmul(rows).reshape([1, gh * gw, d])
     }
 

@@ -1,0 +1,11 @@
+//! DINOv2 with registers: configuration, model and checkpoint loading.
+
+mod config;
+mod load;
+mod model;
+
+pub use config::Dinov2Config;
+pub use load::{Layout, LoadOptions, detect_layout};
+pub use model::{
+    Attention, Block, Dinov2, Dinov2Classifier, Dinov2Output, DropPath, Mlp, Norm, PosResampleCache,
+};
