@@ -9,7 +9,7 @@ Written:
                                         in HF, timm and original (Meta) layouts
   dinov2/<name>.config.json             the HF config (HF layouts only)
   dinov2/<name>.expected.safetensors    inputs and reference outputs
-  dinov2/hub/<repo files>               a small HF-style repo for the download tests
+  dinov2/hub/preprocessor_config.json    the processor of the repo served in download tests
   dinov2/real_configs.json              parameter counts and shapes of the real configs
   images/*                              real photos from scikit-image's data folder
   preprocess/<image>.safetensors        reference pixel tensors (HF BitImageProcessor)
@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -140,11 +139,10 @@ def hf_fixtures() -> None:
     base: Dinov2WithRegistersModel = cls_model.dinov2_with_registers
     torch.save({k: v.contiguous() for k, v in base.state_dict().items()}, DINO / "hf_base.bin")
 
-    # A small HF-style repo for the download tests (config, weights, preprocessor).
+    # The download tests serve an HF-style repo of hf_mlp.safetensors (as model.safetensors),
+    # hf_mlp.config.json (as config.json) and this preprocessor config.
     hub = DINO / "hub"
     hub.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DINO / "hf_mlp.safetensors", hub / "model.safetensors")
-    shutil.copy(DINO / "hf_mlp.config.json", hub / "config.json")
     BitImageProcessor.from_dict(PROCESSOR).to_json_file(hub / "preprocessor_config.json")
 
 

@@ -47,6 +47,23 @@ pub enum HubError {
         #[source]
         source: Box<hf_hub::api::sync::ApiError>,
     },
+    /// A downloaded file does not hash to the checksum the server announced; it has been
+    /// removed from the cache.
+    #[error(
+        "{repo}@{revision}: `{file}` is corrupt: expected {expected}, got {actual}; removed from the cache"
+    )]
+    Checksum {
+        /// Repository id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+        /// File inside the repository.
+        file: String,
+        /// Checksum announced by the server (the cache blob's name).
+        expected: String,
+        /// Checksum of the bytes received.
+        actual: String,
+    },
     /// The client could not be set up (cache directory, TLS, …).
     #[error("cannot set up the Hub client: {0}")]
     Setup(#[source] Box<hf_hub::api::sync::ApiError>),
@@ -166,7 +183,8 @@ impl HubClient {
                 cache: self.settings.cache_dir.clone(),
             });
         };
-        api.repo(handle)
+        let path = api
+            .repo(handle)
             .download(file)
             .map_err(|source| HubError::Download {
                 repo: repo.to_string(),
@@ -174,7 +192,18 @@ impl HubClient {
                 file: file.to_string(),
                 endpoint: self.settings.endpoint.clone(),
                 source: Box::new(source),
-            })
+            })?;
+        if let Err((expected, actual)) = verify_blob(&path) {
+            remove_cached(&path);
+            return Err(HubError::Checksum {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: file.to_string(),
+                expected,
+                actual,
+            });
+        }
+        Ok(path)
     }
 
     /// Like [`HubClient::model_file`], but returns `Ok(None)` when the server
@@ -193,6 +222,52 @@ impl HubClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Check a freshly downloaded file against its blob name, which is the server's ETag:
+/// the SHA-256 of the content for LFS files, the git blob SHA-1 for small files. A file
+/// cut short by a dropped connection fails here instead of being used. Blob names of
+/// another form are not checked.
+fn verify_blob(path: &Path) -> std::result::Result<(), (String, String)> {
+    use sha1::Digest as _;
+    let Ok(blob) = std::fs::canonicalize(path) else {
+        return Ok(());
+    };
+    let Some(name) = blob.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return Ok(());
+    };
+    let is_hex = name.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hex || !(name.len() == 64 || name.len() == 40) {
+        return Ok(());
+    }
+    let Ok(bytes) = std::fs::read(&blob) else {
+        return Ok(());
+    };
+    let actual = if name.len() == 64 {
+        hex(&sha2::Sha256::digest(&bytes))
+    } else {
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", bytes.len()).as_bytes());
+        h.update(&bytes);
+        hex(&h.finalize())
+    };
+    if actual.eq_ignore_ascii_case(&name) {
+        Ok(())
+    } else {
+        Err((name, actual))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Remove a cached file: its snapshot pointer and the blob it points to.
+fn remove_cached(pointer: &Path) {
+    if let Ok(blob) = std::fs::canonicalize(pointer) {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(pointer);
 }
 
 fn is_not_found(err: &hf_hub::api::sync::ApiError) -> bool {

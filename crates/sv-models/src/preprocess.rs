@@ -142,14 +142,28 @@ impl Preprocessor {
 
 /// Decode an image file, refusing images over `max_pixels` before allocating them.
 pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
-    let err = |reason: String| ModelError::Image {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::Image {
         path: path.into(),
+        reason: e.to_string(),
+    })?;
+    decode_image(&bytes, max_pixels, path)
+}
+
+/// Decode an encoded image (JPEG, PNG, WebP) held in memory; `name` is used in errors.
+/// Images over `max_pixels` are refused from their header, and a JPEG whose entropy-coded
+/// data is cut short is refused rather than decoded with grey filler.
+pub fn decode_image(bytes: &[u8], max_pixels: u64, name: &Path) -> Result<DynamicImage> {
+    let err = |reason: String| ModelError::Image {
+        path: name.into(),
         reason,
     };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
+    let format = image::guess_format(bytes).map_err(|e| err(format!("unknown format: {e}")))?;
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(err(
+            "JPEG data is truncated (no end-of-image marker after the last scan)".into(),
+        ));
+    }
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| err(format!("cannot read header: {e}")))?;
@@ -158,14 +172,22 @@ pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
             "{w}×{h} exceeds the pixel limit of {max_pixels}"
         )));
     }
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     reader.no_limits();
     reader
         .decode()
         .map_err(|e| err(format!("cannot decode: {e}")))
+}
+
+/// Whether a JPEG has an end-of-image marker after its last start-of-scan marker. Inside
+/// entropy-coded data every 0xFF byte is followed by 0x00 or a restart marker, so neither
+/// marker can appear by accident.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -187,7 +187,7 @@ impl WeightMap {
 
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
+    let f = std::fs::File::open(path).map_err(|source| ModelError::Io {
         path: path.into(),
         source,
     })?;

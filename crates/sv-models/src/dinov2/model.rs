@@ -338,3 +338,43 @@ impl Dinov2Classifier {
         self.head.weight.dims()[1]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ones(device: &Device) -> Tensor<3> {
+        Tensor::ones([64, 2, 3], device)
+    }
+
+    #[test]
+    fn drop_path_is_identity_outside_training() {
+        let device = Device::default();
+        let dp = DropPath::new(0.5);
+        let x = ones(&device);
+        let y = dp.forward(x.clone());
+        assert_eq!(y.into_data(), x.into_data());
+    }
+
+    #[test]
+    fn drop_path_drops_whole_samples_while_training() {
+        let device = Device::default().autodiff();
+        let dp = DropPath::new(0.5);
+        let y = dp
+            .forward(ones(&device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let per_sample: Vec<f32> = y.chunks(6).map(|c| c[0]).collect();
+        for (i, c) in y.chunks(6).enumerate() {
+            assert!(c.iter().all(|v| *v == per_sample[i]), "sample {i} mixed");
+            assert!(
+                per_sample[i] == 0.0 || per_sample[i] == 2.0,
+                "{}",
+                per_sample[i]
+            );
+        }
+        let kept = per_sample.iter().filter(|v| **v > 0.0).count();
+        assert!((8..=56).contains(&kept), "kept {kept} of 64");
+    }
+}
