@@ -1,1 +1,129 @@
-fn main() {}
+//! `sv-miner`: the StreetVision (netuid 72) miner.
+//!
+//! Today it classifies images from the command line; serving the axon protocol comes with
+//! the `serve` subcommand (not built yet).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use sv_models::{LoadOptions, RoadworkClassifier, device_by_name};
+
+/// StreetVision miner: answers validators with the probability that a street image shows
+/// roadwork (cones, barriers, signs, crews, machines).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Classify image files with a DINOv2-with-registers classifier and print, per image,
+    /// the roadwork probability and the latency.
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ClassifyArgs {
+    /// Local checkpoint (.safetensors, .bin or .pth) in HF transformers, timm or original
+    /// layout. `config.json` and `preprocessor_config.json` beside it (or
+    /// `<stem>.config.json`) are used when present.
+    #[arg(long, conflicts_with = "hub", required_unless_present = "hub")]
+    checkpoint: Option<PathBuf>,
+
+    /// Hugging Face repository to load instead (uses the HF cache; honours HF_HOME,
+    /// HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1).
+    #[arg(long, value_name = "ORG/NAME")]
+    hub: Option<String>,
+
+    /// Revision (branch, tag or commit) of the --hub repository.
+    #[arg(long, requires = "hub")]
+    revision: Option<String>,
+
+    /// HF-style config.json to use for a local checkpoint.
+    #[arg(long, requires = "checkpoint")]
+    config: Option<PathBuf>,
+
+    /// Attention heads, for timm/original checkpoints whose width is not a multiple of 64.
+    #[arg(long)]
+    heads: Option<usize>,
+
+    /// Index of the roadwork logit (default: the label named "roadwork", else 1 of 2).
+    #[arg(long)]
+    roadwork_index: Option<usize>,
+
+    /// Device: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+
+    /// Print one JSON object per image instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// Images to classify (JPEG, PNG or WebP); they run as one batch.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Classify(args) => classify(args),
+    }
+}
+
+fn classify(args: ClassifyArgs) -> Result<()> {
+    let device = device_by_name(&args.device)?;
+    let t0 = std::time::Instant::now();
+    let classifier = match (&args.checkpoint, &args.hub) {
+        (Some(path), _) => {
+            let opts = LoadOptions {
+                config_json: args.config.clone(),
+                num_heads: args.heads,
+                ..LoadOptions::default()
+            };
+            RoadworkClassifier::load(path, &opts, args.roadwork_index, device)
+                .with_context(|| format!("loading checkpoint {}", path.display()))?
+        }
+        (None, Some(repo)) => {
+            let client = sv_hub::HubClient::from_env().context("setting up the Hub client")?;
+            RoadworkClassifier::from_pretrained(
+                &client,
+                repo,
+                args.revision.as_deref(),
+                args.roadwork_index,
+                device,
+            )
+            .with_context(|| format!("loading {repo} from the Hugging Face Hub"))?
+        }
+        (None, None) => unreachable!("clap requires --checkpoint or --hub"),
+    };
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let predictions = classifier
+        .classify_files(&args.images)
+        .context("classifying images")?;
+    for p in &predictions {
+        if args.json {
+            let line = serde_json::json!({
+                "image": p.path,
+                "roadwork_probability": p.roadwork,
+                "preprocess_ms": p.preprocess_ms,
+                "forward_ms": p.forward_ms,
+                "load_ms": load_ms,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{}: roadwork probability {:.4}  (latency {:.1} ms: preprocess {:.1} ms, forward {:.1} ms; model load {:.0} ms)",
+                p.path.display(),
+                p.roadwork,
+                p.preprocess_ms + p.forward_ms,
+                p.preprocess_ms,
+                p.forward_ms,
+                load_ms
+            );
+        }
+    }
+    Ok(())
+}

@@ -94,3 +94,40 @@ impl Dinov2Classifier {
         Ok((model, preprocessor_for(&files)?))
     }
 }
+
+impl crate::classify::RoadworkClassifier {
+    /// Load a roadwork classifier repository from the Hub (weights, config, preprocessor).
+    pub fn from_pretrained(
+        client: &HubClient,
+        repo: &str,
+        revision: Option<&str>,
+        positive_index: Option<usize>,
+        device: Device,
+    ) -> Result<Self> {
+        let files = fetch_pretrained(client, repo, revision)?;
+        let model = Dinov2Classifier::load(&files.weights, &options_for(&files), &device)?;
+        let labels = model.num_labels();
+        let positive_index = match positive_index {
+            Some(i) => i,
+            None => {
+                let text =
+                    std::fs::read_to_string(&files.config).map_err(|source| ModelError::Io {
+                        path: files.config.clone(),
+                        source,
+                    })?;
+                crate::classify::positive_index_from_config(&text, labels)?
+            }
+        };
+        if positive_index >= labels {
+            return Err(ModelError::Config(format!(
+                "roadwork label index {positive_index} is out of range for {labels} labels"
+            )));
+        }
+        Ok(Self {
+            model,
+            preprocessor: preprocessor_for(&files)?,
+            positive_index,
+            device,
+        })
+    }
+}

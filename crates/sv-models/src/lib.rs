@@ -9,6 +9,8 @@
 //!
 //! The CPU backend is burn's Flex; build with the `cuda` feature for GPU hosts.
 
+pub mod classify;
+pub mod device;
 pub mod dinov2;
 pub mod error;
 #[cfg(feature = "hub")]
@@ -18,6 +20,8 @@ pub mod resample;
 pub mod weights;
 
 pub use burn::tensor::{Device, Tensor};
+pub use classify::{Prediction, RoadworkClassifier};
+pub use device::device_by_name;
 pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, LoadOptions};
 pub use error::{ModelError, Result};
 pub use preprocess::Preprocessor;
@@ -35,4 +39,14 @@ pub fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
             exps.into_iter().map(|e| e / sum).collect()
         })
         .collect()
+}
+
+/// A file beside `checkpoint` named `<stem>.<name>` or `<name>` (e.g. `model.config.json`
+/// or `config.json` next to `model.safetensors`), the first that exists.
+pub(crate) fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    let stem = checkpoint.file_stem()?.to_string_lossy().to_string();
+    let dir = checkpoint.parent()?;
+    [dir.join(format!("{stem}.{name}")), dir.join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
 }

@@ -224,14 +224,7 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
 }
 
 fn find_config_json(path: &Path) -> Option<PathBuf> {
-    let stem = path.file_stem()?.to_string_lossy().to_string();
-    let dir = path.parent()?;
-    [
-        dir.join(format!("{stem}.config.json")),
-        dir.join("config.json"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+    crate::find_sidecar(path, "config.json")
 }
 
 /// Resolve the configuration: explicit > config.json (HF layout) > inferred from shapes.
