@@ -177,8 +177,7 @@ fn renamed_key_fails_listing_missing_and_unused() {
     )
     .unwrap();
     let err = Dinov2Classifier::load(&bad, &LoadOptions::default(), &Device::default())
-        .err()
-        .expect("a renamed key must fail the load");
+        .expect_err("a renamed key must fail the load");
     assert!(matches!(err, ModelError::KeyMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("renamed.safetensors"), "names the file: {msg}");
@@ -199,8 +198,7 @@ fn classifier_head_in_backbone_load_is_an_unused_key() {
         &LoadOptions::default(),
         &Device::default(),
     )
-    .err()
-    .expect("a head left over must fail a backbone load");
+    .expect_err("a head left over must fail a backbone load");
     assert!(err.to_string().contains("classifier.weight"), "{err}");
 }
 

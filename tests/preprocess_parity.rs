@@ -66,9 +66,7 @@ fn corrupt_image_is_a_clear_error() {
     let bad = dir.path().join("truncated.jpg");
     let bytes = std::fs::read(fixture("images/rocket.jpg")).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
-    let err = open_image(&bad, DEFAULT_MAX_PIXELS)
-        .err()
-        .expect("truncated JPEG must fail");
+    let err = open_image(&bad, DEFAULT_MAX_PIXELS).expect_err("truncated JPEG must fail");
     assert!(err.to_string().contains("truncated.jpg"), "{err}");
 }
 

@@ -100,7 +100,7 @@ impl WeightMap {
             use safetensors::Dtype;
             let raw = view.data();
             let data = match view.dtype() {
-                Dtype::F32 => decode::<4>(raw, |b| f32::from_le_bytes(b)),
+                Dtype::F32 => decode::<4>(raw, f32::from_le_bytes),
                 Dtype::F16 => decode::<2>(raw, |b| half::f16::from_le_bytes(b).to_f32()),
                 Dtype::BF16 => decode::<2>(raw, |b| half::bf16::from_le_bytes(b).to_f32()),
                 Dtype::F64 => decode::<8>(raw, |b| f64::from_le_bytes(b) as f32),

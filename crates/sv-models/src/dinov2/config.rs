@@ -89,7 +89,7 @@ impl Dinov2Config {
     pub fn mlp_hidden(&self) -> usize {
         let h = (self.hidden_size as f64 * self.mlp_ratio) as usize;
         if self.swiglu {
-            ((h * 2 / 3) + 7) / 8 * 8
+            (h * 2 / 3).div_ceil(8) * 8
         } else {
             h
         }
@@ -124,7 +124,7 @@ impl Dinov2Config {
 
     /// Check internal consistency.
     pub fn validate(&self) -> Result<()> {
-        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(ModelError::Config(format!(
                 "hidden_size {} is not divisible by num_heads {}",
                 self.hidden_size, self.num_heads

@@ -169,7 +169,12 @@ pub struct Dinov2Output {
 
 /// Resampling matrices of the position-embedding grid, one pair per target grid.
 #[derive(Debug, Clone, Default)]
-pub struct PosResampleCache(Arc<Mutex<HashMap<(usize, usize, usize), (Vec<f32>, Vec<f32>)>>>);
+pub struct PosResampleCache(Arc<Mutex<HashMap<GridKey, RowColMatrices>>>);
+
+/// (source grid, target rows, target columns).
+type GridKey = (usize, usize, usize);
+/// Row and column resampling matrices, row-major.
+type RowColMatrices = (Vec<f32>, Vec<f32>);
 
 impl PosResampleCache {
     fn matrices(&self, src: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# ViT-S/14 and ViT-B/14 at 224 px, batch 1 and 8: burn (Flex) and PyTorch in the same run,
+# interleaved per configuration, each in a fresh process. Needs the reference venv
+# (bash tools/gen_fixtures.sh creates it). Usage: benches/run_vit.sh [iters] [rounds]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+py="$root/tools/.venv/bin/python"
+iters="${1:-10}"
+rounds="${2:-2}"
+features="${VIT_BENCH_FEATURES:-}"
+cargo build --release -q -p sv-benches ${features:+--features "$features"} --manifest-path "$root/Cargo.toml"
+bench="${CARGO_TARGET_DIR:-$root/target}/release/vit_bench"
+out="${VIT_BENCH_OUT:-$root/target/vit_bench.jsonl}"
+: > "$out"
+for round in $(seq "$rounds"); do
+  for model in small base; do
+    for batch in 1 8; do
+      "$bench" --model "$model" --batch "$batch" --iters "$iters" | tee -a "$out"
+      "$py" "$root/benches/torch_vit.py" --model "$model" --batch "$batch" --iters "$iters" | tee -a "$out"
+    done
+  done
+done
+"$py" - "$out" <<'PY'
+import json, sys, collections
+rows = [json.loads(l) for l in open(sys.argv[1])]
+best = collections.defaultdict(dict)
+for r in rows:
+    key = (r["model"], r["batch"])
+    kind = "burn" if r["impl"] == "burn-flex" else "torch"
+    prev = best[key].get(kind)
+    if prev is None or r["images_per_s"] > prev["images_per_s"]:
+        best[key][kind] = r
+print("| model | batch | burn img/s | PyTorch img/s | burn / PyTorch | burn peak RSS MiB | PyTorch peak RSS MiB |")
+print("|---|---|---|---|---|---|---|")
+for (model, batch), v in sorted(best.items(), key=lambda kv: (kv[0][0] != "small", kv[0][1])):
+    b, t = v["burn"], v["torch"]
+    print(f"| ViT-{model[0].upper()}/14 | {batch} | {b['images_per_s']:.2f} | {t['images_per_s']:.2f} | "
+          f"{b['images_per_s'] / t['images_per_s']:.2f}× | {b['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
+PY
