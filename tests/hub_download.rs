@@ -5,109 +5,32 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use burn::tensor::Device;
-use sv_hub::{HubClient, HubError, HubSettings};
+use sv_hub::HubError;
 use sv_models::{Dinov2Classifier, ModelError, Preprocessor};
-use sv_tests::{fixture, max_abs_diff, read_expected};
+use sv_tests::{FAKE_HUB_COMMIT, FakeHub, max_abs_diff, read_expected, tiny_repo_files};
 
 const REPO: &str = "streetvision/tiny-dinov2-roadwork";
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const COMMIT: &str = FAKE_HUB_COMMIT;
 
-/// A minimal Hub: `GET /{repo}/resolve/{revision}/{file}` with range support.
-struct FakeHub {
-    endpoint: String,
-    requests: Arc<AtomicUsize>,
+fn serve(
+    files: std::collections::HashMap<&'static str, PathBuf>,
+    corrupt: Option<&'static str>,
+) -> FakeHub {
+    FakeHub::serve(REPO, files, corrupt)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+fn repo_files() -> std::collections::HashMap<&'static str, PathBuf> {
+    tiny_repo_files()
 }
 
-/// Serve `files`; when `corrupt` names a file, its body is altered after the ETag is taken.
-fn serve(files: HashMap<&'static str, PathBuf>, corrupt: Option<&'static str>) -> FakeHub {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", server.server_addr().to_ip().unwrap());
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let url = request.url().to_string();
-            let prefix = format!("/{REPO}/resolve/main/");
-            let file = url
-                .strip_prefix(&prefix)
-                .and_then(|f| files.get_key_value(f));
-            let Some((name, path)) = file else {
-                let _ = request.respond(tiny_http::Response::empty(404));
-                continue;
-            };
-            let mut body = std::fs::read(path).unwrap();
-            let etag = sha256_hex(&body);
-            if corrupt == Some(*name) {
-                let last = body.len() - 1;
-                body[last] ^= 0xFF;
-            }
-            let total = body.len();
-            let range = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Range"))
-                .map(|h| h.value.as_str().to_string());
-            let (start, end) = match range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
-                Some(r) => {
-                    let (a, b) = r.split_once('-').unwrap();
-                    let a: usize = a.parse().unwrap();
-                    let b: usize = if b.is_empty() {
-                        total - 1
-                    } else {
-                        b.parse().unwrap()
-                    };
-                    (a, b.min(total - 1))
-                }
-                None => (0, total - 1),
-            };
-            let header = |k: &str, v: String| tiny_http::Header::from_bytes(k, v).unwrap();
-            let response = tiny_http::Response::from_data(body[start..=end].to_vec())
-                .with_status_code(206)
-                .with_header(header("ETag", format!("\"{etag}\"")))
-                .with_header(header("X-Repo-Commit", COMMIT.to_string()))
-                .with_header(header(
-                    "Content-Range",
-                    format!("bytes {start}-{end}/{total}"),
-                ));
-            let _ = request.respond(response);
-        }
-    });
-    FakeHub { endpoint, requests }
-}
+use sv_tests::hub_client as client;
 
-fn repo_files() -> HashMap<&'static str, PathBuf> {
-    HashMap::from([
-        ("config.json", fixture("dinov2/hf_mlp.config.json")),
-        ("model.safetensors", fixture("dinov2/hf_mlp.safetensors")),
-        (
-            "preprocessor_config.json",
-            fixture("dinov2/hub/preprocessor_config.json"),
-        ),
-    ])
-}
-
-fn client(endpoint: &str, cache: &std::path::Path, offline: bool) -> HubClient {
-    HubClient::new(HubSettings {
-        cache_dir: cache.to_path_buf(),
-        endpoint: endpoint.to_string(),
-        token: None,
-        offline,
-        progress: false,
-    })
-    .unwrap()
+/// `from_pretrained` of the test repository on the CPU.
+fn load(client: &sv_hub::HubClient) -> Result<(Dinov2Classifier, Preprocessor), ModelError> {
+    Dinov2Classifier::from_pretrained(client, REPO, None, &Device::default())
 }
 
 #[test]
@@ -175,14 +98,7 @@ fn from_pretrained_downloads_caches_and_matches_transformers() {
 #[test]
 fn offline_without_cache_names_the_missing_file() {
     let cache = tempfile::tempdir().unwrap();
-    let err = Dinov2Classifier::from_pretrained(
-        &client("http://127.0.0.1:9", cache.path(), true),
-        REPO,
-        None,
-        &Device::default(),
-    )
-    .err()
-    .unwrap();
+    let err = load(&client("http://127.0.0.1:9", cache.path(), true)).unwrap_err();
     assert!(
         matches!(err, ModelError::Hub(HubError::NotCached { ref file, .. }) if file == "config.json"),
         "{err}"
@@ -193,14 +109,7 @@ fn offline_without_cache_names_the_missing_file() {
 fn corrupt_download_is_refused_and_not_cached() {
     let hub = serve(repo_files(), Some("model.safetensors"));
     let cache = tempfile::tempdir().unwrap();
-    let err = Dinov2Classifier::from_pretrained(
-        &client(&hub.endpoint, cache.path(), false),
-        REPO,
-        None,
-        &Device::default(),
-    )
-    .err()
-    .unwrap();
+    let err = load(&client(&hub.endpoint, cache.path(), false)).unwrap_err();
     assert!(
         matches!(err, ModelError::Hub(HubError::Checksum { ref file, .. }) if file == "model.safetensors"),
         "{err}"

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::SafeTensors;
@@ -69,4 +71,128 @@ pub fn max_abs_diff<const D: usize>(what: &str, got: Tensor<D>, want: &Expected)
         .zip(&want.data)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max)
+}
+
+/// Commit id the fake Hub reports for every file.
+pub const FAKE_HUB_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A Hugging Face Hub stand-in on loopback serving one repository the way the Hub does:
+/// `HEAD` and `GET /{repo}/resolve/{revision}/{file}` with `ETag` (the SHA-256 of the
+/// content, as for LFS files), `X-Repo-Commit`, `X-Linked-Size`, and range requests
+/// answered with `206` and `Content-Range`. Unknown files get `404`.
+pub struct FakeHub {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub endpoint: String,
+    /// Requests received so far.
+    pub requests: Arc<AtomicUsize>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl FakeHub {
+    /// Serve `files` (name in the repository → local file) of `repo` at any revision. When
+    /// `corrupt` names a file, its body is altered after its ETag is computed.
+    pub fn serve(
+        repo: &'static str,
+        files: HashMap<&'static str, PathBuf>,
+        corrupt: Option<&'static str>,
+    ) -> FakeHub {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind loopback");
+        let endpoint = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("ip address")
+        );
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let url = request.url().to_string();
+                let file = url
+                    .strip_prefix(&format!("/{repo}/resolve/"))
+                    .and_then(|rest| rest.split_once('/'))
+                    .and_then(|(_rev, f)| files.get_key_value(f));
+                let Some((name, path)) = file else {
+                    let _ = request.respond(tiny_http::Response::empty(404));
+                    continue;
+                };
+                let mut body = std::fs::read(path).expect("fixture file");
+                let total = body.len();
+                let etag = sha256_hex(&body);
+                if corrupt == Some(*name) {
+                    let last = body.len() - 1;
+                    body[last] ^= 0xFF;
+                }
+                let header = |k: &str, v: String| tiny_http::Header::from_bytes(k, v).unwrap();
+                // As the Hub does for LFS files, the full size also travels in
+                // X-Linked-Size (tiny_http sends no Content-Length on HEAD).
+                let common = |r: tiny_http::Response<std::io::Cursor<Vec<u8>>>| {
+                    r.with_header(header("ETag", format!("\"{etag}\"")))
+                        .with_header(header("X-Linked-Size", total.to_string()))
+                        .with_header(header("X-Repo-Commit", FAKE_HUB_COMMIT.to_string()))
+                };
+                if *request.method() == tiny_http::Method::Head {
+                    let response = common(tiny_http::Response::from_data(body));
+                    let _ = request.respond(response);
+                    continue;
+                }
+                let range = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Range"))
+                    .map(|h| h.value.as_str().to_string());
+                let Some(range) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")) else {
+                    let _ = request.respond(common(tiny_http::Response::from_data(body)));
+                    continue;
+                };
+                let (a, b) = range.split_once('-').unwrap_or((range, ""));
+                let start: usize = a.parse().unwrap_or(0);
+                let end: usize = if b.is_empty() {
+                    total - 1
+                } else {
+                    b.parse().unwrap_or(total - 1)
+                };
+                let end = end.min(total - 1);
+                let response = common(tiny_http::Response::from_data(body[start..=end].to_vec()))
+                    .with_status_code(206)
+                    .with_header(header(
+                        "Content-Range",
+                        format!("bytes {start}-{end}/{total}"),
+                    ));
+                let _ = request.respond(response);
+            }
+        });
+        FakeHub { endpoint, requests }
+    }
+}
+
+/// The files of a tiny HF classifier repository: the `hf_mlp` parity fixture as
+/// `model.safetensors` with its `config.json` and a `preprocessor_config.json`.
+pub fn tiny_repo_files() -> HashMap<&'static str, PathBuf> {
+    HashMap::from([
+        ("config.json", fixture("dinov2/hf_mlp.config.json")),
+        ("model.safetensors", fixture("dinov2/hf_mlp.safetensors")),
+        (
+            "preprocessor_config.json",
+            fixture("dinov2/hub/preprocessor_config.json"),
+        ),
+    ])
+}
+
+/// A Hub client on `cache` talking to `endpoint`, without progress bars or token.
+pub fn hub_client(endpoint: &str, cache: &std::path::Path, offline: bool) -> sv_hub::HubClient {
+    sv_hub::HubClient::new(sv_hub::HubSettings {
+        cache_dir: cache.to_path_buf(),
+        endpoint: endpoint.to_string(),
+        token: None,
+        offline,
+        progress: false,
+    })
+    .expect("Hub client")
 }

@@ -67,3 +67,47 @@ fn cuda_without_the_feature_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--features cuda"));
 }
+
+#[test]
+fn hub_model_follows_python_environment_variables() {
+    const REPO: &str = "streetvision/cli-env-check";
+    let hub = sv_tests::FakeHub::serve(REPO, sv_tests::tiny_repo_files(), None);
+    let home = tempfile::tempdir().unwrap();
+    let run = |endpoint: &str, offline: bool| {
+        let mut cmd = miner();
+        cmd.args(["classify", "--json", "--hub", REPO])
+            .arg(fixture("images/chelsea.png"))
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", endpoint)
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN");
+        if offline {
+            cmd.env("HF_HUB_OFFLINE", "1");
+        } else {
+            cmd.env_remove("HF_HUB_OFFLINE");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        line["roadwork_probability"].as_f64().unwrap()
+    };
+    let online = run(&hub.endpoint, false);
+    // HF_HOME/hub is the cache, in Python's layout.
+    assert!(
+        home.path()
+            .join("hub/models--streetvision--cli-env-check/refs/main")
+            .is_file()
+    );
+    let requests = hub.requests.load(std::sync::atomic::Ordering::SeqCst);
+    // Offline with an unreachable endpoint: served from that cache, no request made.
+    let offline = run("http://127.0.0.1:9", true);
+    assert_eq!(online, offline);
+    assert_eq!(
+        hub.requests.load(std::sync::atomic::Ordering::SeqCst),
+        requests
+    );
+}

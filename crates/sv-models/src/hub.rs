@@ -67,6 +67,19 @@ pub fn preprocessor_for(files: &PretrainedFiles) -> Result<Preprocessor> {
     }
 }
 
+/// Fetch a repository and load its weights with `load`, returning the model and the
+/// repository's preprocessing.
+fn load_pretrained<M>(
+    client: &HubClient,
+    repo: &str,
+    revision: Option<&str>,
+    load: impl FnOnce(&std::path::Path, &LoadOptions) -> Result<M>,
+) -> Result<(M, Preprocessor)> {
+    let files = fetch_pretrained(client, repo, revision)?;
+    let model = load(&files.weights, &options_for(&files))?;
+    Ok((model, preprocessor_for(&files)?))
+}
+
 impl Dinov2 {
     /// Load a backbone such as `facebook/dinov2-with-registers-small` from the Hub.
     pub fn from_pretrained(
@@ -75,9 +88,7 @@ impl Dinov2 {
         revision: Option<&str>,
         device: &Device,
     ) -> Result<(Self, Preprocessor)> {
-        let files = fetch_pretrained(client, repo, revision)?;
-        let model = Dinov2::load(&files.weights, &options_for(&files), device)?;
-        Ok((model, preprocessor_for(&files)?))
+        load_pretrained(client, repo, revision, |w, o| Dinov2::load(w, o, device))
     }
 }
 
@@ -89,9 +100,9 @@ impl Dinov2Classifier {
         revision: Option<&str>,
         device: &Device,
     ) -> Result<(Self, Preprocessor)> {
-        let files = fetch_pretrained(client, repo, revision)?;
-        let model = Dinov2Classifier::load(&files.weights, &options_for(&files), device)?;
-        Ok((model, preprocessor_for(&files)?))
+        load_pretrained(client, repo, revision, |w, o| {
+            Dinov2Classifier::load(w, o, device)
+        })
     }
 }
 
