@@ -13,6 +13,7 @@ pub mod classify;
 pub mod device;
 pub mod dinov2;
 pub mod error;
+pub mod fast_ops;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod preprocess;

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Flag, Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::module::{attention, conv2d, layer_norm};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 use super::config::Dinov2Config;
+use crate::fast_ops::bias_gelu;
 use crate::resample::bicubic_aa_matrix;
 
 /// LayerNorm over the last axis with weight and bias.
@@ -33,6 +34,15 @@ impl Norm {
     }
 }
 
+/// A linear layer over `[B, T, D]` tokens as one `[B·T, D]` GEMM (burn's `Linear` on a
+/// rank-3 input runs one GEMM per batch item against a broadcast weight).
+fn tokens_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = layer.forward(x.reshape([b * t, d]));
+    let [_, out] = y.dims();
+    y.reshape([b, t, out])
+}
+
 /// Multi-head self-attention with a fused query/key/value projection.
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -50,9 +60,7 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)
+        let qkv = tokens_linear(&self.qkv, x)
             .reshape([b, t, 3, h, d / h])
             .permute([2, 0, 3, 1, 4]);
         let mut parts = qkv.chunk(3, 0).into_iter().map(|p| p.squeeze_dim::<4>(0));
@@ -62,7 +70,7 @@ impl Attention {
             parts.next().expect("v"),
         );
         let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        self.proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+        tokens_linear(&self.proj, out.swap_dims(1, 2).reshape([b, t, d]))
     }
 }
 
@@ -81,16 +89,22 @@ pub struct Mlp {
 impl Mlp {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.fc1.forward(x);
         let x = if self.swiglu {
+            let x = tokens_linear(&self.fc1, x);
             let mut halves = x.chunk(2, 2).into_iter();
             let gate = halves.next().expect("gate half");
             let value = halves.next().expect("value half");
             silu(gate) * value
         } else {
-            gelu(x)
+            // One GEMM over all tokens of the batch; fc1's bias is added in the same pass
+            // as the exact GELU.
+            let [b, t, d] = x.dims();
+            let h = x.reshape([b * t, d]).matmul(self.fc1.weight.val());
+            let h = bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()));
+            let [_, hidden] = h.dims();
+            h.reshape([b, t, hidden])
         };
-        self.fc2.forward(x)
+        tokens_linear(&self.fc2, x)
     }
 }
 
