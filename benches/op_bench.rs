@@ -77,30 +77,6 @@ fn main() {
     time("fc1 matmul + fused", reps, || {
         sv_models::fast_ops::bias_gelu(x.clone().matmul(w1.clone().unsqueeze()), Some(b1.clone()))
     });
-    {
-        let mut tot = [0.0f64; 4];
-        for _ in 0..reps {
-            let u = x.clone().matmul(w1.clone().unsqueeze());
-            let t0 = Instant::now();
-            let data = u.into_data();
-            let t1 = Instant::now();
-            let mut data = data.convert::<f32>();
-            let t2 = Instant::now();
-            let sl = data.as_mut_slice::<f32>().unwrap();
-            sl[0] += 1.0;
-            let t3 = Instant::now();
-            let back = Tensor::<3>::from_data(data, &device);
-            let t4 = Instant::now();
-            drop(back);
-            for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)].iter().enumerate() {
-                tot[k] += (*b - *a).as_secs_f64() * 1e3 / reps as f64;
-            }
-        }
-        println!(
-            "unique: into_data {:.3} convert {:.3} slice {:.3} from_data {:.3} ms",
-            tot[0], tot[1], tot[2], tot[3]
-        );
-    }
     time("into_data+from_data", reps, || {
         let data = hidden.clone().into_data();
         Tensor::<3>::from_data(data, &device)
