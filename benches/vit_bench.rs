@@ -9,6 +9,10 @@ use std::time::Instant;
 use burn::tensor::{Device, Distribution, Tensor};
 use sv_models::{Dinov2, Dinov2Classifier, Dinov2Config};
 
+/// As in `sv-miner`: see the workspace manifest.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     model: String,
     batch: usize,
