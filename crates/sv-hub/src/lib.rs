@@ -93,9 +93,11 @@ impl HubSettings {
     /// `HF_HUB_OFFLINE`; a token saved by `huggingface-cli login` is used when
     /// `HF_TOKEN` is unset.
     pub fn from_env() -> Self {
+        // `$HF_HOME/hub` (or the default home cache); it also holds the saved token.
+        let home = Cache::from_env();
         let cache_dir = match std::env::var_os("HF_HUB_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => Cache::from_env().path().clone(),
+            _ => home.path().clone(),
         };
         let endpoint = std::env::var("HF_ENDPOINT")
             .ok()
@@ -104,7 +106,7 @@ impl HubSettings {
         let token = std::env::var("HF_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
-            .or_else(|| Cache::from_env().token());
+            .or_else(|| home.token());
         let offline = std::env::var("HF_HUB_OFFLINE")
             .map(|v| is_truthy(&v))
             .unwrap_or(false);

@@ -75,14 +75,36 @@ impl RoadworkClassifier {
         device: Device,
     ) -> Result<Self> {
         let model = Dinov2Classifier::load(checkpoint, opts, &device)?;
-        let labels = model.num_labels();
         let config = opts
             .config_json
             .clone()
             .or_else(|| crate::find_sidecar(checkpoint, "config.json"));
+        let preprocessor = match crate::find_sidecar(checkpoint, "preprocessor_config.json") {
+            Some(path) => Preprocessor::from_hf_json(&crate::read_text(&path)?)?,
+            None => Preprocessor::default(),
+        };
+        Self::with_labels(
+            model,
+            config.as_deref(),
+            preprocessor,
+            positive_index,
+            device,
+        )
+    }
+
+    /// Assemble a classifier, taking the roadwork index from `positive_index`, else from
+    /// the `id2label` of `config` (an HF `config.json`), else label 1 of a two-label head.
+    pub(crate) fn with_labels(
+        model: Dinov2Classifier,
+        config: Option<&Path>,
+        preprocessor: Preprocessor,
+        positive_index: Option<usize>,
+        device: Device,
+    ) -> Result<Self> {
+        let labels = model.num_labels();
         let positive_index = match (positive_index, config) {
             (Some(i), _) => i,
-            (None, Some(path)) => positive_index_from_config(&read(&path)?, labels)?,
+            (None, Some(path)) => positive_index_from_config(&crate::read_text(path)?, labels)?,
             (None, None) => default_positive(labels)?,
         };
         if positive_index >= labels {
@@ -90,10 +112,6 @@ impl RoadworkClassifier {
                 "roadwork label index {positive_index} is out of range for {labels} labels"
             )));
         }
-        let preprocessor = match crate::find_sidecar(checkpoint, "preprocessor_config.json") {
-            Some(path) => Preprocessor::from_hf_json(&read(&path)?)?,
-            None => Preprocessor::default(),
-        };
         Ok(Self {
             model,
             preprocessor,
@@ -125,13 +143,6 @@ impl RoadworkClassifier {
             })
             .collect())
     }
-}
-
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -56,13 +56,7 @@ fn options_for(files: &PretrainedFiles) -> LoadOptions {
 /// Preprocessing of a downloaded repository (the DINOv2 default when it has none).
 pub fn preprocessor_for(files: &PretrainedFiles) -> Result<Preprocessor> {
     match &files.preprocessor {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Preprocessor::from_hf_json(&text)
-        }
+        Some(path) => Preprocessor::from_hf_json(&crate::read_text(path)?),
         None => Ok(Preprocessor::default()),
     }
 }
@@ -117,28 +111,12 @@ impl crate::classify::RoadworkClassifier {
     ) -> Result<Self> {
         let files = fetch_pretrained(client, repo, revision)?;
         let model = Dinov2Classifier::load(&files.weights, &options_for(&files), &device)?;
-        let labels = model.num_labels();
-        let positive_index = match positive_index {
-            Some(i) => i,
-            None => {
-                let text =
-                    std::fs::read_to_string(&files.config).map_err(|source| ModelError::Io {
-                        path: files.config.clone(),
-                        source,
-                    })?;
-                crate::classify::positive_index_from_config(&text, labels)?
-            }
-        };
-        if positive_index >= labels {
-            return Err(ModelError::Config(format!(
-                "roadwork label index {positive_index} is out of range for {labels} labels"
-            )));
-        }
-        Ok(Self {
+        Self::with_labels(
             model,
-            preprocessor: preprocessor_for(&files)?,
+            Some(&files.config),
+            preprocessor_for(&files)?,
             positive_index,
             device,
-        })
+        )
     }
 }

@@ -42,6 +42,14 @@ pub fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The text of a small file (a JSON config), with the path in the error.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A file beside `checkpoint` named `<stem>.<name>` or `<name>` (e.g. `model.config.json`
 /// or `config.json` next to `model.safetensors`), the first that exists.
 pub(crate) fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {

@@ -223,10 +223,6 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
     Ok(cfg)
 }
 
-fn find_config_json(path: &Path) -> Option<PathBuf> {
-    crate::find_sidecar(path, "config.json")
-}
-
 /// Resolve the configuration: explicit > config.json (HF layout) > inferred from shapes.
 fn resolve_config(map: &WeightMap, layout: Layout, opts: &LoadOptions) -> Result<Dinov2Config> {
     if let Some(cfg) = &opts.config {
@@ -235,16 +231,12 @@ fn resolve_config(map: &WeightMap, layout: Layout, opts: &LoadOptions) -> Result
     }
     let json = opts.config_json.clone().or_else(|| {
         (layout == Layout::Hf)
-            .then(|| find_config_json(&map.path))
+            .then(|| crate::find_sidecar(&map.path, "config.json"))
             .flatten()
     });
     match json {
         Some(p) => {
-            let text = std::fs::read_to_string(&p).map_err(|source| ModelError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let (mut cfg, _) = Dinov2Config::from_hf_json(&text)
+            let (mut cfg, _) = Dinov2Config::from_hf_json(&crate::read_text(&p)?)
                 .map_err(|e| ModelError::Config(format!("{}: {e}", p.display())))?;
             if let Some(h) = opts.num_heads {
                 cfg.num_heads = h;

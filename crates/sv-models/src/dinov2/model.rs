@@ -34,13 +34,19 @@ impl Norm {
     }
 }
 
-/// A linear layer over `[B, T, D]` tokens as one `[B·T, D]` GEMM (burn's `Linear` on a
-/// rank-3 input runs one GEMM per batch item against a broadcast weight).
-fn tokens_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+/// Apply a row-wise map to `[B, T, D]` tokens viewed as one `[B·T, D]` matrix, so a
+/// linear layer is one GEMM (burn's `Linear` on a rank-3 input runs one GEMM per batch
+/// item against a broadcast weight).
+fn over_tokens(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<3> {
     let [b, t, d] = x.dims();
-    let y = layer.forward(x.reshape([b * t, d]));
+    let y = f(x.reshape([b * t, d]));
     let [_, out] = y.dims();
     y.reshape([b, t, out])
+}
+
+/// A linear layer over `[B, T, D]` tokens as one GEMM.
+fn tokens_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    over_tokens(x, |rows| layer.forward(rows))
 }
 
 /// Multi-head self-attention with a fused query/key/value projection.
@@ -96,13 +102,11 @@ impl Mlp {
             let value = halves.next().expect("value half");
             silu(gate) * value
         } else {
-            // One GEMM over all tokens of the batch; fc1's bias is added in the same pass
-            // as the exact GELU.
-            let [b, t, d] = x.dims();
-            let h = x.reshape([b * t, d]).matmul(self.fc1.weight.val());
-            let h = bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()));
-            let [_, hidden] = h.dims();
-            h.reshape([b, t, hidden])
+            // fc1's bias is added in the same pass as the exact GELU.
+            over_tokens(x, |rows| {
+                let h = rows.matmul(self.fc1.weight.val());
+                bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()))
+            })
         };
         tokens_linear(&self.fc2, x)
     }
