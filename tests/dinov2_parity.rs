@@ -2,13 +2,11 @@
 //! `tools/gen_fixtures.sh` hold tiny random checkpoints in every layout and the reference
 //! library's outputs at the native grid and at a non-square size that forces interpolation.
 
-use std::path::Path;
-
 use burn::tensor::Device;
 use sv_models::dinov2::detect_layout;
 use sv_models::weights::WeightMap;
 use sv_models::{Dinov2, Dinov2Classifier, Dinov2Config, Layout, LoadOptions, ModelError};
-use sv_tests::{fixture, max_abs_diff, read_expected};
+use sv_tests::{fixture, max_abs_diff, read_expected, rename_key};
 
 const TOL: f32 = 1e-4;
 
@@ -148,18 +146,6 @@ fn layouts_are_detected_from_keys() {
     }
 }
 
-/// Rewrite a safetensors file with one key renamed.
-fn rename_key(src: &Path, dst: &Path, from: &str, to: &str) {
-    let bytes = std::fs::read(src).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(k, v)| (if k == from { to.to_string() } else { k }, v))
-        .collect();
-    safetensors::serialize_to_file(tensors, None, dst).unwrap();
-}
-
 #[test]
 fn renamed_key_fails_listing_missing_and_unused() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +191,7 @@ fn classifier_head_in_backbone_load_is_an_unused_key() {
 #[test]
 fn missing_file_names_the_path() {
     let err = Dinov2::load(
-        Path::new("/nonexistent/model.safetensors"),
+        std::path::Path::new("/nonexistent/model.safetensors"),
         &LoadOptions::default(),
         &Device::default(),
     )

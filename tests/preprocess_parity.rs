@@ -1,5 +1,6 @@
 //! Preprocessing against HF `BitImageProcessor` (PIL bicubic resize to shortest edge 256,
-//! centre crop 224, ImageNet normalisation), on real photographs committed as fixtures.
+//! centre crop 224, ImageNet normalisation) and `ConvNextImageProcessor` (crop_pct resize
+//! and crop at 224, plain resize at 384), on real photographs committed as fixtures.
 
 use burn::tensor::Device;
 use sv_models::Preprocessor;
@@ -12,10 +13,19 @@ const ONE_LEVEL: f32 = 1.0 / 255.0 / 0.224;
 /// Compare with the reference; returns the mean |Δ|.
 fn check(file: &str, tolerance: f32) -> f32 {
     let stem = file.rsplit_once('.').unwrap().0;
-    let expected = read_expected(&format!("preprocess/{stem}.safetensors"));
+    check_with(
+        &Preprocessor::default(),
+        file,
+        &format!("preprocess/{stem}.safetensors"),
+        tolerance,
+    )
+}
+
+fn check_with(processor: &Preprocessor, file: &str, expected: &str, tolerance: f32) -> f32 {
+    let expected = read_expected(expected);
     let image = open_image(&fixture(&format!("images/{file}")), DEFAULT_MAX_PIXELS)
         .unwrap_or_else(|e| panic!("{e}"));
-    let pixels = Preprocessor::default().batch(&[image], &Device::default());
+    let pixels = processor.batch(&[image], &Device::default());
     let want = &expected["pixel_values"];
     let got = pixels.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(got.len(), want.data.len(), "{file}: size");
@@ -57,6 +67,28 @@ fn jpeg_matches_pil_within_decoder_rounding() {
     for file in ["chelsea_q90.jpg", "rocket.jpg"] {
         let mean = check(file, 6.0 * ONE_LEVEL);
         assert!(mean <= 0.5 * ONE_LEVEL, "{file}: mean |Δ| = {mean:e}");
+    }
+}
+
+#[test]
+fn convnext_processor_matches_hf_at_224_and_384() {
+    // 224: shortest edge to int(224 / 0.875) = 256, centre crop 224. 384: resize to
+    // 384×384 without keeping the aspect ratio.
+    for size in [224, 384] {
+        let json = std::fs::read_to_string(fixture(&format!(
+            "preprocess/convnext{size}.preprocessor_config.json"
+        )))
+        .unwrap();
+        let processor = Preprocessor::from_hf_json(&json).unwrap();
+        assert_eq!(processor.crop, (size, size));
+        for stem in ["chelsea", "camera_grey"] {
+            check_with(
+                &processor,
+                &format!("{stem}.png"),
+                &format!("preprocess/convnext{size}_{stem}.safetensors"),
+                1e-5,
+            );
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the cross-crate tests: fixture paths and reference tensors.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -195,4 +195,16 @@ pub fn hub_client(endpoint: &str, cache: &std::path::Path, offline: bool) -> sv_
         progress: false,
     })
     .expect("Hub client")
+}
+
+/// Rewrite a safetensors file with one key renamed.
+pub fn rename_key(src: &Path, dst: &Path, from: &str, to: &str) {
+    let bytes = std::fs::read(src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (if k == from { to.to_string() } else { k }, v))
+        .collect();
+    safetensors::serialize_to_file(tensors, None, dst).unwrap();
 }

@@ -13,6 +13,14 @@ Written:
   dinov2/real_configs.json              parameter counts and shapes of the real configs
   images/*                              real photos from scikit-image's data folder
   preprocess/<image>.safetensors        reference pixel tensors (HF BitImageProcessor)
+  convnext/<name>.{safetensors,bin}     tiny random ConvNeXt-V2 checkpoints, HF and timm layouts
+                                        (timm with linear and with 1x1-conv MLP)
+  convnext/<name>.expected.safetensors  inputs and reference outputs
+  convnext/real_configs.json            parameter counts of the released sizes
+  preprocess/convnext<size>_<image>.safetensors
+                                        reference pixel tensors (HF ConvNextImageProcessor)
+
+Usage: gen_fixtures.py [section ...] with sections dinov2, images, convnext (default: all).
 """
 
 import io
@@ -31,6 +39,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import (
     BitImageProcessor,
+    ConvNextImageProcessor,
+    ConvNextV2Config,
+    ConvNextV2ForImageClassification,
+    ConvNextV2Model,
     Dinov2WithRegistersConfig,
     Dinov2WithRegistersForImageClassification,
     Dinov2WithRegistersModel,
@@ -55,7 +67,9 @@ def randomise(module: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for name, p in module.named_parameters():
             noise = torch.randn(p.shape, generator=g)
-            if name.endswith("lambda1") or name.endswith("gamma") and "ls" in name:
+            if "grn" in name:
+                p.copy_(0.5 * noise)
+            elif name.endswith("lambda1") or name.endswith("gamma") and "ls" in name:
                 p.copy_(0.5 + 0.5 * noise.abs())
             elif ("norm" in name or "layernorm" in name) and name.endswith("weight"):
                 p.copy_(1.0 + 0.2 * noise)
@@ -250,13 +264,121 @@ def images_and_preprocessing() -> None:
                   metadata={"image": name})
 
 
+# ---------------------------------------------------------------- ConvNeXt-V2
+
+CNX = FIX / "convnext"
+# Tiny ConvNeXt-V2: widths that are not multiples of 16 exercise the kernels' channel tails.
+CNX_DEPTHS = [2, 1, 2, 1]
+CNX_DIMS = [8, 24, 40, 48]
+CNX_SIZES = {"native": (64, 64), "wide": (64, 96), "odd": (70, 70)}  # 70 floors at every stride
+
+
+def cnx_inputs(seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {f"pixels_{tag}": torch.randn((BATCH, 3) + hw, generator=g) for tag, hw in CNX_SIZES.items()}
+
+
+def cnx_save_expected(name: str, pixels: dict, outputs: dict, meta: dict) -> None:
+    tensors = {k: v.contiguous() for k, v in {**pixels, **outputs}.items()}
+    save_file(tensors, CNX / f"{name}.expected.safetensors", metadata={k: str(v) for k, v in meta.items()})
+
+
+def convnext_fixtures() -> None:
+    CNX.mkdir(parents=True, exist_ok=True)
+    # HF transformers: classifier as safetensors (+ config.json), backbone as .bin.
+    torch.manual_seed(11)
+    cfg = ConvNextV2Config(depths=CNX_DEPTHS, hidden_sizes=CNX_DIMS, num_labels=2,
+                           id2label={0: "None", 1: "Roadwork"}, label2id={"None": 0, "Roadwork": 1})
+    model = ConvNextV2ForImageClassification(cfg).eval()
+    randomise(model, 11)
+    pixels = cnx_inputs(111)
+    out = {}
+    with torch.no_grad():
+        for tag, x in pixels.items():
+            base = model.convnextv2(x)
+            out[f"{tag}.features"] = base.last_hidden_state
+            out[f"{tag}.pooled"] = base.pooler_output
+            out[f"{tag}.logits"] = model(x).logits
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, CNX / "hf_cls.safetensors",
+              metadata={"format": "pt"})
+    cfg.to_json_file(CNX / "hf_cls.config.json")
+    cnx_save_expected("hf_cls", pixels, out, {"layout": "hf", "head": True})
+    backbone: ConvNextV2Model = model.convnextv2
+    torch.save({k: v.contiguous() for k, v in backbone.state_dict().items()}, CNX / "hf_base.bin")
+
+    # timm: linear MLP as safetensors, 1x1-conv MLP (atto...nano style) as .bin.
+    from timm.models.convnext import ConvNeXt
+    for name, conv_mlp, seed, save in [("timm_linear", False, 12, "safetensors"), ("timm_convmlp", True, 13, "bin")]:
+        torch.manual_seed(seed)
+        m = ConvNeXt(depths=CNX_DEPTHS, dims=CNX_DIMS, use_grn=True, ls_init_value=None,
+                     conv_mlp=conv_mlp, num_classes=2).eval()
+        randomise(m, seed)
+        pixels = cnx_inputs(100 + seed)
+        out = {}
+        with torch.no_grad():
+            for tag, x in pixels.items():
+                feats = m.forward_features(x)
+                out[f"{tag}.features"] = feats
+                out[f"{tag}.pooled"] = m.forward_head(feats, pre_logits=True)
+                out[f"{tag}.logits"] = m(x)
+        sd = {k: v.contiguous() for k, v in m.state_dict().items()}
+        if save == "safetensors":
+            save_file(sd, CNX / f"{name}.safetensors")
+        else:
+            torch.save(sd, CNX / f"{name}.bin")
+        cnx_save_expected(name, pixels, out, {"layout": "timm", "head": True})
+
+    # Parameter counts of the released sizes, from the reference on the meta device.
+    sizes = {
+        "atto": ([2, 2, 6, 2], [40, 80, 160, 320]),
+        "femto": ([2, 2, 6, 2], [48, 96, 192, 384]),
+        "pico": ([2, 2, 6, 2], [64, 128, 256, 512]),
+        "nano": ([2, 2, 8, 2], [80, 160, 320, 640]),
+        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768]),
+        "base": ([3, 3, 27, 3], [128, 256, 512, 1024]),
+        "large": ([3, 3, 27, 3], [192, 384, 768, 1536]),
+        "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816]),
+    }
+    table = {}
+    for size, (depths, dims) in sizes.items():
+        with torch.device("meta"):
+            hf = ConvNextV2Model(ConvNextV2Config(depths=depths, hidden_sizes=dims))
+            tm = timm.create_model(f"convnextv2_{size}", pretrained=False, num_classes=0)
+        table[size] = {"depths": depths, "dims": dims,
+                       "hf_backbone_params": sum(p.numel() for p in hf.parameters()),
+                       "timm_backbone_params": sum(p.numel() for p in tm.parameters())}
+    (CNX / "real_configs.json").write_text(json.dumps(table, indent=2) + "\n")
+
+
+def convnext_preprocessing() -> None:
+    """ConvNextImageProcessor: crop_pct resize + centre crop below 384, plain resize from 384."""
+    PRE.mkdir(parents=True, exist_ok=True)
+    for size in (224, 384):
+        proc = ConvNextImageProcessor(size={"shortest_edge": size}, crop_pct=0.875, resample=3)
+        proc.to_json_file(PRE / f"convnext{size}.preprocessor_config.json")
+        for name in ["chelsea.png", "camera_grey.png"]:
+            # This processor has no RGB conversion; ours converts every image to RGB first.
+            img = Image.open(IMAGES / name).convert("RGB")
+            pix = proc(images=img, return_tensors="pt")["pixel_values"]
+            save_file({"pixel_values": pix.contiguous()},
+                      PRE / f"convnext{size}_{Path(name).stem}.safetensors", metadata={"image": name})
+
+
+SECTIONS = {
+    "dinov2": lambda: (hf_fixtures(), timm_fixtures(), real_configs()),
+    "images": images_and_preprocessing,
+    "convnext": lambda: (convnext_fixtures(), convnext_preprocessing()),
+}
+
+
 def main() -> None:
     DINO.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    hf_fixtures()
-    timm_fixtures()
-    real_configs()
-    images_and_preprocessing()
+    chosen = sys.argv[1:] or list(SECTIONS)
+    for section in chosen:
+        if section not in SECTIONS:
+            sys.exit(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+        SECTIONS[section]()
     versions = {"torch": torch.__version__, "transformers": transformers.__version__, "timm": timm.__version__}
     (FIX / "VERSIONS.json").write_text(json.dumps(versions, indent=2) + "\n")
     print("fixtures written to", FIX, versions)

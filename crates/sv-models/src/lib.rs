@@ -3,6 +3,8 @@
 //! - [`dinov2`]: DINOv2 with registers (small / base / large / giant), loading HF
 //!   transformers, timm and original Meta checkpoints, numerically equal to the
 //!   reference implementations.
+//! - [`convnext`]: ConvNeXt-V2 (atto … huge), loading HF transformers and timm
+//!   checkpoints, numerically equal to the references.
 //! - [`preprocess`]: the HF `BitImageProcessor` pipeline (PIL bicubic resize, centre
 //!   crop, ImageNet normalisation).
 //! - [`weights`]: safetensors and PyTorch checkpoint reading with strict key accounting.
@@ -10,18 +12,21 @@
 //! The CPU backend is burn's Flex; build with the `cuda` feature for GPU hosts.
 
 pub mod classify;
+pub mod convnext;
 pub mod device;
 pub mod dinov2;
 pub mod error;
 pub mod fast_ops;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod layers;
 pub mod preprocess;
 pub mod resample;
 pub mod weights;
 
 pub use burn::tensor::{Device, Tensor};
 pub use classify::{Prediction, RoadworkClassifier};
+pub use convnext::{ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier, ConvNextV2Config};
 pub use device::device_by_name;
 pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, LoadOptions};
 pub use error::{ModelError, Result};

@@ -27,10 +27,14 @@ pub struct Preprocessor {
     pub std: [f32; 3],
     /// Factor applied to 8-bit values before normalising.
     pub rescale: f64,
+    /// Resize straight to the crop size, ignoring the aspect ratio, instead of the
+    /// shortest-edge resize and centre crop (ConvNeXt processors at 384 px and above).
+    pub warp: bool,
 }
 
 impl Default for Preprocessor {
-    /// The DINOv2 processor: shortest edge 256, centre crop 224, ImageNet statistics.
+    /// The DINOv2 processor: shortest edge 256, centre crop 224, ImageNet statistics (also
+    /// what `facebook/convnextv2-*-224` repositories specify).
     fn default() -> Self {
         Self {
             shortest_edge: 256,
@@ -38,6 +42,7 @@ impl Default for Preprocessor {
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
             rescale: 1.0 / 255.0,
+            warp: false,
         }
     }
 }
@@ -50,6 +55,8 @@ struct HfPreprocessor {
     image_std: Option<[f32; 3]>,
     rescale_factor: Option<f64>,
     resample: Option<u32>,
+    image_processor_type: Option<String>,
+    crop_pct: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +71,10 @@ struct HfCrop {
 }
 
 impl Preprocessor {
-    /// Read an HF `preprocessor_config.json` (shortest-edge resize, bicubic only).
+    /// Read an HF `preprocessor_config.json`: `BitImageProcessor` (DINOv2: shortest-edge
+    /// resize, centre crop) or `ConvNextImageProcessor` (below 384 px: shortest edge to
+    /// `size / crop_pct`, then a centre crop of `size`; from 384 px: a plain resize to
+    /// `size × size`). Bicubic only.
     pub fn from_hf_json(text: &str) -> Result<Self> {
         let v: HfPreprocessor = serde_json::from_str(text)
             .map_err(|e| ModelError::Config(format!("preprocessor_config.json: {e}")))?;
@@ -76,12 +86,38 @@ impl Preprocessor {
             )));
         }
         let d = Self::default();
+        let convnext = v.image_processor_type.as_deref() == Some("ConvNextImageProcessor")
+            || v.crop_pct.is_some();
+        if convnext {
+            // The processor's own defaults: size 384, crop_pct 224/256, mean and std 0.5.
+            let size = v.size.map_or(384, |s| s.shortest_edge);
+            let crop_pct = v.crop_pct.unwrap_or(224.0 / 256.0);
+            if !(crop_pct > 0.0 && crop_pct <= 1.0) {
+                return Err(ModelError::Config(format!(
+                    "preprocessor_config.json: crop_pct {crop_pct} is outside (0, 1]"
+                )));
+            }
+            let warp = size >= 384;
+            return Ok(Self {
+                shortest_edge: if warp {
+                    size
+                } else {
+                    (size as f64 / crop_pct) as u32
+                },
+                crop: (size, size),
+                mean: v.image_mean.unwrap_or([0.5; 3]),
+                std: v.image_std.unwrap_or([0.5; 3]),
+                rescale: v.rescale_factor.unwrap_or(d.rescale),
+                warp,
+            });
+        }
         Ok(Self {
             shortest_edge: v.size.map_or(d.shortest_edge, |s| s.shortest_edge),
             crop: v.crop_size.map_or(d.crop, |c| (c.height, c.width)),
             mean: v.image_mean.unwrap_or(d.mean),
             std: v.image_std.unwrap_or(d.std),
             rescale: v.rescale_factor.unwrap_or(d.rescale),
+            warp: false,
         })
     }
 
@@ -100,7 +136,11 @@ impl Preprocessor {
     /// Channels-first normalised pixels `[3, crop_h, crop_w]` of one image.
     pub fn pixel_values(&self, image: &DynamicImage) -> Vec<f32> {
         let rgb = image.to_rgb8();
-        let (h, w) = self.resized_size(rgb.height(), rgb.width());
+        let (h, w) = if self.warp {
+            self.crop
+        } else {
+            self.resized_size(rgb.height(), rgb.width())
+        };
         let resized = resize_bicubic_pil(&rgb, w, h);
         let (ch, cw) = self.crop;
         // Python's floor division, so a crop larger than the image pads with zeros.

@@ -168,6 +168,16 @@ impl WeightMap {
             .collect();
     }
 
+    /// Remove each wrapper prefix (`state_dict.`, `module.`, …) that every key starts with,
+    /// in order, so checkpoints saved from wrapped models load like bare ones.
+    pub fn strip_wrappers(&mut self, wrappers: &[&str]) {
+        for wrapper in wrappers {
+            if !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with(wrapper)) {
+                self.strip_prefix(wrapper);
+            }
+        }
+    }
+
     /// Whether a key is present.
     pub fn contains(&self, key: &str) -> bool {
         self.tensors.contains_key(key)

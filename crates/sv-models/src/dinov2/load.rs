@@ -9,8 +9,9 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::config::Dinov2Config;
-use super::model::{Attention, Block, Dinov2, Dinov2Classifier, DropPath, Mlp, Norm};
+use super::model::{Attention, Block, Dinov2, Dinov2Classifier, Mlp};
 use crate::error::{ModelError, Result};
+use crate::layers::{DropPath, Norm, linear, take_linear};
 use crate::weights::{RawTensor, WeightMap, WeightTaker};
 
 /// The naming scheme of a checkpoint.
@@ -49,17 +50,13 @@ pub struct LoadOptions {
 /// Detect the layout and drop wrapper prefixes (`state_dict.`, `model.`, `module.`,
 /// `dinov2_with_registers.`).
 pub fn detect_layout(map: &mut WeightMap) -> Result<Layout> {
-    for wrapper in [
+    map.strip_wrappers(&[
         "state_dict.",
         "model.",
         "module.",
         "teacher.backbone.",
         "backbone.",
-    ] {
-        if !map.tensors.is_empty() && map.tensors.keys().all(|k| k.starts_with(wrapper)) {
-            map.strip_prefix(wrapper);
-        }
-    }
+    ]);
     map.strip_prefix("dinov2_with_registers.");
     if map.contains("embeddings.cls_token") {
         Ok(Layout::Hf)
@@ -247,32 +244,6 @@ fn resolve_config(map: &WeightMap, layout: Layout, opts: &LoadOptions) -> Result
     }
 }
 
-fn norm(t: &mut WeightTaker, key: &str, d: usize, eps: f64, device: &Device) -> Norm {
-    Norm {
-        gamma: t.take(&format!("{key}.weight"), &[d]).to_param(device),
-        beta: t.take(&format!("{key}.bias"), &[d]).to_param(device),
-        eps,
-    }
-}
-
-fn linear(w: RawTensor, b: Option<RawTensor>, device: &Device) -> Linear {
-    Linear {
-        weight: w.to_param(device),
-        bias: b.map(|b| b.to_param(device)),
-    }
-}
-
-fn take_linear(
-    t: &mut WeightTaker,
-    key: &str,
-    d_in: usize,
-    d_out: usize,
-    device: &Device,
-) -> Linear {
-    let (w, b) = t.take_linear(key, d_in, d_out, true);
-    linear(w, b, device)
-}
-
 fn build_backbone(
     t: &mut WeightTaker,
     layout: Layout,
@@ -345,14 +316,14 @@ fn build_backbone(
                 cfg.drop_path_rate
             };
             Block {
-                norm1: norm(t, &format!("{b}.norm1"), d, eps, device),
+                norm1: Norm::take(t, &format!("{b}.norm1"), d, eps, device),
                 attn: Attention {
                     qkv: linear(qkv_w, qkv_b, device),
                     proj,
                     num_heads: cfg.num_heads,
                 },
                 ls1: ls1.to_param(device),
-                norm2: norm(t, &format!("{b}.norm2"), d, eps, device),
+                norm2: Norm::take(t, &format!("{b}.norm2"), d, eps, device),
                 mlp: Mlp {
                     fc1: take_linear(t, &format!("{b}.{fc1_name}"), d, fc1_out, device),
                     fc2: take_linear(t, &format!("{b}.{fc2_name}"), h, d, device),
@@ -363,7 +334,7 @@ fn build_backbone(
             }
         })
         .collect();
-    let final_norm = norm(t, n.norm, d, eps, device);
+    let final_norm = Norm::take(t, n.norm, d, eps, device);
     Dinov2::from_parts(
         cfg.clone(),
         patch_weight.to_param(device),

@@ -4,8 +4,7 @@ mod config;
 mod load;
 mod model;
 
+pub use crate::layers::{DropPath, Norm};
 pub use config::Dinov2Config;
 pub use load::{Layout, LoadOptions, detect_layout};
-pub use model::{
-    Attention, Block, Dinov2, Dinov2Classifier, Dinov2Output, DropPath, Mlp, Norm, PosResampleCache,
-};
+pub use model::{Attention, Block, Dinov2, Dinov2Classifier, Dinov2Output, Mlp, PosResampleCache};

@@ -1,0 +1,190 @@
+//! ConvNeXt-V2 in burn, channels-last throughout: patchify stem, stages of
+//! [7×7 depthwise conv → LayerNorm → fc1 → GELU → GRN → fc2] blocks with a residual,
+//! patchify downsampling between stages, mean pool and LayerNorm.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+
+use super::config::ConvNextV2Config;
+use super::kernels::{bias_gelu_grn, dwconv7_norm};
+use crate::layers::{DropPath, Norm};
+
+/// A non-overlapping `k×k`, stride-`k` convolution over channels-last `x` `[B, H, W, C]`
+/// as one GEMM: `weight` is `[C·k·k, C_out]` with input rows ordered (channel, ky, kx),
+/// i.e. PyTorch's `[C_out, C, k, k]` flattened and transposed. H and W are floored to
+/// multiples of `k`, as the strided convolution does.
+fn patchify_nhwc(x: Tensor<4>, k: usize, layer: &Linear) -> Tensor<4> {
+    let [b, h, w, c] = x.dims();
+    let (gh, gw) = (h / k, w / k);
+    let x = if gh * k != h || gw * k != w {
+        x.narrow(1, 0, gh * k).narrow(2, 0, gw * k)
+    } else {
+        x
+    };
+    let rows = x
+        .reshape([b, gh, k, gw, k, c])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([b * gh * gw, c * k * k]);
+    let y = layer.forward(rows);
+    let [_, out] = y.dims();
+    y.reshape([b, gh, gw, out])
+}
+
+/// One ConvNeXt-V2 block.
+#[derive(Module, Debug)]
+pub struct ConvNextBlock {
+    /// Depthwise 7×7 kernel `[C, 1, 7, 7]` (PyTorch layout).
+    pub dw_weight: Param<Tensor<4>>,
+    /// Depthwise bias `[C]`.
+    pub dw_bias: Param<Tensor<1>>,
+    /// LayerNorm after the depthwise conv.
+    pub norm: Norm,
+    /// Pointwise expansion `[C, 4C]`.
+    pub fc1: Linear,
+    /// GRN scale γ `[4C]`.
+    pub grn_gamma: Param<Tensor<1>>,
+    /// GRN shift β `[4C]`.
+    pub grn_beta: Param<Tensor<1>>,
+    /// Pointwise projection `[4C, C]`.
+    pub fc2: Linear,
+    /// Stochastic depth of the residual branch.
+    pub drop_path: DropPath,
+}
+
+impl ConvNextBlock {
+    /// `[B, H, W, C]` → `[B, H, W, C]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let y = dwconv7_norm(
+            x.clone(),
+            self.dw_weight.val(),
+            self.dw_bias.val(),
+            self.norm.gamma.val(),
+            self.norm.beta.val(),
+            self.norm.eps,
+        );
+        let y = y.reshape([b * h * w, c]).matmul(self.fc1.weight.val());
+        let y = bias_gelu_grn(
+            y,
+            self.fc1.bias.as_ref().map(|p| p.val()),
+            b,
+            self.grn_gamma.val(),
+            self.grn_beta.val(),
+        );
+        let y = self.fc2.forward(y).reshape([b, h * w, c]);
+        x + self.drop_path.forward(y).reshape([b, h, w, c])
+    }
+}
+
+/// LayerNorm then a 2×2 stride-2 convolution between stages.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    /// Norm of the incoming channels.
+    pub norm: Norm,
+    /// The convolution as a GEMM, weight `[C_in·2·2, C_out]` (see the stem).
+    pub conv: Linear,
+}
+
+/// A stage: optional downsampling, then blocks at one width.
+#[derive(Module, Debug)]
+pub struct ConvNextStage {
+    /// Downsampling before the blocks (all stages but the first).
+    pub downsample: Option<Downsample>,
+    /// The blocks.
+    pub blocks: Vec<ConvNextBlock>,
+}
+
+/// Output of the backbone for a batch.
+#[derive(Debug, Clone)]
+pub struct ConvNextV2Output {
+    /// Last feature map, channels-last `[B, H/32, W/32, C]` (before any norm).
+    pub features: Tensor<4>,
+    /// LayerNorm of the spatial mean of `features` `[B, C]`, the classifier's input.
+    pub pooled: Tensor<2>,
+}
+
+/// The ConvNeXt-V2 backbone.
+#[derive(Module, Debug)]
+pub struct ConvNextV2 {
+    /// Patchify stem as a GEMM: weight `[C_in·p·p, dims[0]]`, rows ordered (channel, ky, kx).
+    pub stem: Linear,
+    /// LayerNorm after the stem.
+    pub stem_norm: Norm,
+    /// The stages.
+    pub stages: Vec<ConvNextStage>,
+    /// LayerNorm of the pooled feature.
+    pub head_norm: Norm,
+    /// Configuration.
+    #[module(skip)]
+    pub config: ConvNextV2Config,
+}
+
+impl ConvNextV2 {
+    /// The last feature map `[B, H/32, W/32, C]` (channels-last) for images `[B, C, H, W]`.
+    pub fn forward_features(&self, pixels: Tensor<4>) -> Tensor<4> {
+        // NCHW pixels → NHWC, then the stem as a patchify GEMM.
+        let x = patchify_nhwc(
+            pixels.permute([0, 2, 3, 1]),
+            self.config.patch_size,
+            &self.stem,
+        );
+        let mut x = self.stem_norm.forward(x);
+        for stage in &self.stages {
+            if let Some(ds) = &stage.downsample {
+                x = patchify_nhwc(ds.norm.forward(x), 2, &ds.conv);
+            }
+            for block in &stage.blocks {
+                x = block.forward(x);
+            }
+        }
+        x
+    }
+
+    /// Feature map and pooled feature for images `[B, C, H, W]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> ConvNextV2Output {
+        let features = self.forward_features(pixels);
+        let [b, h, w, c] = features.dims();
+        let mean = features
+            .clone()
+            .reshape([b, h * w, c])
+            .mean_dim(1)
+            .reshape([b, c]);
+        let pooled = self.head_norm.forward(mean);
+        ConvNextV2Output { features, pooled }
+    }
+
+    /// Number of parameters held.
+    pub fn num_parameters(&self) -> usize {
+        self.num_params()
+    }
+}
+
+/// A ConvNeXt-V2 backbone with a linear head on the pooled feature, as
+/// `ConvNextV2ForImageClassification` and timm's `convnextv2_*` with classes.
+#[derive(Module, Debug)]
+pub struct ConvNextV2Classifier {
+    /// The backbone.
+    pub backbone: ConvNextV2,
+    /// `Linear(C, num_labels)`.
+    pub head: Linear,
+}
+
+impl ConvNextV2Classifier {
+    /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.backbone.forward(pixels).pooled)
+    }
+
+    /// Logits together with the backbone's outputs.
+    pub fn forward_all(&self, pixels: Tensor<4>) -> (ConvNextV2Output, Tensor<2>) {
+        let out = self.backbone.forward(pixels);
+        let logits = self.head.forward(out.pooled.clone());
+        (out, logits)
+    }
+
+    /// Number of labels of the head.
+    pub fn num_labels(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+}

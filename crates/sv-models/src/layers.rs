@@ -1,0 +1,145 @@
+//! Layers shared by the networks: LayerNorm, stochastic depth, and row-wise maps over
+//! token matrices.
+
+use burn::module::{Flag, Module, Param};
+use burn::nn::Linear;
+use burn::tensor::module::layer_norm;
+use burn::tensor::{Device, Distribution, Tensor};
+
+use crate::weights::{RawTensor, WeightTaker};
+
+/// LayerNorm over the last axis with weight and bias.
+#[derive(Module, Debug)]
+pub struct Norm {
+    /// Scale.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift.
+    pub beta: Param<Tensor<1>>,
+    /// Epsilon added to the variance.
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl Norm {
+    /// Normalise `x` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.eps)
+    }
+}
+
+/// Apply a row-wise map to `[B, T, D]` tokens viewed as one `[B·T, D]` matrix, so a
+/// linear layer is one GEMM (burn's `Linear` on a rank-3 input runs one GEMM per batch
+/// item against a broadcast weight).
+pub(crate) fn over_tokens(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = f(x.reshape([b * t, d]));
+    let [_, out] = y.dims();
+    y.reshape([b, t, out])
+}
+
+/// A linear layer over `[B, T, D]` tokens as one GEMM.
+pub(crate) fn tokens_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    over_tokens(x, |rows| layer.forward(rows))
+}
+
+impl Norm {
+    /// Take `{key}.weight` and `{key}.bias` `[d]` from a checkpoint.
+    pub fn take(t: &mut WeightTaker, key: &str, d: usize, eps: f64, device: &Device) -> Self {
+        Norm {
+            gamma: t.take(&format!("{key}.weight"), &[d]).to_param(device),
+            beta: t.take(&format!("{key}.bias"), &[d]).to_param(device),
+            eps,
+        }
+    }
+}
+
+/// A burn `Linear` from a weight `[in, out]` and an optional bias `[out]`.
+pub fn linear(w: RawTensor, b: Option<RawTensor>, device: &Device) -> Linear {
+    Linear {
+        weight: w.to_param(device),
+        bias: b.map(|b| b.to_param(device)),
+    }
+}
+
+/// Take the PyTorch linear layer `{key}` (`[out, in]` weight and a bias) as a burn `Linear`.
+pub fn take_linear(
+    t: &mut WeightTaker,
+    key: &str,
+    d_in: usize,
+    d_out: usize,
+    device: &Device,
+) -> Linear {
+    let (w, b) = t.take_linear(key, d_in, d_out, true);
+    linear(w, b, device)
+}
+
+/// Stochastic depth: drops a sample's residual branch with probability `prob` while
+/// training on an autodiff device, scaling kept ones by `1/(1-prob)`.
+#[derive(Module, Debug)]
+pub struct DropPath {
+    /// Drop probability.
+    pub prob: f64,
+    /// Whether the module is in training mode.
+    pub training: Param<Flag>,
+}
+
+impl DropPath {
+    /// A drop path with probability `prob`, in training mode.
+    pub fn new(prob: f64) -> Self {
+        Self {
+            prob,
+            training: Param::from_bool(true),
+        }
+    }
+
+    /// Apply to a residual branch `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !x.device().is_autodiff() {
+            return x;
+        }
+        let [b, _, _] = x.dims();
+        let keep = 1.0 - self.prob;
+        let mask = Tensor::<3>::random([b, 1, 1], Distribution::Bernoulli(keep), &x.device());
+        x * mask / keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ones(device: &Device) -> Tensor<3> {
+        Tensor::ones([64, 2, 3], device)
+    }
+
+    #[test]
+    fn drop_path_is_identity_outside_training() {
+        let device = Device::default();
+        let dp = DropPath::new(0.5);
+        let x = ones(&device);
+        let y = dp.forward(x.clone());
+        assert_eq!(y.into_data(), x.into_data());
+    }
+
+    #[test]
+    fn drop_path_drops_whole_samples_while_training() {
+        let device = Device::default().autodiff();
+        let dp = DropPath::new(0.5);
+        let y = dp
+            .forward(ones(&device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let per_sample: Vec<f32> = y.chunks(6).map(|c| c[0]).collect();
+        for (i, c) in y.chunks(6).enumerate() {
+            assert!(c.iter().all(|v| *v == per_sample[i]), "sample {i} mixed");
+            assert!(
+                per_sample[i] == 0.0 || per_sample[i] == 2.0,
+                "{}",
+                per_sample[i]
+            );
+        }
+        let kept = per_sample.iter().filter(|v| **v > 0.0).count();
+        assert!((8..=56).contains(&kept), "kept {kept} of 64");
+    }
+}
