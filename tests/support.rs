@@ -22,6 +22,8 @@ pub struct Expected {
     pub shape: Vec<usize>,
     /// Values, row-major.
     pub data: Vec<f32>,
+    /// The same values in double precision (exact for f64 tensors).
+    pub data_f64: Vec<f64>,
 }
 
 impl Expected {
@@ -34,7 +36,7 @@ impl Expected {
     }
 }
 
-/// Every f32 tensor of a safetensors file written by the fixture script.
+/// Every f32 or f64 tensor of a safetensors file written by the fixture script.
 pub fn read_expected(rel: &str) -> HashMap<String, Expected> {
     let path = fixture(rel);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -42,17 +44,25 @@ pub fn read_expected(rel: &str) -> HashMap<String, Expected> {
     st.tensors()
         .into_iter()
         .map(|(name, view)| {
-            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name} is not f32");
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let data_f64: Vec<f64> = match view.dtype() {
+                safetensors::Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+                    .collect(),
+                safetensors::Dtype::F64 => view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                other => panic!("{name} is {other:?}, not f32 or f64"),
+            };
             (
                 name,
                 Expected {
                     shape: view.shape().to_vec(),
-                    data,
+                    data: data_f64.iter().map(|&v| v as f32).collect(),
+                    data_f64,
                 },
             )
         })

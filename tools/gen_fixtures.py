@@ -19,8 +19,11 @@ Written:
   convnext/real_configs.json            parameter counts of the released sizes
   preprocess/convnext<size>_<image>.safetensors
                                         reference pixel tensors (HF ConvNextImageProcessor)
+  ensemble/expected.safetensors         the DINOv2 + ConvNeXt ensemble pipeline on real photos,
+                                        and a log-loss fit of weights and temperatures (LBFGS)
 
-Usage: gen_fixtures.py [section ...] with sections dinov2, images, convnext (default: all).
+Usage: gen_fixtures.py [section ...] with sections dinov2, images, convnext, ensemble
+(default: all, in that order).
 """
 
 import io
@@ -364,10 +367,87 @@ def convnext_preprocessing() -> None:
                       PRE / f"convnext{size}_{Path(name).stem}.safetensors", metadata={"image": name})
 
 
+# ---------------------------------------------------------------- ensemble
+
+ENS = FIX / "ensemble"
+ENS_WEIGHTS = (0.6, 0.4)  # DINOv2, ConvNeXt: the defaults by architecture
+ENS_TEMPS = (1.5, 0.7)
+
+
+def tempered(p: torch.Tensor, t: float) -> torch.Tensor:
+    p = p.double().clamp(1e-7, 1 - 1e-7)
+    return torch.sigmoid(torch.log(p / (1 - p)) / t)
+
+
+def ensemble_fixtures() -> None:
+    """The whole pipeline with the reference libraries: each member's processor, model and
+    softmax, temperature scaling and the weighted average; and a log-loss fit by LBFGS."""
+    ENS.mkdir(parents=True, exist_ok=True)
+    # Rebuild the fixture models from their committed files.
+    from safetensors.torch import load_file
+    dcfg = Dinov2WithRegistersConfig.from_json_file(DINO / "hf_mlp.config.json")
+    dino = Dinov2WithRegistersForImageClassification(dcfg).eval()
+    dino.load_state_dict(load_file(DINO / "hf_mlp.safetensors"))
+    ccfg = ConvNextV2Config.from_json_file(CNX / "hf_cls.config.json")
+    cnx = ConvNextV2ForImageClassification(ccfg).eval()
+    cnx.load_state_dict(load_file(CNX / "hf_cls.safetensors"))
+    bit = BitImageProcessor.from_dict(PROCESSOR)
+    cnx384 = ConvNextImageProcessor.from_json_file(PRE / "convnext384.preprocessor_config.json")
+    images = [Image.open(IMAGES / n).convert("RGB") for n in ["chelsea.png", "camera_grey.png"]]
+    out = {}
+    with torch.no_grad():
+        pd = dino(bit(images=images, return_tensors="pt")["pixel_values"]).logits.softmax(-1)[:, 1]
+        for tag, proc in [("shared", bit), ("mixed", cnx384)]:
+            pc = cnx(proc(images=images, return_tensors="pt")["pixel_values"]).logits.softmax(-1)[:, 1]
+            members = torch.stack([tempered(pd, ENS_TEMPS[0]), tempered(pc, ENS_TEMPS[1])])
+            w = torch.tensor(ENS_WEIGHTS, dtype=torch.float64)
+            out[f"{tag}.members"] = members.float()
+            out[f"{tag}.combined"] = ((w[:, None] * members).sum(0) / w.sum()).float()
+
+    # Fit: synthetic validation predictions of two members, labels drawn from a known model.
+    g = torch.Generator().manual_seed(21)
+    n = 400
+    labels = torch.rand(n, generator=g, dtype=torch.float64) < 0.5
+    y = labels.double()
+    signal = 2.0 * y - 1.0
+    z1 = 1.2 * signal + 2.0 * torch.randn(n, generator=g, dtype=torch.float64)   # over-confident
+    z2 = 0.3 * signal + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # under-confident
+    probs = torch.stack([torch.sigmoid(z1), torch.sigmoid(z2)])
+    x = torch.zeros(4, dtype=torch.float64, requires_grad=True)  # (a1, a2, log T1, log T2)
+    with torch.no_grad():
+        x[:2] = torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+    def loss_fn():
+        w = torch.softmax(x[:2], 0)
+        t = torch.exp(x[2:])
+        p = probs.clamp(1e-7, 1 - 1e-7)
+        q = (w[:, None] * torch.sigmoid(torch.log(p / (1 - p)) / t[:, None])).sum(0).clamp(1e-7, 1 - 1e-7)
+        return -(y * torch.log(q) + (1 - y) * torch.log(1 - q)).mean()
+
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=2000, tolerance_grad=1e-12, tolerance_change=1e-15,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        fit = {"fit.probs": probs, "fit.labels": y, "fit.weights": torch.softmax(x[:2], 0),
+               "fit.temperatures": torch.exp(x[2:]), "fit.log_loss": loss_fn().reshape(1)}
+    save_file({k: v.detach().contiguous() for k, v in {**out, **fit}.items()},
+              ENS / "expected.safetensors",
+              metadata={"weights": str(ENS_WEIGHTS), "temperatures": str(ENS_TEMPS),
+                        "images": "chelsea.png,camera_grey.png"})
+
+
 SECTIONS = {
     "dinov2": lambda: (hf_fixtures(), timm_fixtures(), real_configs()),
     "images": images_and_preprocessing,
     "convnext": lambda: (convnext_fixtures(), convnext_preprocessing()),
+    "ensemble": ensemble_fixtures,
 }
 
 

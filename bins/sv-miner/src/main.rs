@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use sv_models::{LoadOptions, RoadworkClassifier, device_by_name};
+use sv_models::{
+    Architecture, Device, Ensemble, NetworkOptions, RoadworkClassifier, device_by_name,
+};
 
 /// mimalloc keeps freed tensor buffers for reuse; glibc malloc returns large ones to the
 /// OS after every op and pays page faults on the next (≈40 % slower ViT at batch 8).
@@ -25,18 +27,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Classify image files with a DINOv2-with-registers classifier and print, per image,
-    /// the roadwork probability and the latency.
+    /// Classify image files with a DINOv2-with-registers or ConvNeXt-V2 classifier and
+    /// print, per image, the roadwork probability and the latency.
     Classify(ClassifyArgs),
 }
 
 #[derive(Args, Debug)]
 struct ClassifyArgs {
-    /// Local checkpoint (.safetensors, .bin or .pth) in HF transformers, timm or original
-    /// layout. `config.json` and `preprocessor_config.json` beside it (or
-    /// `<stem>.config.json`) are used when present.
-    #[arg(long, conflicts_with = "hub", required_unless_present = "hub")]
+    /// Local checkpoint (.safetensors, .bin or .pth): DINOv2 with registers (HF
+    /// transformers, timm or original layout) or ConvNeXt-V2 (HF transformers or timm).
+    /// `config.json` and `preprocessor_config.json` beside it (or `<stem>.config.json`)
+    /// are used when present.
+    #[arg(long, conflicts_with_all = ["hub", "ensemble"], required_unless_present_any = ["hub", "ensemble"])]
     checkpoint: Option<PathBuf>,
+
+    /// Ensemble file (JSON) instead: members' checkpoints, weights (default DINOv2 0.6,
+    /// ConvNeXt-V2 0.4) and temperatures; prints each member's probability too.
+    #[arg(long, conflicts_with = "hub", value_name = "FILE")]
+    ensemble: Option<PathBuf>,
 
     /// Hugging Face repository to load instead (uses the HF cache; honours HF_HOME,
     /// HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1).
@@ -51,7 +59,13 @@ struct ClassifyArgs {
     #[arg(long, requires = "checkpoint")]
     config: Option<PathBuf>,
 
-    /// Attention heads, for timm/original checkpoints whose width is not a multiple of 64.
+    /// Architecture of a local checkpoint: dinov2 or convnextv2 (default: from config.json's
+    /// model_type, else from the checkpoint's keys).
+    #[arg(long, requires = "checkpoint")]
+    architecture: Option<Architecture>,
+
+    /// DINOv2 attention heads, for timm/original checkpoints whose width is not a
+    /// multiple of 64.
     #[arg(long)]
     heads: Option<usize>,
 
@@ -80,13 +94,16 @@ fn main() -> Result<()> {
 
 fn classify(args: ClassifyArgs) -> Result<()> {
     let device = device_by_name(&args.device)?;
+    if let Some(path) = &args.ensemble {
+        return classify_ensemble(path, &args, device);
+    }
     let t0 = std::time::Instant::now();
     let classifier = match (&args.checkpoint, &args.hub) {
         (Some(path), _) => {
-            let opts = LoadOptions {
+            let opts = NetworkOptions {
+                architecture: args.architecture,
                 config_json: args.config.clone(),
                 num_heads: args.heads,
-                ..LoadOptions::default()
             };
             RoadworkClassifier::load(path, &opts, args.roadwork_index, device)
                 .with_context(|| format!("loading checkpoint {}", path.display()))?
@@ -102,7 +119,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             )
             .with_context(|| format!("loading {repo} from the Hugging Face Hub"))?
         }
-        (None, None) => unreachable!("clap requires --checkpoint or --hub"),
+        (None, None) => unreachable!("clap requires --checkpoint, --hub or --ensemble"),
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let predictions = classifier
@@ -127,6 +144,51 @@ fn classify(args: ClassifyArgs) -> Result<()> {
                 p.preprocess_ms,
                 p.forward_ms,
                 load_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+fn classify_ensemble(path: &std::path::Path, args: &ClassifyArgs, device: Device) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let ensemble = Ensemble::load(path, &device)
+        .with_context(|| format!("loading ensemble {}", path.display()))?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let predictions = ensemble
+        .classify_files(&args.images)
+        .context("classifying images")?;
+    for ep in &predictions {
+        let p = &ep.prediction;
+        if args.json {
+            let members: serde_json::Map<String, serde_json::Value> = ensemble
+                .members
+                .iter()
+                .zip(&ep.members)
+                .map(|(m, v)| (m.name.clone(), serde_json::json!(v)))
+                .collect();
+            let line = serde_json::json!({
+                "image": p.path,
+                "roadwork_probability": p.roadwork,
+                "members": members,
+                "preprocess_ms": p.preprocess_ms,
+                "forward_ms": p.forward_ms,
+                "load_ms": load_ms,
+            });
+            println!("{line}");
+        } else {
+            let members: Vec<String> = ensemble
+                .members
+                .iter()
+                .zip(&ep.members)
+                .map(|(m, v)| format!("{} {v:.4}", m.name))
+                .collect();
+            println!(
+                "{}: roadwork probability {:.4}  ({}; latency {:.1} ms)",
+                p.path.display(),
+                p.roadwork,
+                members.join(", "),
+                p.preprocess_ms + p.forward_ms,
             );
         }
     }

@@ -111,3 +111,70 @@ fn hub_model_follows_python_environment_variables() {
         requests
     );
 }
+
+#[test]
+fn ensemble_prints_the_reference_pipelines_probabilities() {
+    // DINOv2 + ConvNeXt-V2 with the fixture temperatures and default weights; the
+    // reference ran each member's HF processor and model in transformers.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("ensemble.json");
+    let processor = fixture("dinov2/hub/preprocessor_config.json");
+    let text = serde_json::json!({"members": [
+        {"name": "dino", "checkpoint": fixture("dinov2/hf_mlp.safetensors"),
+         "preprocessor": processor, "temperature": 1.5},
+        {"name": "cnx", "checkpoint": fixture("convnext/hf_cls.safetensors"),
+         "preprocessor": processor, "temperature": 0.7},
+    ]});
+    std::fs::write(&spec, text.to_string()).unwrap();
+    let out = miner()
+        .args(["classify", "--json", "--ensemble"])
+        .arg(&spec)
+        .arg(fixture("images/chelsea.png"))
+        .arg(fixture("images/camera_grey.png"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = read_expected("ensemble/expected.safetensors");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (s, line) in lines.iter().enumerate() {
+        let got = line["roadwork_probability"].as_f64().unwrap() as f32;
+        let want = expected["shared.combined"].data[s];
+        assert!((got - want).abs() <= 1e-4, "image {s}: {got} vs {want}");
+        let cnx = line["members"]["cnx"].as_f64().unwrap() as f32;
+        let want = expected["shared.members"].data[2 + s];
+        assert!((cnx - want).abs() <= 1e-4, "cnx image {s}: {cnx} vs {want}");
+    }
+}
+
+#[test]
+fn convnext_checkpoint_is_detected_and_classified() {
+    let checkpoint = fixture("convnext/hf_cls.safetensors");
+    let out = miner()
+        .args(["classify", "--json", "--checkpoint"])
+        .arg(&checkpoint)
+        .arg(fixture("images/chelsea.png"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = line["roadwork_probability"].as_f64().unwrap() as f32;
+    // The reference's untempered ConvNeXt probability, from its tempered one (T = 0.7).
+    let tempered =
+        f64::from(read_expected("ensemble/expected.safetensors")["shared.members"].data[2]);
+    let logit = (tempered / (1.0 - tempered)).ln() * 0.7;
+    let want = (1.0 / (1.0 + (-logit).exp())) as f32;
+    assert!((got - want).abs() <= 1e-4, "CLI {got} vs reference {want}");
+}

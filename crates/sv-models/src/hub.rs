@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use sv_hub::HubClient;
 
+use crate::classify::{Network, NetworkOptions};
+use crate::convnext::{ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier};
 use crate::dinov2::{Dinov2, Dinov2Classifier, LoadOptions};
 use crate::error::{ModelError, Result};
 use crate::preprocess::Preprocessor;
@@ -61,16 +63,23 @@ pub fn preprocessor_for(files: &PretrainedFiles) -> Result<Preprocessor> {
     }
 }
 
+fn convnext_options_for(files: &PretrainedFiles) -> ConvNextLoadOptions {
+    ConvNextLoadOptions {
+        config_json: Some(files.config.clone()),
+        ..ConvNextLoadOptions::default()
+    }
+}
+
 /// Fetch a repository and load its weights with `load`, returning the model and the
 /// repository's preprocessing.
 fn load_pretrained<M>(
     client: &HubClient,
     repo: &str,
     revision: Option<&str>,
-    load: impl FnOnce(&std::path::Path, &LoadOptions) -> Result<M>,
+    load: impl FnOnce(&PretrainedFiles) -> Result<M>,
 ) -> Result<(M, Preprocessor)> {
     let files = fetch_pretrained(client, repo, revision)?;
-    let model = load(&files.weights, &options_for(&files))?;
+    let model = load(&files)?;
     Ok((model, preprocessor_for(&files)?))
 }
 
@@ -82,7 +91,9 @@ impl Dinov2 {
         revision: Option<&str>,
         device: &Device,
     ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |w, o| Dinov2::load(w, o, device))
+        load_pretrained(client, repo, revision, |f| {
+            Dinov2::load(&f.weights, &options_for(f), device)
+        })
     }
 }
 
@@ -94,14 +105,43 @@ impl Dinov2Classifier {
         revision: Option<&str>,
         device: &Device,
     ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |w, o| {
-            Dinov2Classifier::load(w, o, device)
+        load_pretrained(client, repo, revision, |f| {
+            Dinov2Classifier::load(&f.weights, &options_for(f), device)
+        })
+    }
+}
+
+impl ConvNextV2 {
+    /// Load a backbone such as `facebook/convnextv2-tiny-22k-224` from the Hub.
+    pub fn from_pretrained(
+        client: &HubClient,
+        repo: &str,
+        revision: Option<&str>,
+        device: &Device,
+    ) -> Result<(Self, Preprocessor)> {
+        load_pretrained(client, repo, revision, |f| {
+            ConvNextV2::load(&f.weights, &convnext_options_for(f), device)
+        })
+    }
+}
+
+impl ConvNextV2Classifier {
+    /// Load a `ConvNextV2ForImageClassification` repository from the Hub.
+    pub fn from_pretrained(
+        client: &HubClient,
+        repo: &str,
+        revision: Option<&str>,
+        device: &Device,
+    ) -> Result<(Self, Preprocessor)> {
+        load_pretrained(client, repo, revision, |f| {
+            ConvNextV2Classifier::load(&f.weights, &convnext_options_for(f), device)
         })
     }
 }
 
 impl crate::classify::RoadworkClassifier {
-    /// Load a roadwork classifier repository from the Hub (weights, config, preprocessor).
+    /// Load a roadwork classifier repository from the Hub (weights, config, preprocessor),
+    /// of either architecture (from `model_type` in its `config.json`).
     pub fn from_pretrained(
         client: &HubClient,
         repo: &str,
@@ -110,7 +150,11 @@ impl crate::classify::RoadworkClassifier {
         device: Device,
     ) -> Result<Self> {
         let files = fetch_pretrained(client, repo, revision)?;
-        let model = Dinov2Classifier::load(&files.weights, &options_for(&files), &device)?;
+        let opts = NetworkOptions {
+            config_json: Some(files.config.clone()),
+            ..NetworkOptions::default()
+        };
+        let model = Network::load(&files.weights, &opts, &device)?;
         Self::with_labels(
             model,
             Some(&files.config),

@@ -15,6 +15,7 @@ pub mod classify;
 pub mod convnext;
 pub mod device;
 pub mod dinov2;
+pub mod ensemble;
 pub mod error;
 pub mod fast_ops;
 #[cfg(feature = "hub")]
@@ -25,10 +26,11 @@ pub mod resample;
 pub mod weights;
 
 pub use burn::tensor::{Device, Tensor};
-pub use classify::{Prediction, RoadworkClassifier};
+pub use classify::{Architecture, Network, NetworkOptions, Prediction, RoadworkClassifier};
 pub use convnext::{ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier, ConvNextV2Config};
 pub use device::device_by_name;
 pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, LoadOptions};
+pub use ensemble::{Ensemble, EnsembleSpec};
 pub use error::{ModelError, Result};
 pub use preprocess::Preprocessor;
 
@@ -63,4 +65,38 @@ pub(crate) fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<s
     [dir.join(format!("{stem}.{name}")), dir.join(name)]
         .into_iter()
         .find(|p| p.is_file())
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, fsynced, then
+/// renamed over `path` (and the folder fsynced), so a crash leaves the old file or the new
+/// one, never a torn one.
+pub(crate) fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            d.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }

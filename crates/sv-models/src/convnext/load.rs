@@ -276,10 +276,9 @@ fn build_backbone(
 }
 
 fn open(
-    path: &Path,
+    mut map: WeightMap,
     opts: &ConvNextLoadOptions,
 ) -> Result<(WeightTaker, ConvNextLayout, ConvNextV2Config)> {
-    let mut map = WeightMap::from_file(path)?;
     let layout = detect_convnext_layout(&mut map)?;
     let cfg = resolve_config(&map, layout, opts)?;
     Ok((WeightTaker::new(map, layout.to_string()), layout, cfg))
@@ -289,7 +288,16 @@ impl ConvNextV2 {
     /// Load a backbone from a checkpoint file. A classification head in the file is an
     /// unused key and makes the load fail: use [`ConvNextV2Classifier::load`] for those.
     pub fn load(path: &Path, opts: &ConvNextLoadOptions, device: &Device) -> Result<Self> {
-        let (mut taker, layout, cfg) = open(path, opts)?;
+        Self::from_weights(WeightMap::from_file(path)?, opts, device)
+    }
+
+    /// Build a backbone from checkpoint tensors already read (see [`load`](Self::load)).
+    pub fn from_weights(
+        map: WeightMap,
+        opts: &ConvNextLoadOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        let (mut taker, layout, cfg) = open(map, opts)?;
         let model = build_backbone(&mut taker, layout, &cfg, device);
         taker.finish()?;
         Ok(model)
@@ -360,7 +368,17 @@ impl ConvNextV2Classifier {
     /// a file without a head is refused (load the backbone and use
     /// [`with_new_head`](Self::with_new_head)).
     pub fn load(path: &Path, opts: &ConvNextLoadOptions, device: &Device) -> Result<Self> {
-        let (mut taker, layout, cfg) = open(path, opts)?;
+        Self::from_weights(WeightMap::from_file(path)?, opts, device)
+    }
+
+    /// Build a classifier from checkpoint tensors already read (see [`load`](Self::load)).
+    pub fn from_weights(
+        map: WeightMap,
+        opts: &ConvNextLoadOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        let path = map.path.clone();
+        let (mut taker, layout, cfg) = open(map, opts)?;
         let backbone = build_backbone(&mut taker, layout, &cfg, device);
         let head_key = Names::of(layout).head;
         let c = cfg.num_features();

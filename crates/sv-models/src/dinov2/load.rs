@@ -348,8 +348,7 @@ fn build_backbone(
     )
 }
 
-fn open(path: &Path, opts: &LoadOptions) -> Result<(WeightTaker, Layout, Dinov2Config)> {
-    let mut map = WeightMap::from_file(path)?;
+fn open(mut map: WeightMap, opts: &LoadOptions) -> Result<(WeightTaker, Layout, Dinov2Config)> {
     let layout = detect_layout(&mut map)?;
     let cfg = resolve_config(&map, layout, opts)?;
     Ok((WeightTaker::new(map, layout.to_string()), layout, cfg))
@@ -359,7 +358,12 @@ impl Dinov2 {
     /// Load a backbone from a checkpoint file. A classification head in the file is an
     /// unused key and makes the load fail: use [`Dinov2Classifier::load`] for those.
     pub fn load(path: &Path, opts: &LoadOptions, device: &Device) -> Result<Self> {
-        let (mut taker, layout, cfg) = open(path, opts)?;
+        Self::from_weights(WeightMap::from_file(path)?, opts, device)
+    }
+
+    /// Build a backbone from checkpoint tensors already read (see [`load`](Self::load)).
+    pub fn from_weights(map: WeightMap, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        let (mut taker, layout, cfg) = open(map, opts)?;
         let model = build_backbone(&mut taker, layout, &cfg, device);
         taker.finish()?;
         Ok(model)
@@ -369,7 +373,12 @@ impl Dinov2 {
 impl Dinov2Classifier {
     /// Load a backbone and its classification head `Linear(2D, n)` from a checkpoint file.
     pub fn load(path: &Path, opts: &LoadOptions, device: &Device) -> Result<Self> {
-        let (mut taker, layout, cfg) = open(path, opts)?;
+        Self::from_weights(WeightMap::from_file(path)?, opts, device)
+    }
+
+    /// Build a classifier from checkpoint tensors already read (see [`load`](Self::load)).
+    pub fn from_weights(map: WeightMap, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        let (mut taker, layout, cfg) = open(map, opts)?;
         let backbone = build_backbone(&mut taker, layout, &cfg, device);
         let head_name = Names::of(layout).head;
         let key = format!("{head_name}.weight");
