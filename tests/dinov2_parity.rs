@@ -20,7 +20,11 @@ fn tiny_heads() -> LoadOptions {
 
 /// Run the backbone (and the head when `logits`) on both inputs and compare every output.
 fn check(name: &str, checkpoint: &str, opts: &LoadOptions, logits: bool) {
-    let device = Device::default();
+    check_on(name, checkpoint, opts, logits, &Device::default());
+}
+
+fn check_on(name: &str, checkpoint: &str, opts: &LoadOptions, logits: bool, device: &Device) {
+    let device = device.clone();
     let expected = read_expected(&format!("dinov2/{name}.expected.safetensors"));
     let path = fixture(&format!("dinov2/{checkpoint}"));
     let model = if logits {
@@ -130,6 +134,26 @@ fn original_swiglu_pth_matches_timm() {
         "original_swiglu.pth",
         &tiny_heads(),
         false,
+    );
+}
+
+#[test]
+fn training_path_matches_transformers() {
+    // On an autodiff device every op is burn's differentiable one (no Flex kernels).
+    let device = Device::default().autodiff();
+    check_on(
+        "hf_mlp",
+        "hf_mlp.safetensors",
+        &LoadOptions::default(),
+        true,
+        &device,
+    );
+    check_on(
+        "hf_swiglu",
+        "hf_swiglu.safetensors",
+        &LoadOptions::default(),
+        true,
+        &device,
     );
 }
 

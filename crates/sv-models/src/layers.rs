@@ -37,11 +37,6 @@ pub(crate) fn over_tokens(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) 
     y.reshape([b, t, out])
 }
 
-/// A linear layer over `[B, T, D]` tokens as one GEMM.
-pub(crate) fn tokens_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    over_tokens(x, |rows| layer.forward(rows))
-}
-
 impl Norm {
     /// Take `{key}.weight` and `{key}.bias` `[d]` from a checkpoint.
     pub fn take(t: &mut WeightTaker, key: &str, d: usize, eps: f64, device: &Device) -> Self {

@@ -18,6 +18,7 @@ pub mod dinov2;
 pub mod ensemble;
 pub mod error;
 pub mod fast_ops;
+pub mod flex_ops;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod layers;

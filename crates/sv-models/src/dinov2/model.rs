@@ -13,7 +13,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Dinov2Config;
 use crate::fast_ops::bias_gelu;
-use crate::layers::{DropPath, Norm, over_tokens, tokens_linear};
+use crate::flex_ops;
+use crate::layers::{DropPath, Norm, over_tokens};
 use crate::resample::bicubic_aa_matrix;
 
 /// Multi-head self-attention with a fused query/key/value projection.
@@ -32,9 +33,21 @@ impl Attention {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = x.dims();
-        let h = self.num_heads;
-        let qkv = tokens_linear(&self.qkv, x)
-            .reshape([b, t, 3, h, d / h])
+        let heads = self.heads(x.reshape([b * t, d]), b);
+        linear_rows(&self.proj, heads, true).reshape([b, t, d])
+    }
+
+    /// The heads' outputs side by side `[B·T, D]`, before the output projection, for
+    /// token rows `[B·T, D]` of `batch` images.
+    fn heads(&self, rows: Tensor<2>, batch: usize) -> Tensor<2> {
+        let qkv = linear_rows(&self.qkv, rows, true);
+        if let Some(out) = flex_ops::attention_from_qkv(&qkv, batch, self.num_heads) {
+            return out;
+        }
+        let [bt, three_d] = qkv.dims();
+        let (t, d, h) = (bt / batch, three_d / 3, self.num_heads);
+        let qkv = qkv
+            .reshape([batch, t, 3, h, d / h])
             .permute([2, 0, 3, 1, 4]);
         let mut parts = qkv.chunk(3, 0).into_iter().map(|p| p.squeeze_dim::<4>(0));
         let (q, k, v) = (
@@ -43,7 +56,25 @@ impl Attention {
             parts.next().expect("v"),
         );
         let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        tokens_linear(&self.proj, out.swap_dims(1, 2).reshape([b, t, d]))
+        out.swap_dims(1, 2).reshape([bt, d])
+    }
+}
+
+/// `rows·W (+ b)` with burn's `Linear` weights, through the Flex GEMM when possible.
+fn linear_rows(layer: &Linear, rows: Tensor<2>, with_bias: bool) -> Tensor<2> {
+    let weight = layer.weight.val();
+    let bias = if with_bias {
+        layer.bias.as_ref().map(|b| b.val())
+    } else {
+        None
+    };
+    if let Some(y) = flex_ops::linear(&rows, &weight, bias.as_ref()) {
+        return y;
+    }
+    let y = rows.matmul(weight);
+    match bias {
+        Some(b) => y + b.unsqueeze(),
+        None => y,
     }
 }
 
@@ -62,20 +93,22 @@ pub struct Mlp {
 impl Mlp {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = if self.swiglu {
-            let x = tokens_linear(&self.fc1, x);
-            let mut halves = x.chunk(2, 2).into_iter();
+        over_tokens(x, |rows| linear_rows(&self.fc2, self.hidden(rows), true))
+    }
+
+    /// The activations before fc2 for token rows `[N, D]`.
+    fn hidden(&self, rows: Tensor<2>) -> Tensor<2> {
+        if self.swiglu {
+            let x = linear_rows(&self.fc1, rows, true);
+            let mut halves = x.chunk(2, 1).into_iter();
             let gate = halves.next().expect("gate half");
             let value = halves.next().expect("value half");
             silu(gate) * value
         } else {
             // fc1's bias is added in the same pass as the exact GELU.
-            over_tokens(x, |rows| {
-                let h = rows.matmul(self.fc1.weight.val());
-                bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()))
-            })
-        };
-        tokens_linear(&self.fc2, x)
+            let h = linear_rows(&self.fc1, rows, false);
+            bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()))
+        }
     }
 }
 
@@ -101,10 +134,37 @@ pub struct Block {
 impl Block {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let a = self.attn.forward(self.norm1.forward(x.clone())) * self.ls1.val().unsqueeze();
-        let x = x + self.drop_path.forward(a);
-        let m = self.mlp.forward(self.norm2.forward(x.clone())) * self.ls2.val().unsqueeze();
-        x + self.drop_path.forward(m)
+        let [b, t, d] = x.dims();
+        let rows = self.norm1.forward(x.clone()).reshape([b * t, d]);
+        let heads = self.attn.heads(rows, b);
+        let a = linear_rows(&self.attn.proj, heads, false);
+        let x = self.residual(x, a, &self.attn.proj, &self.ls1);
+        let rows = self.norm2.forward(x.clone()).reshape([b * t, d]);
+        let m = linear_rows(&self.mlp.fc2, self.mlp.hidden(rows), false);
+        self.residual(x, m, &self.mlp.fc2, &self.ls2)
+    }
+
+    /// `x + drop_path(ls ⊙ (y + bias))` for a branch output `y` `[B·T, D]` that still
+    /// lacks `layer`'s bias; in place on `x`'s buffer when possible.
+    fn residual(
+        &self,
+        x: Tensor<3>,
+        y: Tensor<2>,
+        layer: &Linear,
+        ls: &Param<Tensor<1>>,
+    ) -> Tensor<3> {
+        let bias = layer.bias.as_ref().map(|b| b.val());
+        let scale = ls.val();
+        let x = match flex_ops::residual_scaled(x, &y, bias.as_ref(), &scale) {
+            Ok(out) => return out,
+            Err(x) => x,
+        };
+        let y = match bias {
+            Some(b) => y + b.unsqueeze(),
+            None => y,
+        };
+        let branch = (y * scale.unsqueeze()).reshape(x.dims());
+        x + self.drop_path.forward(branch)
     }
 }
 

@@ -1,0 +1,152 @@
+//! Inference throughput of the networks on burn's Flex CPU backend: DINOv2 with registers
+//! (`small`, `base`, `large`), ConvNeXt-V2 (`convnextv2-atto` … `convnextv2-huge`) and the
+//! two-model ensemble (`ensemble`: DINOv2-S/14 + ConvNeXt-V2-tiny on one shared input,
+//! probabilities averaged 0.6 / 0.4).
+//!
+//! `model_bench --model small --batch 8 --iters 10` prints one JSON line with images/s and
+//! peak resident memory; `benches/run_models.sh` runs it beside `benches/torch_models.py`
+//! (PyTorch, same configs, same inputs) and writes the comparison table.
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use sv_models::{
+    ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
+    softmax_rows,
+};
+
+/// As in `sv-miner`: see the workspace manifest.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Args {
+    model: String,
+    batch: usize,
+    size: usize,
+    iters: usize,
+    warmup: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        model: "small".into(),
+        batch: 1,
+        size: 224,
+        iters: 10,
+        warmup: 2,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => args.model = value()?,
+            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
+            "--iters" => args.iters = value()?.parse().map_err(|e| format!("--iters: {e}"))?,
+            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--help" | "-h" => {
+                println!(
+                    "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--batch N] [--size PX] [--iters N] [--warmup N]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    let args = parse().unwrap_or_else(|e| {
+        eprintln!("model_bench: {e}");
+        std::process::exit(2);
+    });
+    let device = Device::default();
+    let model = Model::build(&args.model, &device).unwrap_or_else(|| {
+        eprintln!("model_bench: unknown model {}", args.model);
+        std::process::exit(2);
+    });
+    let input: Tensor<4> = Tensor::random(
+        [args.batch, 3, args.size, args.size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let run = || model.roadwork(input.clone());
+    for _ in 0..args.warmup {
+        run();
+    }
+    let mut times = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let line = serde_json::json!({
+        "impl": "burn-flex",
+        "model": args.model,
+        "batch": args.batch,
+        "size": args.size,
+        "iters": args.iters,
+        "median_s": median,
+        "images_per_s": args.batch as f64 / median,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{line}");
+}
+
+/// The network under test, with random weights.
+enum Model {
+    Dinov2(Dinov2Classifier),
+    ConvNext(ConvNextV2Classifier),
+    /// DINOv2-S/14 and ConvNeXt-V2-tiny.
+    Ensemble(Dinov2Classifier, ConvNextV2Classifier),
+}
+
+impl Model {
+    fn build(name: &str, device: &Device) -> Option<Self> {
+        let dino =
+            |cfg: &Dinov2Config| Dinov2Classifier::with_new_head(Dinov2::random(cfg, device), 2);
+        let convnext = |cfg: &ConvNextV2Config| -> Option<ConvNextV2Classifier> {
+            Some(ConvNextV2Classifier::with_new_head(
+                ConvNextV2::random(cfg, device).ok()?,
+                2,
+            ))
+        };
+        if name == "ensemble" {
+            return Some(Model::Ensemble(
+                dino(&Dinov2Config::small()),
+                convnext(&ConvNextV2Config::tiny())?,
+            ));
+        }
+        if let Some(cfg) = Dinov2Config::by_name(name) {
+            return Some(Model::Dinov2(dino(&cfg)));
+        }
+        ConvNextV2Config::by_name(name).and_then(|cfg| convnext(&cfg).map(Model::ConvNext))
+    }
+
+    /// Roadwork probabilities; reading them back forces the whole graph to execute.
+    fn roadwork(&self, x: Tensor<4>) -> Vec<f32> {
+        let probs = |logits: Tensor<2>| -> Vec<f32> {
+            softmax_rows(logits).into_iter().map(|p| p[1]).collect()
+        };
+        match self {
+            Model::Dinov2(m) => probs(m.forward(x)),
+            Model::ConvNext(m) => probs(m.forward(x)),
+            Model::Ensemble(d, c) => {
+                let pd = probs(d.forward(x.clone()));
+                let pc = probs(c.forward(x));
+                pd.iter().zip(&pc).map(|(a, b)| 0.6 * a + 0.4 * b).collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+"""PyTorch reference for benches/model_bench.rs: the same networks in HF transformers with
+random weights (DINOv2 with registers, its 518-px position grid resampled to the input;
+ConvNeXt-V2; the DINOv2-S + ConvNeXt-V2-tiny ensemble averaging roadwork probabilities
+0.6 / 0.4) on the same input shape, timed the same way (warm-up, then the median of N
+passes, softmax included).
+
+Prints one JSON line per run, like model_bench. Run through benches/run_models.sh.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+
+import torch
+from transformers import (
+    ConvNextV2Config,
+    ConvNextV2ForImageClassification,
+    Dinov2WithRegistersConfig,
+    Dinov2WithRegistersForImageClassification,
+)
+
+SIZES = {
+    "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16),
+}
+CONVNEXT = {
+    "convnextv2-atto": ([2, 2, 6, 2], [40, 80, 160, 320]),
+    "convnextv2-nano": ([2, 2, 8, 2], [80, 160, 320, 640]),
+    "convnextv2-tiny": ([3, 3, 9, 3], [96, 192, 384, 768]),
+    "convnextv2-base": ([3, 3, 27, 3], [128, 256, 512, 1024]),
+}
+
+
+def dinov2(size: str):
+    config = Dinov2WithRegistersConfig(
+        **SIZES[size], image_size=518, patch_size=14, num_register_tokens=4, num_labels=2
+    )
+    return Dinov2WithRegistersForImageClassification(config).eval()
+
+
+def convnext(name: str):
+    depths, dims = CONVNEXT[name]
+    return ConvNextV2ForImageClassification(ConvNextV2Config(depths=depths, hidden_sizes=dims, num_labels=2)).eval()
+
+
+def build(name: str):
+    """A callable from pixels to roadwork probabilities."""
+    if name == "ensemble":
+        d, c = dinov2("small"), convnext("convnextv2-tiny")
+        return lambda x: 0.6 * d(pixel_values=x).logits.softmax(-1)[:, 1] + 0.4 * c(pixel_values=x).logits.softmax(-1)[:, 1]
+    m = dinov2(name) if name in SIZES else convnext(name)
+    return lambda x: m(pixel_values=x).logits.softmax(-1)[:, 1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default="small", choices=sorted(SIZES) + sorted(CONVNEXT) + ["ensemble"])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    model = build(args.model)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            model(x).numpy()
+        times = []
+        for _ in range(args.iters):
+            t = time.perf_counter()
+            model(x).numpy()
+            times.append(time.perf_counter() - t)
+    median = statistics.median_low(times)
+    print(json.dumps({
+        "impl": f"pytorch-{torch.__version__}",
+        "model": args.model,
+        "batch": args.batch,
+        "size": args.size,
+        "iters": args.iters,
+        "median_s": median,
+        "images_per_s": args.batch / median,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()

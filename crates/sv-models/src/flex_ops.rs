@@ -1,0 +1,374 @@
+//! Inference kernels that work on burn Flex tensor buffers directly: GEMMs with the bias
+//! folded in, multi-head attention read straight out of the fused qkv projection, and a
+//! fused LayerScale + residual update done in place. They avoid the copies, zero fills
+//! and scalar `exp` calls that composing burn ops costs on the CPU.
+//!
+//! Every entry point returns `None` when a tensor is not a plain f32 Flex tensor (an
+//! autodiff tensor while training, another backend such as CUDA); callers then run the
+//! same computation with burn's ops.
+
+use burn::tensor::{Tensor, TensorData};
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+use crate::fast_ops::exp_nonpositive;
+
+/// The Flex tensor behind `t`, sharing its buffer, if it is a contiguous f32 Flex tensor.
+fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if t.device().is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let f = t.clone().try_into_primitive::<Flex>().ok()?;
+    f.layout().contiguous_offsets().map(|_| f)
+}
+
+/// The elements of a contiguous f32 Flex tensor.
+fn values(f: &FlexTensor) -> &[f32] {
+    let (start, end) = f.layout().contiguous_offsets().expect("checked contiguous");
+    &f.storage::<f32>()[start..end]
+}
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], like: &Tensor<2>) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data, shape), &like.device())
+}
+
+/// `dst = x·w (+ dst when `accumulate`)` for row-major `x` `[m, k]` and `w` `[k, n]`.
+///
+/// # Safety
+/// `dst` must hold `m` rows of `n` writable elements at row stride `dst_rs`.
+unsafe fn gemm_rows(
+    x: &[f32],
+    w: &[f32],
+    dst: *mut f32,
+    dst_rs: usize,
+    (m, k, n): (usize, usize, usize),
+    accumulate: bool,
+    parallel: bool,
+) {
+    let par = if parallel && m * n * k >= 1 << 20 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: shapes and strides describe the slices; the caller vouches for `dst`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// `x·w + bias` for `x` `[m, k]` and `w` `[k, n]` (burn's `Linear` layout), as one GEMM
+/// whose destination starts as the bias rows.
+pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<Tensor<2>> {
+    let (fx, fw) = (flex(x)?, flex(w)?);
+    let [m, k] = x.dims();
+    let [k2, n] = w.dims();
+    if k != k2 {
+        return None;
+    }
+    let (mut out, accumulate) = match bias {
+        Some(b) => {
+            let fb = flex(b)?;
+            let b = values(&fb);
+            let mut out = Vec::with_capacity(m * n);
+            for _ in 0..m {
+                out.extend_from_slice(b);
+            }
+            (out, true)
+        }
+        None => (vec![0f32; m * n], false),
+    };
+    // SAFETY: `out` holds m rows of n.
+    unsafe {
+        gemm_rows(
+            values(&fx),
+            values(&fw),
+            out.as_mut_ptr(),
+            n,
+            (m, k, n),
+            accumulate,
+            true,
+        )
+    };
+    Some(tensor(out, [m, n], x))
+}
+
+/// `x + scale ⊙ (y + bias)` over rows of width `d` (a LayerScale'd residual branch),
+/// written into `x`'s buffer when nothing else holds it.
+pub fn residual_scaled(
+    x: Tensor<3>,
+    y: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    scale: &Tensor<1>,
+) -> Result<Tensor<3>, Tensor<3>> {
+    let (Some(fy), Some(fs)) = (flex(y), flex(scale)) else {
+        return Err(x);
+    };
+    let fb = match bias {
+        Some(b) => match flex(b) {
+            Some(f) => Some(f),
+            None => return Err(x),
+        },
+        None => None,
+    };
+    let dims = x.dims();
+    if flex(&x).is_none() {
+        return Err(x);
+    }
+    let Ok(mut fx) = x.try_into_primitive::<Flex>() else {
+        unreachable!("checked to be a Flex tensor");
+    };
+    let d = dims[2];
+    let (ys, ss) = (values(&fy), values(&fs));
+    let bs = fb.as_ref().map(values);
+    let (start, end) = fx.layout().contiguous_offsets().expect("contiguous");
+    let xs = &mut fx.storage_mut::<f32>()[start..end];
+    let chunk = (16 * 1024 / d.max(1)).max(1) * d;
+    xs.par_chunks_mut(chunk)
+        .zip(ys.par_chunks(chunk))
+        .for_each(|(xr, yr)| residual_rows(xr, yr, bs, ss));
+    Ok(Tensor::from_primitive::<Flex>(fx))
+}
+
+fn residual_rows(x: &mut [f32], y: &[f32], bias: Option<&[f32]>, scale: &[f32]) {
+    let d = scale.len();
+    for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+        match bias {
+            Some(b) => {
+                for (((xv, yv), bv), sv) in xr.iter_mut().zip(yr).zip(b).zip(scale) {
+                    *xv += sv * (yv + bv);
+                }
+            }
+            None => {
+                for ((xv, yv), sv) in xr.iter_mut().zip(yr).zip(scale) {
+                    *xv += sv * yv;
+                }
+            }
+        }
+    }
+}
+
+/// Multi-head self-attention from a fused projection `qkv` `[B·T, 3D]` (query, key, value
+/// side by side, heads contiguous within each) to `[B·T, D]` with the heads side by side:
+/// `softmax(Q·Kᵀ/√dₕ)·V` per batch item and head, never copying Q, K or V out.
+pub fn attention_from_qkv(qkv: &Tensor<2>, batch: usize, heads: usize) -> Option<Tensor<2>> {
+    let f = flex(qkv)?;
+    let [rows, three_d] = qkv.dims();
+    let d = three_d / 3;
+    if batch == 0 || rows % batch != 0 || d % heads != 0 || d * 3 != three_d {
+        return None;
+    }
+    let t = rows / batch;
+    let dh = d / heads;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let src = values(&f);
+    let mut out = vec![0f32; rows * d];
+    let out_ptr = out.as_mut_ptr() as usize;
+    (0..batch * heads).into_par_iter().for_each_init(
+        || vec![0f32; t * t],
+        |scores, job| {
+            let (b, h) = (job / heads, job % heads);
+            let base = b * t * three_d;
+            let q = &src[base + h * dh..];
+            let k = &src[base + d + h * dh..];
+            let v = &src[base + 2 * d + h * dh..];
+            // SAFETY: every job writes its own `dh` columns of its own batch rows of `out`,
+            // which outlives the parallel loop; reads stay inside `src`.
+            unsafe {
+                // scores = scale · Q·Kᵀ   [t, t]
+                gemm::gemm(
+                    t,
+                    t,
+                    dh,
+                    scores.as_mut_ptr(),
+                    1,
+                    t as isize,
+                    false,
+                    q.as_ptr(),
+                    1,
+                    three_d as isize,
+                    k.as_ptr(),
+                    three_d as isize,
+                    1,
+                    0.0f32,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            let inv_sums = softmax_unnormalised(scores, t);
+            let dst = (out_ptr as *mut f32).wrapping_add(b * t * d + h * dh);
+            // SAFETY: as above.
+            unsafe {
+                // out = P·V   [t, dh] at row stride D
+                gemm::gemm(
+                    t,
+                    dh,
+                    t,
+                    dst,
+                    1,
+                    d as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    t as isize,
+                    v.as_ptr(),
+                    1,
+                    three_d as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+                for (i, inv) in inv_sums.iter().enumerate() {
+                    let row = std::slice::from_raw_parts_mut(dst.add(i * d), dh);
+                    row.iter_mut().for_each(|o| *o *= inv);
+                }
+            }
+        },
+    );
+    Some(tensor(out, [rows, d], qkv))
+}
+
+/// Replace each row of `scores` `[t, t]` by `exp(s − max)` and return 1 / row sum.
+fn softmax_unnormalised(scores: &mut [f32], t: usize) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { softmax_avx2(scores, t) };
+        }
+    }
+    softmax_portable(scores, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_avx2(scores: &mut [f32], t: usize) -> Vec<f32> {
+    softmax_portable(scores, t)
+}
+
+#[inline(always)]
+fn softmax_portable(scores: &mut [f32], t: usize) -> Vec<f32> {
+    const L: usize = 16;
+    scores
+        .chunks_exact_mut(t)
+        .map(|row| {
+            let mut lanes = [f32::NEG_INFINITY; L];
+            let mut chunks = row.chunks_exact(L);
+            for c in &mut chunks {
+                for l in 0..L {
+                    lanes[l] = lanes[l].max(c[l]);
+                }
+            }
+            let max = chunks.remainder().iter().copied().fold(
+                lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                f32::max,
+            );
+            let mut sums = [0f32; L];
+            let mut chunks = row.chunks_exact_mut(L);
+            for c in &mut chunks {
+                for l in 0..L {
+                    let e = exp_nonpositive(c[l] - max);
+                    c[l] = e;
+                    sums[l] += e;
+                }
+            }
+            let mut sum: f32 = sums.iter().sum();
+            for v in chunks.into_remainder() {
+                *v = exp_nonpositive(*v - max);
+                sum += *v;
+            }
+            1.0 / sum
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn attention_from_qkv_matches_burns_attention() {
+        let device = Device::default();
+        let (b, t, h, dh) = (2, 37, 3, 16);
+        let d = h * dh;
+        let qkv: Tensor<2> =
+            Tensor::random([b * t, 3 * d], Distribution::Normal(0.0, 2.0), &device);
+        let fast = attention_from_qkv(&qkv, b, h).expect("flex tensor");
+        let parts = qkv
+            .reshape([b, t, 3, h, dh])
+            .permute([2, 0, 3, 1, 4])
+            .chunk(3, 0);
+        let [q, k, v]: [Tensor<4>; 3] = parts
+            .into_iter()
+            .map(|p| p.squeeze_dim::<4>(0))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let want = attention(q, k, v, None, None, AttentionModuleOptions::default())
+            .swap_dims(1, 2)
+            .reshape([b * t, d]);
+        let diff = max_diff(fast, want);
+        assert!(diff < 1e-5, "max |Δ| = {diff}");
+    }
+
+    #[test]
+    fn linear_and_residual_match_burn() {
+        let device = Device::default();
+        let n = Distribution::Normal(0.0, 1.0);
+        let x: Tensor<2> = Tensor::random([50, 40], n, &device);
+        let w: Tensor<2> = Tensor::random([40, 24], n, &device);
+        let b: Tensor<1> = Tensor::random([24], n, &device);
+        let want = x.clone().matmul(w.clone()) + b.clone().unsqueeze();
+        let got = linear(&x, &w, Some(&b)).unwrap();
+        assert!(max_diff(got.clone(), want.clone()) < 1e-4);
+        let got_nb = linear(&x, &w, None).unwrap();
+        assert!(max_diff(got_nb, x.clone().matmul(w.clone())) < 1e-4);
+
+        let r: Tensor<3> = Tensor::random([2, 25, 24], n, &device);
+        let s: Tensor<1> = Tensor::random([24], n, &device);
+        let want = r.clone()
+            + ((got.clone() + b.clone().unsqueeze()) * s.clone().unsqueeze()).reshape([2, 25, 24]);
+        let fast = residual_scaled(r, &got, Some(&b), &s).unwrap();
+        assert!(max_diff(fast, want) < 1e-4);
+    }
+
+    #[test]
+    fn autodiff_tensors_take_the_burn_path() {
+        let device = Device::default().autodiff();
+        let x: Tensor<2> = Tensor::zeros([4, 4], &device);
+        assert!(linear(&x, &x, None).is_none());
+        assert!(attention_from_qkv(&Tensor::zeros([4, 12], &device), 1, 2).is_none());
+    }
+}
