@@ -113,26 +113,27 @@ pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<
 }
 
 /// `x + scale ⊙ (y + bias)` over rows of width `d` (a LayerScale'd residual branch),
-/// written into `x`'s buffer when nothing else holds it.
+/// written into `x`'s buffer when nothing else holds it. Gives `x` back untouched when
+/// the tensors are not plain f32 Flex tensors.
 pub fn residual_scaled(
     x: Tensor<3>,
     y: &Tensor<2>,
     bias: Option<&Tensor<1>>,
     scale: &Tensor<1>,
-) -> Result<Tensor<3>, Tensor<3>> {
+) -> Result<Tensor<3>, Box<Tensor<3>>> {
     let (Some(fy), Some(fs)) = (flex(y), flex(scale)) else {
-        return Err(x);
+        return Err(Box::new(x));
     };
     let fb = match bias {
         Some(b) => match flex(b) {
             Some(f) => Some(f),
-            None => return Err(x),
+            None => return Err(Box::new(x)),
         },
         None => None,
     };
     let dims = x.dims();
     if flex(&x).is_none() {
-        return Err(x);
+        return Err(Box::new(x));
     }
     let Ok(mut fx) = x.try_into_primitive::<Flex>() else {
         unreachable!("checked to be a Flex tensor");

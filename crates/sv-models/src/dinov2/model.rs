@@ -157,7 +157,7 @@ impl Block {
         let scale = ls.val();
         let x = match flex_ops::residual_scaled(x, &y, bias.as_ref(), &scale) {
             Ok(out) => return out,
-            Err(x) => x,
+            Err(x) => *x,
         };
         let y = match bias {
             Some(b) => y + b.unsqueeze(),
