@@ -109,7 +109,7 @@ enum Model {
     Dinov2(Dinov2Classifier),
     ConvNext(ConvNextV2Classifier),
     /// DINOv2-S/14 and ConvNeXt-V2-tiny.
-    Ensemble(Dinov2Classifier, ConvNextV2Classifier),
+    Ensemble(Box<(Dinov2Classifier, ConvNextV2Classifier)>),
 }
 
 impl Model {
@@ -123,10 +123,10 @@ impl Model {
             ))
         };
         if name == "ensemble" {
-            return Some(Model::Ensemble(
+            return Some(Model::Ensemble(Box::new((
                 dino(&Dinov2Config::small()),
                 convnext(&ConvNextV2Config::tiny())?,
-            ));
+            ))));
         }
         if let Some(cfg) = Dinov2Config::by_name(name) {
             return Some(Model::Dinov2(dino(&cfg)));
@@ -142,7 +142,8 @@ impl Model {
         match self {
             Model::Dinov2(m) => probs(m.forward(x)),
             Model::ConvNext(m) => probs(m.forward(x)),
-            Model::Ensemble(d, c) => {
+            Model::Ensemble(pair) => {
+                let (d, c) = &**pair;
                 let pd = probs(d.forward(x.clone()));
                 let pc = probs(c.forward(x));
                 pd.iter().zip(&pc).map(|(a, b)| 0.6 * a + 0.4 * b).collect()
