@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::fast_ops::exp_nonpositive;
 
 /// The Flex tensor behind `t`, sharing its buffer, if it is a contiguous f32 Flex tensor.
-fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+pub(crate) fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
     if t.device().is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
         return None;
     }
@@ -23,7 +23,7 @@ fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
 }
 
 /// The elements of a contiguous f32 Flex tensor.
-fn values(f: &FlexTensor) -> &[f32] {
+pub(crate) fn values(f: &FlexTensor) -> &[f32] {
     let (start, end) = f.layout().contiguous_offsets().expect("checked contiguous");
     &f.storage::<f32>()[start..end]
 }
@@ -36,7 +36,7 @@ fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], like: &Tensor<2>) -
 ///
 /// # Safety
 /// `dst` must hold `m` rows of `n` writable elements at row stride `dst_rs`.
-unsafe fn gemm_rows(
+pub(crate) unsafe fn gemm_rows(
     x: &[f32],
     w: &[f32],
     dst: *mut f32,

@@ -93,59 +93,152 @@ struct DwParams<'a> {
 fn dw_row(p: &DwParams, image: &[f32], y: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { dw_row_avx512(p, image, y, out) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
             unsafe { dw_row_avx2(p, image, y, out) };
             return;
         }
     }
-    dw_row_portable(p, image, y, out);
+    dw_row_portable::<false>(p, image, y, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn dw_row_avx512(p: &DwParams, image: &[f32], y: usize, out: &mut [f32]) {
+    dw_row_portable::<true>(p, image, y, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dw_row_avx2(p: &DwParams, image: &[f32], y: usize, out: &mut [f32]) {
-    dw_row_portable(p, image, y, out);
+    dw_row_portable::<true>(p, image, y, out);
 }
 
-/// One output row `[W, C]`: the convolution into registers, channel block by channel
-/// block, then the LayerNorm of each pixel over its channels.
+/// `acc + a·b`, fused when the caller was compiled with FMA.
 #[inline(always)]
-fn dw_row_portable(p: &DwParams, image: &[f32], y: usize, out: &mut [f32]) {
-    let (h, w, c) = (p.h, p.w, p.c);
-    let ky_lo = PAD.saturating_sub(y);
-    let ky_hi = DW_KERNEL.min(h + PAD - y);
-    for x in 0..w {
-        let kx_lo = PAD.saturating_sub(x);
-        let kx_hi = DW_KERNEL.min(w + PAD - x);
-        let pixel = &mut out[x * c..(x + 1) * c];
-        let mut c0 = 0;
-        while c0 < c {
-            let n = LANES.min(c - c0);
-            let mut acc = [0f32; LANES];
-            acc[..n].copy_from_slice(&p.bias[c0..c0 + n]);
-            for ky in ky_lo..ky_hi {
-                let iy = y + ky - PAD;
-                let in_row = &image[iy * w * c..(iy + 1) * w * c];
-                for kx in kx_lo..kx_hi {
-                    let ix = x + kx - PAD;
-                    let src = &in_row[ix * c + c0..ix * c + c0 + n];
-                    let tap = &p.taps[(ky * DW_KERNEL + kx) * c + c0..][..n];
-                    if n == LANES {
-                        for l in 0..LANES {
-                            acc[l] += src[l] * tap[l];
-                        }
-                    } else {
-                        for l in 0..n {
-                            acc[l] += src[l] * tap[l];
-                        }
-                    }
+fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
+    if FMA { a.mul_add(b, acc) } else { acc + a * b }
+}
+
+/// Pixels per register block of the convolution.
+const XB: usize = 4;
+
+/// One output row `[W, C]`: the convolution into registers, then the LayerNorm of each
+/// pixel over its channels. Away from the left and right borders, `XB` pixels of one
+/// channel block are computed together so that each tap's weights are loaded once.
+#[inline(always)]
+fn dw_row_portable<const FMA: bool>(p: &DwParams, image: &[f32], y: usize, out: &mut [f32]) {
+    let (w, c) = (p.w, p.c);
+    let mut x = 0;
+    while x < w {
+        if x >= PAD && x + XB + PAD <= w {
+            let mut c0 = 0;
+            while c0 + LANES <= c {
+                dw_interior::<FMA>(p, image, y, x, c0, &mut out[x * c..(x + XB) * c]);
+                c0 += LANES;
+            }
+            for j in 0..XB {
+                dw_pixel::<FMA>(
+                    p,
+                    image,
+                    y,
+                    x + j,
+                    c0,
+                    &mut out[(x + j) * c..(x + j + 1) * c],
+                );
+            }
+            x += XB;
+        } else {
+            dw_pixel::<FMA>(p, image, y, x, 0, &mut out[x * c..(x + 1) * c]);
+            x += 1;
+        }
+    }
+    for pixel in out.chunks_exact_mut(c) {
+        normalise(pixel, p.gamma, p.beta, p.eps);
+    }
+}
+
+/// Rows of the kernel that fall inside the image for output row `y`.
+#[inline(always)]
+fn ky_range(p: &DwParams, y: usize) -> std::ops::Range<usize> {
+    PAD.saturating_sub(y)..DW_KERNEL.min(p.h + PAD - y)
+}
+
+/// Channels `c0..c0+LANES` of pixels `x..x+XB`, all of whose columns are inside the image.
+#[inline(always)]
+fn dw_interior<const FMA: bool>(
+    p: &DwParams,
+    image: &[f32],
+    y: usize,
+    x: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    let (w, c) = (p.w, p.c);
+    let mut acc = [[0f32; LANES]; XB];
+    for a in acc.iter_mut() {
+        a.copy_from_slice(&p.bias[c0..c0 + LANES]);
+    }
+    for ky in ky_range(p, y) {
+        let iy = y + ky - PAD;
+        let row = &image[iy * w * c..(iy + 1) * w * c];
+        for kx in 0..DW_KERNEL {
+            let tap: &[f32; LANES] = p.taps[(ky * DW_KERNEL + kx) * c + c0..][..LANES]
+                .try_into()
+                .expect("LANES taps");
+            for (j, a) in acc.iter_mut().enumerate() {
+                let ix = x + j + kx - PAD;
+                let src: &[f32; LANES] = row[ix * c + c0..][..LANES]
+                    .try_into()
+                    .expect("LANES inputs");
+                for l in 0..LANES {
+                    a[l] = madd::<FMA>(a[l], src[l], tap[l]);
                 }
             }
-            pixel[c0..c0 + n].copy_from_slice(&acc[..n]);
-            c0 += n;
         }
-        normalise(pixel, p.gamma, p.beta, p.eps);
+    }
+    for (j, a) in acc.iter().enumerate() {
+        out[j * c + c0..j * c + c0 + LANES].copy_from_slice(a);
+    }
+}
+
+/// Channels `c0..` of one pixel, with any border.
+#[inline(always)]
+fn dw_pixel<const FMA: bool>(
+    p: &DwParams,
+    image: &[f32],
+    y: usize,
+    x: usize,
+    c0: usize,
+    pixel: &mut [f32],
+) {
+    let (w, c) = (p.w, p.c);
+    let kx_lo = PAD.saturating_sub(x);
+    let kx_hi = DW_KERNEL.min(w + PAD - x);
+    let mut c0 = c0;
+    while c0 < c {
+        let n = LANES.min(c - c0);
+        let mut acc = [0f32; LANES];
+        acc[..n].copy_from_slice(&p.bias[c0..c0 + n]);
+        for ky in ky_range(p, y) {
+            let iy = y + ky - PAD;
+            let in_row = &image[iy * w * c..(iy + 1) * w * c];
+            for kx in kx_lo..kx_hi {
+                let ix = x + kx - PAD;
+                let src = &in_row[ix * c + c0..ix * c + c0 + n];
+                let tap = &p.taps[(ky * DW_KERNEL + kx) * c + c0..][..n];
+                for l in 0..n {
+                    acc[l] = madd::<FMA>(acc[l], src[l], tap[l]);
+                }
+            }
+        }
+        pixel[c0..c0 + n].copy_from_slice(&acc[..n]);
+        c0 += n;
     }
 }
 
@@ -186,47 +279,39 @@ pub fn bias_gelu_grn(
     let values = data
         .as_mut_slice::<f32>()
         .expect("f32 data after conversion");
-    // Pass 1: bias + GELU in place, with per-block sums of squares per channel. Blocks
-    // never straddle two images.
-    let block_len = (16 * 1024 / c.max(1)).clamp(1, n.max(1)) * c;
-    let bias = &bias;
-    let partial: Vec<Vec<f32>> = values
-        .par_chunks_mut(n * c)
-        .flat_map(|image| {
-            image
-                .par_chunks_mut(block_len)
-                .map(move |block| gelu_sumsq(block, bias))
-        })
-        .collect();
-    let blocks_per_image = (n * c).div_ceil(block_len);
-    // Per image: Nx, then the per-channel scale 1 + γ·Nx.
-    let scales: Vec<Vec<f32>> = partial
-        .chunks(blocks_per_image)
-        .map(|blocks| {
-            let mut gx = vec![0f32; c];
-            for b in blocks {
-                for (g, s) in gx.iter_mut().zip(b) {
-                    *g += s;
-                }
-            }
-            gx.iter_mut().for_each(|g| *g = g.sqrt());
-            let mean = gx.iter().sum::<f32>() / c as f32;
-            gx.iter()
-                .zip(&gamma)
-                .map(|(g, gm)| 1.0 + gm * (g / (mean + GRN_EPS)))
-                .collect()
-        })
-        .collect();
-    // Pass 2: x·(1 + γ·Nx) + β.
     values
         .par_chunks_mut(n * c)
-        .zip(scales.par_iter())
-        .for_each(|(image, scale)| {
-            image
-                .par_chunks_mut(block_len)
-                .for_each(|block| scale_shift(block, scale, &beta));
-        });
+        .for_each(|image| gelu_grn_image(image, &bias, &gamma, &beta));
     Tensor::from_data(data, &device)
+}
+
+/// `grn(gelu(h + bias))` in place on one image's `[N, C]` activations.
+pub(crate) fn gelu_grn_image(h: &mut [f32], bias: &[f32], gamma: &[f32], beta: &[f32]) {
+    let c = bias.len();
+    let n = h.len() / c.max(1);
+    // Pass 1: bias + GELU with per-block sums of squares per channel.
+    let block_len = (16 * 1024 / c.max(1)).clamp(1, n.max(1)) * c;
+    let partial: Vec<Vec<f32>> = h
+        .par_chunks_mut(block_len)
+        .map(|block| gelu_sumsq(block, bias))
+        .collect();
+    // Nx, then the per-channel scale 1 + γ·Nx.
+    let mut gx = vec![0f32; c];
+    for b in &partial {
+        for (g, s) in gx.iter_mut().zip(b) {
+            *g += s;
+        }
+    }
+    gx.iter_mut().for_each(|g| *g = g.sqrt());
+    let mean = gx.iter().sum::<f32>() / c as f32;
+    let scale: Vec<f32> = gx
+        .iter()
+        .zip(gamma)
+        .map(|(g, gm)| 1.0 + gm * (g / (mean + GRN_EPS)))
+        .collect();
+    // Pass 2: x·(1 + γ·Nx) + β.
+    h.par_chunks_mut(block_len)
+        .for_each(|block| scale_shift(block, &scale, beta));
 }
 
 fn gelu_sumsq(block: &mut [f32], bias: &[f32]) -> Vec<f32> {
@@ -268,6 +353,110 @@ fn scale_shift(block: &mut [f32], scale: &[f32], shift: &[f32]) {
     }
 }
 
+/// The whole ConvNeXt-V2 block in place on channels-last `x` `[B, H, W, C]`, one image
+/// at a time: depthwise conv + LayerNorm into a scratch buffer, fc1, GELU + GRN, then fc2
+/// accumulated straight into the image's rows (the residual). Gives `x` back untouched
+/// when the tensors are not plain f32 Flex tensors (training, other backends).
+pub(crate) fn block_inplace(
+    x: Tensor<4>,
+    block: &super::model::ConvNextBlock,
+) -> Result<Tensor<4>, Box<Tensor<4>>> {
+    use crate::flex_ops::{flex, gemm_rows, values};
+    let params = [
+        flex(&block.dw_bias.val()),
+        flex(&block.norm.gamma.val()),
+        flex(&block.norm.beta.val()),
+        block.fc1.bias.as_ref().and_then(|b| flex(&b.val())),
+        flex(&block.grn_gamma.val()),
+        flex(&block.grn_beta.val()),
+        block.fc2.bias.as_ref().and_then(|b| flex(&b.val())),
+    ];
+    let (w1, w2, dw) = (
+        flex(&block.fc1.weight.val()),
+        flex(&block.fc2.weight.val()),
+        flex(&block.dw_weight.val()),
+    );
+    if flex(&x).is_none() || params.iter().any(Option::is_none) {
+        return Err(Box::new(x));
+    }
+    let (Some(w1), Some(w2), Some(dw)) = (w1, w2, dw) else {
+        return Err(Box::new(x));
+    };
+    let [dw_b, gamma, beta, b1, grn_g, grn_b, b2] = params.map(|p| p.expect("checked"));
+    let [_, h, w, c] = x.dims();
+    let hidden = block.fc1.weight.dims()[1];
+    let Ok(mut fx) = x.try_into_primitive::<burn_flex::Flex>() else {
+        unreachable!("checked to be a Flex tensor");
+    };
+    // Taps as [7·7, C].
+    let taps_src = values(&dw);
+    let mut taps = vec![0f32; DW_KERNEL * DW_KERNEL * c];
+    for ch in 0..c {
+        for t in 0..DW_KERNEL * DW_KERNEL {
+            taps[t * c + ch] = taps_src[ch * DW_KERNEL * DW_KERNEL + t];
+        }
+    }
+    let dw_params = DwParams {
+        h,
+        w,
+        c,
+        taps: &taps,
+        bias: values(&dw_b),
+        gamma: values(&gamma),
+        beta: values(&beta),
+        eps: block.norm.eps as f32,
+    };
+    let (w1, w2) = (values(&w1), values(&w2));
+    let (b1, grn_g, grn_b, b2) = (values(&b1), values(&grn_g), values(&grn_b), values(&b2));
+    let pixels = h * w;
+    let mut normed = vec![0f32; pixels * c];
+    let mut act = vec![0f32; pixels * hidden];
+    let (start, end) = fx.layout().contiguous_offsets().expect("contiguous");
+    let xs = &mut fx.storage_mut::<f32>()[start..end];
+    for image in xs.chunks_exact_mut(pixels * c) {
+        {
+            let src: &[f32] = image;
+            normed
+                .par_chunks_mut(w * c)
+                .enumerate()
+                .for_each(|(y, row)| dw_row(&dw_params, src, y, row));
+        }
+        // SAFETY: `act` holds `pixels` rows of `hidden`; `image` holds `pixels` rows of `c`.
+        unsafe {
+            gemm_rows(
+                &normed,
+                w1,
+                act.as_mut_ptr(),
+                hidden,
+                (pixels, c, hidden),
+                false,
+                true,
+            );
+        }
+        gelu_grn_image(&mut act, b1, grn_g, grn_b);
+        image
+            .par_chunks_mut(c * 64)
+            .for_each(|rows| rows.chunks_exact_mut(c).for_each(|r| add(r, b2)));
+        // SAFETY: as above; fc2 accumulates into the residual rows.
+        unsafe {
+            gemm_rows(
+                &act,
+                w2,
+                image.as_mut_ptr(),
+                c,
+                (pixels, hidden, c),
+                true,
+                true,
+            );
+        }
+    }
+    Ok(Tensor::from_primitive::<burn_flex::Flex>(fx))
+}
+
+fn add(row: &mut [f32], bias: &[f32]) {
+    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +469,7 @@ mod tests {
     #[test]
     fn fast_dwconv_norm_matches_burns_conv_and_norm() {
         // Odd sizes and a channel count that is not a multiple of the register block.
-        for (h, w, c) in [(5, 9, 40), (8, 8, 16), (2, 3, 7)] {
+        for (h, w, c) in [(5, 9, 40), (8, 8, 16), (2, 3, 7), (12, 17, 40), (9, 14, 32)] {
             let device = Device::default();
             let ad = device.clone().autodiff();
             let x: Tensor<4> =
