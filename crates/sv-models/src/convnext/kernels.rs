@@ -217,41 +217,78 @@ fn dw_pixel<const FMA: bool>(
     c0: usize,
     pixel: &mut [f32],
 ) {
-    let (w, c) = (p.w, p.c);
-    let kx_lo = PAD.saturating_sub(x);
-    let kx_hi = DW_KERNEL.min(w + PAD - x);
+    let c = p.c;
     let mut c0 = c0;
-    while c0 < c {
-        let n = LANES.min(c - c0);
+    while c0 + LANES <= c {
         let mut acc = [0f32; LANES];
-        acc[..n].copy_from_slice(&p.bias[c0..c0 + n]);
-        for ky in ky_range(p, y) {
-            let iy = y + ky - PAD;
-            let in_row = &image[iy * w * c..(iy + 1) * w * c];
-            for kx in kx_lo..kx_hi {
-                let ix = x + kx - PAD;
-                let src = &in_row[ix * c + c0..ix * c + c0 + n];
-                let tap = &p.taps[(ky * DW_KERNEL + kx) * c + c0..][..n];
-                for l in 0..n {
-                    acc[l] = madd::<FMA>(acc[l], src[l], tap[l]);
-                }
-            }
-        }
-        pixel[c0..c0 + n].copy_from_slice(&acc[..n]);
-        c0 += n;
+        acc.copy_from_slice(&p.bias[c0..c0 + LANES]);
+        dw_taps::<FMA, LANES>(p, image, y, x, c0, &mut acc);
+        pixel[c0..c0 + LANES].copy_from_slice(&acc);
+        c0 += LANES;
+    }
+    // Remaining channels, in blocks of 1 (rare: widths that are not multiples of 16).
+    while c0 < c {
+        let mut acc = [p.bias[c0]];
+        dw_taps::<FMA, 1>(p, image, y, x, c0, &mut acc);
+        pixel[c0] = acc[0];
+        c0 += 1;
     }
 }
 
-/// LayerNorm of one pixel's channels in place (two-pass mean and variance, as PyTorch).
+/// Accumulate the in-image taps of channels `c0..c0+N` of pixel (`y`, `x`) into `acc`.
+#[inline(always)]
+fn dw_taps<const FMA: bool, const N: usize>(
+    p: &DwParams,
+    image: &[f32],
+    y: usize,
+    x: usize,
+    c0: usize,
+    acc: &mut [f32; N],
+) {
+    let (w, c) = (p.w, p.c);
+    let kx_lo = PAD.saturating_sub(x);
+    let kx_hi = DW_KERNEL.min(w + PAD - x);
+    for ky in ky_range(p, y) {
+        let iy = y + ky - PAD;
+        let in_row = &image[iy * w * c..(iy + 1) * w * c];
+        for kx in kx_lo..kx_hi {
+            let ix = x + kx - PAD;
+            let src: &[f32; N] = in_row[ix * c + c0..][..N].try_into().expect("N inputs");
+            let tap: &[f32; N] = p.taps[(ky * DW_KERNEL + kx) * c + c0..][..N]
+                .try_into()
+                .expect("N taps");
+            for l in 0..N {
+                acc[l] = madd::<FMA>(acc[l], src[l], tap[l]);
+            }
+        }
+    }
+}
+
+/// LayerNorm of one pixel's channels in place (two-pass mean and variance, as PyTorch),
+/// with lane-wise partial sums so that the reductions vectorise.
 #[inline(always)]
 fn normalise(v: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = v.len() as f32;
-    let mean = v.iter().sum::<f32>() / n;
-    let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / n;
+    let mean = lane_sum(v, |a| a) / n;
+    let var = lane_sum(v, |a| (a - mean) * (a - mean)) / n;
     let inv = 1.0 / (var + eps).sqrt();
     for ((a, g), b) in v.iter_mut().zip(gamma).zip(beta) {
         *a = (*a - mean) * inv * g + b;
     }
+}
+
+/// `Σ f(v_i)` accumulated in `LANES` independent partial sums.
+#[inline(always)]
+fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            lanes[l] += f(c[l]);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&a| f(a)).sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// `grn(gelu(h + bias))` for fc1's output `h` `[B·N, C]` of `batch` images of N pixels:
@@ -318,6 +355,11 @@ fn gelu_sumsq(block: &mut [f32], bias: &[f32]) -> Vec<f32> {
     let mut sums = vec![0f32; bias.len()];
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { gelu_sumsq_avx512(block, bias, &mut sums) };
+            return sums;
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for.
             unsafe { gelu_sumsq_avx2(block, bias, &mut sums) };
@@ -326,6 +368,12 @@ fn gelu_sumsq(block: &mut [f32], bias: &[f32]) -> Vec<f32> {
     }
     gelu_sumsq_portable(block, bias, &mut sums);
     sums
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gelu_sumsq_avx512(block: &mut [f32], bias: &[f32], sums: &mut [f32]) {
+    gelu_sumsq_portable(block, bias, sums);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -409,8 +457,15 @@ pub(crate) fn block_inplace(
     let (w1, w2) = (values(&w1), values(&w2));
     let (b1, grn_g, grn_b, b2) = (values(&b1), values(&grn_g), values(&grn_b), values(&b2));
     let pixels = h * w;
-    let mut normed = vec![0f32; pixels * c];
-    let mut act = vec![0f32; pixels * hidden];
+    // Scratch kept per thread across blocks and calls: no page faults on fresh buffers.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
+            std::cell::RefCell::new((Vec::new(), Vec::new()))
+        };
+    }
+    let (mut normed, mut act) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    normed.resize(pixels * c, 0.0);
+    act.resize(pixels * hidden, 0.0);
     let (start, end) = fx.layout().contiguous_offsets().expect("contiguous");
     let xs = &mut fx.storage_mut::<f32>()[start..end];
     for image in xs.chunks_exact_mut(pixels * c) {
