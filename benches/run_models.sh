@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# ViT-S/14 and ViT-B/14 at 224 px, batch 1 and 8: burn (Flex) and PyTorch in the same run,
-# interleaved per configuration, each in a fresh process. Needs the reference venv
-# (bash tools/gen_fixtures.sh creates it). Usage: benches/run_vit.sh [iters] [rounds]
+# DINOv2-S/14, DINOv2-B/14, ConvNeXt-V2-tiny and their ensemble (DINOv2-S + ConvNeXt-V2-tiny)
+# at 224 px, batch 1 and 8: burn (Flex) and PyTorch in the same run, interleaved per
+# configuration, each in a fresh process. Needs the reference venv (bash
+# tools/gen_fixtures.sh creates it). Usage: benches/run_models.sh [iters] [rounds] [models...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="$root/tools/.venv/bin/python"
 iters="${1:-10}"
 rounds="${2:-2}"
-# VIT_BENCH_ARGS=--no-default-features measures burn without the AVX-512 GEMM kernels.
-cargo build --release -q -p sv-benches ${VIT_BENCH_ARGS:-} --manifest-path "$root/Cargo.toml"
-bench="${CARGO_TARGET_DIR:-$root/target}/release/vit_bench"
-out="${VIT_BENCH_OUT:-$root/target/vit_bench.jsonl}"
+shift 2 2>/dev/null || shift $#
+models="${*:-small base convnextv2-tiny ensemble}"
+# BENCH_ARGS=--no-default-features measures burn without the AVX-512 GEMM kernels.
+cargo build --release -q -p sv-benches ${BENCH_ARGS:-} --manifest-path "$root/Cargo.toml"
+bench="${CARGO_TARGET_DIR:-$root/target}/release/model_bench"
+out="${BENCH_OUT:-$root/target/model_bench.jsonl}"
 : > "$out"
 for round in $(seq "$rounds"); do
-  for model in small base; do
+  for model in $models; do
     for batch in 1 8; do
       "$bench" --model "$model" --batch "$batch" --iters "$iters" | tee -a "$out"
-      "$py" "$root/benches/torch_vit.py" --model "$model" --batch "$batch" --iters "$iters" | tee -a "$out"
+      "$py" "$root/benches/torch_models.py" --model "$model" --batch "$batch" --iters "$iters" | tee -a "$out"
     done
   done
 done
@@ -32,8 +35,11 @@ for r in rows:
         best[key][kind] = r
 print("| model | batch | burn img/s | PyTorch img/s | burn / PyTorch | burn peak RSS MiB | PyTorch peak RSS MiB |")
 print("|---|---|---|---|---|---|---|")
-for (model, batch), v in sorted(best.items(), key=lambda kv: (kv[0][0] != "small", kv[0][1])):
+NAMES = {"small": "DINOv2-S/14", "base": "DINOv2-B/14", "large": "DINOv2-L/14",
+         "convnextv2-tiny": "ConvNeXt-V2-T", "ensemble": "ensemble S/14 + ConvNeXt-V2-T"}
+order = list(NAMES)
+for (model, batch), v in sorted(best.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, kv[0][1])):
     b, t = v["burn"], v["torch"]
-    print(f"| ViT-{model[0].upper()}/14 | {batch} | {b['images_per_s']:.2f} | {t['images_per_s']:.2f} | "
+    print(f"| {NAMES.get(model, model)} | {batch} | {b['images_per_s']:.2f} | {t['images_per_s']:.2f} | "
           f"{b['images_per_s'] / t['images_per_s']:.2f}× | {b['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
 PY

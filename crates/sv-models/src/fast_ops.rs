@@ -46,12 +46,23 @@ pub fn bias_gelu<const D: usize>(x: Tensor<D>, bias: Option<Tensor<1>>) -> Tenso
 fn bias_gelu_rows(values: &mut [f32], bias: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { bias_gelu_rows_avx512(values, bias) };
+            return;
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for.
             unsafe { bias_gelu_rows_avx2(values, bias) };
             return;
         }
     }
+    bias_gelu_rows_portable(values, bias);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn bias_gelu_rows_avx512(values: &mut [f32], bias: &[f32]) {
     bias_gelu_rows_portable(values, bias);
 }
 

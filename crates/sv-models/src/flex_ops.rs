@@ -95,9 +95,10 @@ pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<
             }
             (out, true)
         }
-        None => (vec![0f32; m * n], false),
+        None => (Vec::with_capacity(m * n), false),
     };
-    // SAFETY: `out` holds m rows of n.
+    // SAFETY: `out` has room for m rows of n. Without a bias it is uninitialised and the
+    // GEMM only writes it (`read_dst` false); it then holds m·n values.
     unsafe {
         gemm_rows(
             values(&fx),
@@ -107,7 +108,8 @@ pub fn linear(x: &Tensor<2>, w: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<
             (m, k, n),
             accumulate,
             true,
-        )
+        );
+        out.set_len(m * n);
     };
     Some(tensor(out, [m, n], x))
 }
@@ -182,7 +184,9 @@ pub fn attention_from_qkv(qkv: &Tensor<2>, batch: usize, heads: usize) -> Option
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
     let src = values(&f);
-    let mut out = vec![0f32; rows * d];
+    // Uninitialised: the jobs together write every element (each its heads' columns of
+    // its image's rows, through a GEMM that does not read its destination).
+    let mut out: Vec<f32> = Vec::with_capacity(rows * d);
     let out_ptr = out.as_mut_ptr() as usize;
     (0..batch * heads).into_par_iter().for_each_init(
         || vec![0f32; t * t],
@@ -251,6 +255,8 @@ pub fn attention_from_qkv(qkv: &Tensor<2>, batch: usize, heads: usize) -> Option
             }
         },
     );
+    // SAFETY: all rows·d elements were written above.
+    unsafe { out.set_len(rows * d) };
     Some(tensor(out, [rows, d], qkv))
 }
 
