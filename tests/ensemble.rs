@@ -23,11 +23,13 @@ fn member(name: &str, checkpoint: &str, preprocessor: &str, temperature: f64) ->
 }
 
 /// DINOv2 + ConvNeXt with the reference temperatures; the ConvNeXt processor is the
-/// DINOv2 one (`shared`) or ConvNeXt's 384 px one (`mixed`). Weights are left to the
+/// DINOv2 one (`shared`), ConvNeXt's 224 px one with mean and std 0.5 (`renorm`: same
+/// resize) or ConvNeXt's 384 px one (`mixed`). Weights are left to the
 /// defaults by architecture.
 fn spec(tag: &str) -> EnsembleSpec {
     let cnx_processor = match tag {
         "shared" => "dinov2/hub/preprocessor_config.json",
+        "renorm" => "preprocess/convnext224.preprocessor_config.json",
         _ => "preprocess/convnext384.preprocessor_config.json",
     };
     EnsembleSpec {
@@ -59,11 +61,11 @@ fn images() -> Vec<PathBuf> {
 #[test]
 fn ensemble_matches_the_reference_pipeline() {
     let expected = read_expected("ensemble/expected.safetensors");
-    for (tag, groups) in [("shared", 1), ("mixed", 2)] {
+    for (tag, groups) in [("shared", 1), ("renorm", 1), ("mixed", 2)] {
         let ens = Ensemble::from_spec(spec(tag), Path::new("."), &Device::default()).unwrap();
         assert_eq!(ens.members[0].weight, 0.6);
         assert_eq!(ens.members[1].weight, 0.4);
-        // One preprocessing pass per distinct input pipeline.
+        // One resize per distinct input geometry.
         assert_eq!(ens.preprocessing_groups().len(), groups, "{tag}");
         let preds = ens.classify_files(&images()).unwrap();
         let members = &expected[&format!("{tag}.members")].data; // [member, image]

@@ -134,3 +134,48 @@ fn missing_repository_file_is_a_download_error() {
     assert!(matches!(err, HubError::Download { .. }), "{err}");
     assert!(err.to_string().contains("config.json"), "{err}");
 }
+
+#[test]
+fn convnext_repository_loads_with_its_processor_and_architecture() {
+    // A `ConvNextV2ForImageClassification` repository: the hf_cls fixture with its
+    // config and the ConvNeXt 384-px processor.
+    const CNX: &str = "streetvision/tiny-convnextv2-roadwork";
+    let files = HashMap::from([
+        (
+            "config.json",
+            sv_tests::fixture("convnext/hf_cls.config.json"),
+        ),
+        (
+            "model.safetensors",
+            sv_tests::fixture("convnext/hf_cls.safetensors"),
+        ),
+        (
+            "preprocessor_config.json",
+            sv_tests::fixture("preprocess/convnext384.preprocessor_config.json"),
+        ),
+    ]);
+    let hub = FakeHub::serve(CNX, files, None);
+    let cache = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    let client = client(&hub.endpoint, cache.path(), false);
+
+    let (model, pre) =
+        sv_models::ConvNextV2Classifier::from_pretrained(&client, CNX, None, &device)
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pre.crop, (384, 384));
+    assert!(pre.warp);
+    let expected = read_expected("convnext/hf_cls.expected.safetensors");
+    let logits = model.forward(expected["pixels_wide"].tensor::<4>(&device));
+    let diff = max_abs_diff("logits", logits, &expected["pixels_wide.logits"]);
+    assert!(diff <= 1e-4, "max |Δ| = {diff:e}");
+
+    // The roadwork classifier picks the architecture from config.json's model_type.
+    let classifier =
+        sv_models::RoadworkClassifier::from_pretrained(&client, CNX, None, None, device)
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        classifier.model.architecture(),
+        sv_models::Architecture::ConvNextV2
+    );
+    assert_eq!(classifier.positive_index, 1);
+}

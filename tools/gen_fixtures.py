@@ -393,11 +393,13 @@ def ensemble_fixtures() -> None:
     cnx.load_state_dict(load_file(CNX / "hf_cls.safetensors"))
     bit = BitImageProcessor.from_dict(PROCESSOR)
     cnx384 = ConvNextImageProcessor.from_json_file(PRE / "convnext384.preprocessor_config.json")
+    cnx224 = ConvNextImageProcessor.from_json_file(PRE / "convnext224.preprocessor_config.json")
     images = [Image.open(IMAGES / n).convert("RGB") for n in ["chelsea.png", "camera_grey.png"]]
     out = {}
     with torch.no_grad():
         pd = dino(bit(images=images, return_tensors="pt")["pixel_values"]).logits.softmax(-1)[:, 1]
-        for tag, proc in [("shared", bit), ("mixed", cnx384)]:
+        # shared: one processor; renorm: same resize, other mean/std; mixed: other size.
+        for tag, proc in [("shared", bit), ("renorm", cnx224), ("mixed", cnx384)]:
             pc = cnx(proc(images=images, return_tensors="pt")["pixel_values"]).logits.softmax(-1)[:, 1]
             members = torch.stack([tempered(pd, ENS_TEMPS[0]), tempered(pc, ENS_TEMPS[1])])
             w = torch.tensor(ENS_WEIGHTS, dtype=torch.float64)

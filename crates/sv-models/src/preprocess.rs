@@ -135,13 +135,33 @@ impl Preprocessor {
 
     /// Channels-first normalised pixels `[3, crop_h, crop_w]` of one image.
     pub fn pixel_values(&self, image: &DynamicImage) -> Vec<f32> {
+        self.crop_normalise(&self.resize(image))
+    }
+
+    /// The resize step alone (RGB, bicubic as PIL), before cropping and normalising.
+    pub fn resize(&self, image: &DynamicImage) -> RgbImage {
         let rgb = image.to_rgb8();
         let (h, w) = if self.warp {
             self.crop
         } else {
             self.resized_size(rgb.height(), rgb.width())
         };
-        let resized = resize_bicubic_pil(&rgb, w, h);
+        resize_bicubic_pil(&rgb, w, h)
+    }
+
+    /// What the resize step depends on: processors with equal keys resize identically
+    /// and can share [`resize`](Self::resize)'s output.
+    pub fn resize_key(&self) -> (bool, u32, (u32, u32)) {
+        if self.warp {
+            (true, 0, self.crop)
+        } else {
+            (false, self.shortest_edge, (0, 0))
+        }
+    }
+
+    /// Centre crop and normalise an image that went through [`resize`](Self::resize).
+    pub fn crop_normalise(&self, resized: &RgbImage) -> Vec<f32> {
+        let (h, w) = (resized.height(), resized.width());
         let (ch, cw) = self.crop;
         // Python's floor division, so a crop larger than the image pads with zeros.
         let top = (h as i64 - ch as i64).div_euclid(2);
@@ -166,17 +186,23 @@ impl Preprocessor {
         out
     }
 
-    /// A batch `[B, 3, crop_h, crop_w]` on `device`.
-    pub fn batch(&self, images: &[DynamicImage], device: &Device) -> Tensor<4> {
+    /// A batch `[B, 3, crop_h, crop_w]` on `device` from already resized images.
+    pub fn batch_resized(&self, resized: &[RgbImage], device: &Device) -> Tensor<4> {
         let (ch, cw) = self.crop;
-        let mut data = Vec::with_capacity(images.len() * 3 * (ch * cw) as usize);
-        for img in images {
-            data.extend(self.pixel_values(img));
+        let mut data = Vec::with_capacity(resized.len() * 3 * (ch * cw) as usize);
+        for img in resized {
+            data.extend(self.crop_normalise(img));
         }
         Tensor::from_data(
-            TensorData::new(data, [images.len(), 3, ch as usize, cw as usize]),
+            TensorData::new(data, [resized.len(), 3, ch as usize, cw as usize]),
             device,
         )
+    }
+
+    /// A batch `[B, 3, crop_h, crop_w]` on `device`.
+    pub fn batch(&self, images: &[DynamicImage], device: &Device) -> Tensor<4> {
+        let resized: Vec<RgbImage> = images.iter().map(|img| self.resize(img)).collect();
+        self.batch_resized(&resized, device)
     }
 }
 

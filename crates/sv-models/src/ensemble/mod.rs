@@ -224,15 +224,16 @@ impl Ensemble {
         self.spec().save(path)
     }
 
-    /// Members grouped by identical preprocessing, so each group's images are decoded
-    /// and resized once.
+    /// Members grouped by their resize step: each group's images are resized once
+    /// (decoding is shared by all members), then cropped and normalised once per distinct
+    /// processor within the group.
     pub fn preprocessing_groups(&self) -> Vec<Vec<usize>> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, m) in self.members.iter().enumerate() {
-            let p = &m.classifier.preprocessor;
+            let key = m.classifier.preprocessor.resize_key();
             match groups
                 .iter_mut()
-                .find(|g| &self.members[g[0]].classifier.preprocessor == p)
+                .find(|g| self.members[g[0]].classifier.preprocessor.resize_key() == key)
             {
                 Some(g) => g.push(i),
                 None => groups.push(vec![i]),
@@ -332,12 +333,21 @@ impl Ensemble {
     pub fn raw_member_probabilities(&self, images: &[DynamicImage]) -> Vec<Vec<f64>> {
         let mut out = vec![Vec::new(); self.members.len()];
         for group in self.preprocessing_groups() {
-            let first = &self.members[group[0]].classifier;
-            let pixels = first.preprocessor.batch(images, &first.device);
+            let first = &self.members[group[0]].classifier.preprocessor;
+            let resized: Vec<_> = images.iter().map(|img| first.resize(img)).collect();
+            let mut batches: Vec<(&Preprocessor, burn::tensor::Tensor<4>)> = Vec::new();
             for &i in &group {
-                out[i] = self.members[i]
-                    .classifier
-                    .roadwork_probabilities(pixels.clone())
+                let c = &self.members[i].classifier;
+                let pixels = match batches.iter().find(|(p, _)| *p == &c.preprocessor) {
+                    Some((_, t)) => t.clone(),
+                    None => {
+                        let t = c.preprocessor.batch_resized(&resized, &c.device);
+                        batches.push((&c.preprocessor, t.clone()));
+                        t
+                    }
+                };
+                out[i] = c
+                    .roadwork_probabilities(pixels)
                     .into_iter()
                     .map(f64::from)
                     .collect();
