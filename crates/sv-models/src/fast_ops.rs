@@ -10,12 +10,13 @@ const CHUNK: usize = 16 * 1024;
 
 /// `gelu(x + bias)` with exact (erf) GELU, bias broadcast over the last axis.
 ///
-/// On an autodiff device this is burn's `x + bias` then `gelu`. Otherwise the sum and
-/// activation run in one pass over the buffer, in parallel, with a vectorisable erf
-/// (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7) instead of scalar libm calls.
+/// On the Flex CPU backend outside autodiff, the sum and activation run in one pass over
+/// the buffer, in parallel, with a vectorisable erf (Abramowitz–Stegun 7.1.26, |error| ≤
+/// 1.5e-7) instead of scalar libm calls. Elsewhere (training, CUDA) this is burn's
+/// `x + bias` then `gelu`.
 pub fn bias_gelu<const D: usize>(x: Tensor<D>, bias: Option<Tensor<1>>) -> Tensor<D> {
     let device = x.device();
-    if device.is_autodiff() {
+    if !crate::flex_ops::is_flex_f32(&x) {
         let x = match bias {
             Some(b) => x + b.unsqueeze(),
             None => x,

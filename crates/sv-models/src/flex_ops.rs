@@ -13,13 +13,23 @@ use rayon::prelude::*;
 
 use crate::fast_ops::exp_nonpositive;
 
-/// The Flex tensor behind `t`, sharing its buffer, if it is a contiguous f32 Flex tensor.
-pub(crate) fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+/// Whether `t` is an f32 tensor of the Flex CPU backend outside autodiff: the tensors the
+/// CPU kernels of this crate handle (others run burn's ops on their own backend).
+pub fn is_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    flex_any(t).is_some()
+}
+
+/// The Flex tensor behind an f32 tensor outside autodiff, sharing its buffer.
+fn flex_any<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
     if t.device().is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
         return None;
     }
-    let f = t.clone().try_into_primitive::<Flex>().ok()?;
-    f.layout().contiguous_offsets().map(|_| f)
+    t.clone().try_into_primitive::<Flex>().ok()
+}
+
+/// The Flex tensor behind `t`, sharing its buffer, if it is a contiguous f32 Flex tensor.
+pub(crate) fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    flex_any(t).filter(|f| f.layout().contiguous_offsets().is_some())
 }
 
 /// The elements of a contiguous f32 Flex tensor.

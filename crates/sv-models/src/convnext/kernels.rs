@@ -1,7 +1,8 @@
 //! CPU kernels of the ConvNeXt-V2 block on channels-last `[B, H, W, C]` data: the 7×7
-//! depthwise convolution fused with the LayerNorm after it, and fc1's bias + GELU fused
-//! with the GRN statistics. On an autodiff device both fall back to burn's
-//! differentiable ops, so training gets gradients and inference gets the fast path.
+//! depthwise convolution fused with the LayerNorm after it, fc1's bias + GELU fused with
+//! the GRN statistics, and the whole block in place. Off the Flex CPU backend or on an
+//! autodiff device they run as burn's ops instead, so training gets gradients, CUDA stays
+//! on the GPU, and CPU inference gets the fast path.
 
 use burn::tensor::module::{conv2d, layer_norm};
 use burn::tensor::ops::ConvOptions;
@@ -34,7 +35,7 @@ pub fn dwconv7_norm(
 ) -> Tensor<4> {
     let device = x.device();
     let [b, h, w, c] = x.dims();
-    if device.is_autodiff() {
+    if !crate::flex_ops::is_flex_f32(&x) {
         let nchw = x.permute([0, 3, 1, 2]);
         let y = conv2d(
             nchw,
@@ -303,7 +304,7 @@ pub fn bias_gelu_grn(
     let device = h.device();
     let [rows, c] = h.dims();
     let n = rows / batch.max(1);
-    if device.is_autodiff() {
+    if !crate::flex_ops::is_flex_f32(&h) {
         let x = bias_gelu(h, bias).reshape([batch, n, c]);
         let gx = x.clone().powi_scalar(2).sum_dim(1).sqrt(); // [B, 1, C]
         let nx = gx.clone() / (gx.mean_dim(2) + GRN_EPS); // [B, 1, C]
