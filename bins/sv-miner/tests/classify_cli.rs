@@ -10,21 +10,27 @@ fn miner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sv-miner"))
 }
 
-#[test]
-fn classify_prints_the_probability_of_the_reference_pipeline() {
-    let checkpoint = fixture("dinov2/hf_mlp.safetensors");
-    let out = miner()
-        .args(["classify", "--json", "--checkpoint"])
-        .arg(&checkpoint)
-        .arg(fixture("images/chelsea.png"))
-        .output()
-        .unwrap();
+/// Run `cmd`, fail with its stderr unless it succeeds, and return its stdout.
+fn stdout_of(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+#[test]
+fn classify_prints_the_probability_of_the_reference_pipeline() {
+    let checkpoint = fixture("dinov2/hf_mlp.safetensors");
+    let stdout = stdout_of(
+        miner()
+            .args(["classify", "--json", "--checkpoint"])
+            .arg(&checkpoint)
+            .arg(fixture("images/chelsea.png")),
+    );
+    let line: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let got = line["roadwork_probability"].as_f64().unwrap() as f32;
 
     // The same network on the pixels HF's BitImageProcessor produced for this image.
@@ -86,13 +92,7 @@ fn hub_model_follows_python_environment_variables() {
         } else {
             cmd.env_remove("HF_HUB_OFFLINE");
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&stdout_of(&mut cmd)).unwrap();
         line["roadwork_probability"].as_f64().unwrap()
     };
     let online = run(&hub.endpoint, false);
@@ -126,20 +126,15 @@ fn ensemble_prints_the_reference_pipelines_probabilities() {
          "preprocessor": processor, "temperature": 0.7},
     ]});
     std::fs::write(&spec, text.to_string()).unwrap();
-    let out = miner()
-        .args(["classify", "--json", "--ensemble"])
-        .arg(&spec)
-        .arg(fixture("images/chelsea.png"))
-        .arg(fixture("images/camera_grey.png"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        miner()
+            .args(["classify", "--json", "--ensemble"])
+            .arg(&spec)
+            .arg(fixture("images/chelsea.png"))
+            .arg(fixture("images/camera_grey.png")),
     );
     let expected = read_expected("ensemble/expected.safetensors");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let lines: Vec<serde_json::Value> = String::from_utf8(stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -158,18 +153,13 @@ fn ensemble_prints_the_reference_pipelines_probabilities() {
 #[test]
 fn convnext_checkpoint_is_detected_and_classified() {
     let checkpoint = fixture("convnext/hf_cls.safetensors");
-    let out = miner()
-        .args(["classify", "--json", "--checkpoint"])
-        .arg(&checkpoint)
-        .arg(fixture("images/chelsea.png"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        miner()
+            .args(["classify", "--json", "--checkpoint"])
+            .arg(&checkpoint)
+            .arg(fixture("images/chelsea.png")),
     );
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let got = line["roadwork_probability"].as_f64().unwrap() as f32;
     // The reference's untempered ConvNeXt probability, from its tempered one (T = 0.7).
     let tempered =

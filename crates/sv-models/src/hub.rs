@@ -83,61 +83,46 @@ fn load_pretrained<M>(
     Ok((model, preprocessor_for(&files)?))
 }
 
-impl Dinov2 {
-    /// Load a backbone such as `facebook/dinov2-with-registers-small` from the Hub.
-    pub fn from_pretrained(
-        client: &HubClient,
-        repo: &str,
-        revision: Option<&str>,
-        device: &Device,
-    ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |f| {
-            Dinov2::load(&f.weights, &options_for(f), device)
-        })
-    }
+/// `from_pretrained` for a model type: fetch the repository, load the weights with
+/// `$load`, and return the model with the repository's preprocessing.
+macro_rules! from_pretrained {
+    ($ty:ty, $options:ident, $doc:literal) => {
+        impl $ty {
+            #[doc = $doc]
+            pub fn from_pretrained(
+                client: &HubClient,
+                repo: &str,
+                revision: Option<&str>,
+                device: &Device,
+            ) -> Result<(Self, Preprocessor)> {
+                load_pretrained(client, repo, revision, |f| {
+                    <$ty>::load(&f.weights, &$options(f), device)
+                })
+            }
+        }
+    };
 }
 
-impl Dinov2Classifier {
-    /// Load a `Dinov2WithRegistersForImageClassification` repository from the Hub.
-    pub fn from_pretrained(
-        client: &HubClient,
-        repo: &str,
-        revision: Option<&str>,
-        device: &Device,
-    ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |f| {
-            Dinov2Classifier::load(&f.weights, &options_for(f), device)
-        })
-    }
-}
-
-impl ConvNextV2 {
-    /// Load a backbone such as `facebook/convnextv2-tiny-22k-224` from the Hub.
-    pub fn from_pretrained(
-        client: &HubClient,
-        repo: &str,
-        revision: Option<&str>,
-        device: &Device,
-    ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |f| {
-            ConvNextV2::load(&f.weights, &convnext_options_for(f), device)
-        })
-    }
-}
-
-impl ConvNextV2Classifier {
-    /// Load a `ConvNextV2ForImageClassification` repository from the Hub.
-    pub fn from_pretrained(
-        client: &HubClient,
-        repo: &str,
-        revision: Option<&str>,
-        device: &Device,
-    ) -> Result<(Self, Preprocessor)> {
-        load_pretrained(client, repo, revision, |f| {
-            ConvNextV2Classifier::load(&f.weights, &convnext_options_for(f), device)
-        })
-    }
-}
+from_pretrained!(
+    Dinov2,
+    options_for,
+    "Load a backbone such as `facebook/dinov2-with-registers-small` from the Hub."
+);
+from_pretrained!(
+    Dinov2Classifier,
+    options_for,
+    "Load a `Dinov2WithRegistersForImageClassification` repository from the Hub."
+);
+from_pretrained!(
+    ConvNextV2,
+    convnext_options_for,
+    "Load a backbone such as `facebook/convnextv2-tiny-22k-224` from the Hub."
+);
+from_pretrained!(
+    ConvNextV2Classifier,
+    convnext_options_for,
+    "Load a `ConvNextV2ForImageClassification` repository from the Hub."
+);
 
 impl crate::classify::RoadworkClassifier {
     /// Load a roadwork classifier repository from the Hub (weights, config, preprocessor),
