@@ -12,7 +12,7 @@ use crate::error::{ModelError, Result};
 use crate::resample::bicubic_aa_taps;
 
 /// Default pixel limit for decoding (guards against decompression bombs): 64 megapixels.
-pub const DEFAULT_MAX_PIXELS: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_PIXELS: u64 = sv_data::DEFAULT_MAX_PIXELS;
 
 /// Preprocessing parameters (the fields of a `preprocessor_config.json`).
 #[derive(Debug, Clone, PartialEq)]
@@ -216,44 +216,14 @@ pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
 }
 
 /// Decode an encoded image (JPEG, PNG, WebP) held in memory; `name` is used in errors.
-/// Images over `max_pixels` are refused from their header, and a JPEG whose entropy-coded
-/// data is cut short is refused rather than decoded with grey filler.
+/// Images over `max_pixels` are refused from their header, a JPEG whose entropy-coded
+/// data is cut short is refused rather than decoded with grey filler, and the EXIF
+/// orientation is applied (see [`sv_data::decode`]).
 pub fn decode_image(bytes: &[u8], max_pixels: u64, name: &Path) -> Result<DynamicImage> {
-    let err = |reason: String| ModelError::Image {
+    sv_data::decode_image(bytes, max_pixels).map_err(|skip| ModelError::Image {
         path: name.into(),
-        reason,
-    };
-    let format = image::guess_format(bytes).map_err(|e| err(format!("unknown format: {e}")))?;
-    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(err(
-            "JPEG data is truncated (no end-of-image marker after the last scan)".into(),
-        ));
-    }
-    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| err(format!("cannot read header: {e}")))?;
-    if w as u64 * h as u64 > max_pixels {
-        return Err(err(format!(
-            "{w}×{h} exceeds the pixel limit of {max_pixels}"
-        )));
-    }
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    reader.no_limits();
-    reader
-        .decode()
-        .map_err(|e| err(format!("cannot decode: {e}")))
-}
-
-/// Whether a JPEG has an end-of-image marker after its last start-of-scan marker. Inside
-/// entropy-coded data every 0xFF byte is followed by 0x00 or a restart marker, so neither
-/// marker can appear by accident.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(sos), Some(eoi)) => eoi > sos,
-        _ => false,
-    }
+        reason: skip.to_string(),
+    })
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -1,0 +1,19 @@
+//! Training data for streetvision-rs.
+//!
+//! - [`Sample`]: an image's content id, where its bytes are, label, source, split and
+//!   metadata; [`manifest`]: JSON Lines manifests, streamed and written atomically.
+//! - [`decode`]: defensive decoding (format from content, pixel limit, truncation,
+//!   EXIF orientation) with skips counted by reason instead of failing a run.
+//! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
+
+pub mod decode;
+pub mod error;
+pub mod folder;
+pub mod manifest;
+pub mod sample;
+
+pub use decode::{DEFAULT_MAX_PIXELS, Skip, SkipReason, SkipReport, decode_image};
+pub use error::{DataError, Result};
+pub use folder::{FolderOptions, read_folder};
+pub use manifest::{ManifestReader, ManifestWriter, read_manifest, write_manifest};
+pub use sample::{Label, Location, Sample, Source, Split, content_id};

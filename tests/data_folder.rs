@@ -1,0 +1,134 @@
+//! The image-folder reader and defensive decoding against PIL, on a fixture tree of
+//! awkward files made by `tools/gen_data_fixtures.py` (CMYK, 16-bit and greyscale,
+//! EXIF-rotated, PNG named .jpg, WebP, empty, truncated, duplicate, not an image, too big).
+
+use std::collections::HashMap;
+
+use sv_data::{FolderOptions, Label, Location, SkipReason, Source, decode_image, read_folder};
+use sv_tests::{fixture, read_expected};
+
+fn expected() -> HashMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(fixture("data/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn opts() -> FolderOptions {
+    FolderOptions {
+        source: Source::Named("fixture".into()),
+        // big.png (200×100) is over this limit; every other image is under it.
+        max_pixels: 10_000,
+    }
+}
+
+#[test]
+fn folder_reader_takes_good_images_and_counts_the_rest() {
+    let root = fixture("data/tree");
+    let (samples, report) = read_folder(&root, &opts()).unwrap();
+    let exp = expected();
+    let mut taken: Vec<String> = Vec::new();
+    for s in &samples {
+        let Location::File { path } = &s.location else {
+            panic!("folder samples are files")
+        };
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let e = &exp[&rel];
+        assert_eq!(
+            s.id,
+            e["sha256"].as_str().unwrap(),
+            "{rel}: id is the sha256"
+        );
+        let label = match e["label"].as_str().unwrap() {
+            "roadwork" => Label::Roadwork,
+            _ => Label::NoRoadwork,
+        };
+        assert_eq!(s.label, label, "{rel}");
+        let size = e["size"].as_array().unwrap();
+        let want = (
+            size[0].as_u64().unwrap() as u32,
+            size[1].as_u64().unwrap() as u32,
+        );
+        assert_eq!(
+            s.size,
+            Some(want),
+            "{rel}: size after EXIF orientation, as PIL"
+        );
+        assert_eq!(s.source, Source::Named("fixture".into()));
+        taken.push(rel);
+    }
+    taken.sort();
+    assert_eq!(
+        taken,
+        [
+            "0/grey16.png",
+            "0/grey8.png",
+            "1/c.webp",
+            "no_roadwork/cmyk.jpg",
+            "no_roadwork/exif_rotated.jpg",
+            "no_roadwork/png_named.jpg",
+            "roadwork/a.jpg",
+            "roadwork/sub/b.png",
+        ]
+    );
+    let counts: Vec<(SkipReason, usize)> = report.counts.clone().into_iter().collect();
+    assert_eq!(
+        counts,
+        vec![
+            (SkipReason::Empty, 1),
+            (SkipReason::UnknownFormat, 1),
+            (SkipReason::Truncated, 1),
+            (SkipReason::TooLarge, 1),
+            (SkipReason::Duplicate, 1),
+        ],
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("truncated.jpg") && text.contains("big.png"),
+        "{text}"
+    );
+}
+
+#[test]
+fn decoded_pixels_match_pil() {
+    let exp = expected();
+    let pixels = read_expected("data/pixels.safetensors");
+    for (rel, tolerance_mean) in [
+        ("roadwork/sub/b.png", 0.0),
+        ("0/grey8.png", 0.0),
+        ("0/grey16.png", 0.0),
+        ("1/c.webp", 0.0),
+        ("no_roadwork/png_named.jpg", 0.0),
+        // JPEG decoders (libjpeg-turbo in PIL, zune-jpeg here) round differently.
+        ("roadwork/a.jpg", 1.5),
+        ("no_roadwork/exif_rotated.jpg", 1.5),
+        ("no_roadwork/cmyk.jpg", 3.0),
+    ] {
+        let bytes = std::fs::read(fixture(&format!("data/tree/{rel}"))).unwrap();
+        let img = decode_image(&bytes, 1 << 20).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let rgb = img.to_rgb8();
+        let want = &pixels[rel];
+        assert_eq!(
+            want.shape,
+            vec![rgb.height() as usize, rgb.width() as usize, 3],
+            "{rel}: shape (EXIF orientation applied)"
+        );
+        let diffs: Vec<f32> = rgb
+            .as_raw()
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (*a as f32 - b).abs())
+            .collect();
+        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+        let max = diffs.iter().copied().fold(0.0, f32::max);
+        if tolerance_mean == 0.0 {
+            assert_eq!(max, 0.0, "{rel}: lossless images decode exactly");
+        } else {
+            assert!(mean <= tolerance_mean, "{rel}: mean |Δ| {mean} (max {max})");
+        }
+        assert!(exp[rel]["size"].is_array());
+    }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Generate the sv-data fixtures under tests/fixtures/data/ with PIL (and pyarrow).
+
+Run with the reference venv (tools/gen_fixtures.sh creates it; `pip install pyarrow` for
+the parquet shards). Everything written is small and committed.
+
+Written:
+  data/tree/...             an image-folder tree with awkward files: CMYK JPEG, 16-bit and
+                            greyscale PNG, EXIF-rotated JPEG, PNG named .jpg, WebP, empty,
+                            truncated, duplicate, not an image, an unlabelled folder
+  data/expected.json        per file: label and size as PIL sees it (EXIF applied), or
+                            the reason it must be skipped; sha256 of the bytes
+  data/pixels.safetensors   PIL's RGB pixels (ImageOps.exif_transpose, convert("RGB"))
+                            of the files that decode
+"""
+
+import hashlib
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "fixtures" / "data"
+TREE = DATA / "tree"
+
+
+def scene(w: int, h: int, seed: int) -> Image.Image:
+    """A smooth colour picture (gradients and a few blocks): JPEG-friendly, not flat."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)),
+                    ((x + y) * 127 // max(w + h - 2, 1))], axis=-1).astype(np.uint8)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
+        img[y0:y0 + h // 4, x0:x0 + w // 4] = rng.integers(0, 256, 3)
+    return Image.fromarray(img)
+
+
+def write(rel: str, data: bytes) -> Path:
+    p = TREE / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def main() -> None:
+    if TREE.exists():
+        shutil.rmtree(TREE)
+    files = {}
+    a = encode(scene(48, 32, 1), "JPEG", quality=90)
+    files["roadwork/a.jpg"] = a
+    files["roadwork/sub/b.png"] = encode(scene(40, 30, 2), "PNG")
+    files["1/c.webp"] = encode(scene(36, 24, 3), "WEBP", lossless=True)
+    files["no_roadwork/cmyk.jpg"] = encode(scene(32, 24, 4).convert("CMYK"), "JPEG", quality=95)
+    grey16 = (np.mgrid[0:20, 0:30][1] * 2000).astype(np.uint16)
+    files["0/grey16.png"] = encode(Image.fromarray(grey16), "PNG")
+    files["0/grey8.png"] = encode(scene(30, 20, 5).convert("L"), "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    files["no_roadwork/exif_rotated.jpg"] = encode(scene(40, 24, 6), "JPEG", quality=90, exif=exif.tobytes())
+    files["no_roadwork/png_named.jpg"] = encode(scene(28, 28, 7), "PNG")
+    files["roadwork/empty.jpg"] = b""
+    full = encode(scene(64, 48, 8), "JPEG", quality=90)
+    files["roadwork/truncated.jpg"] = full[: len(full) // 2]
+    files["roadwork/zz_duplicate.jpg"] = a
+    files["no_roadwork/notes.txt"] = b"not an image\n"
+    files["no_roadwork/big.png"] = encode(scene(200, 100, 9), "PNG")  # over the tests' pixel limit
+    files["unlabelled/d.jpg"] = encode(scene(16, 16, 10), "JPEG")
+    files["roadwork/.hidden.jpg"] = encode(scene(16, 16, 11), "JPEG")
+
+    expected, pixels = {}, {}
+    for rel, data in sorted(files.items()):
+        write(rel, data)
+        entry = {"sha256": hashlib.sha256(data).hexdigest()}
+        top = rel.split("/")[0]
+        entry["label"] = {"roadwork": "roadwork", "1": "roadwork", "no_roadwork": "no_roadwork",
+                          "0": "no_roadwork"}.get(top)
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode == "I;16":
+                # PIL's convert("RGB") clips 16-bit values; scale to 8 bits as image-rs does.
+                arr = (np.asarray(img, dtype=np.uint32) * 255 + 32767) // 65535
+                rgb = np.repeat(arr[..., None], 3, axis=-1).astype(np.uint8)
+            else:
+                rgb = np.asarray(img.convert("RGB"))
+            entry["size"] = [rgb.shape[1], rgb.shape[0]]
+            pixels[rel] = torch.from_numpy(rgb.astype(np.float32).copy())
+        except Exception as e:  # noqa: BLE001 - every failure is an expected skip here
+            entry["pil_error"] = type(e).__name__
+        expected[rel] = entry
+    (DATA / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+    save_file(pixels, DATA / "pixels.safetensors")
+    print("data fixtures written to", DATA)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
