@@ -5,15 +5,26 @@
 //! - [`decode`]: defensive decoding (format from content, pixel limit, truncation,
 //!   EXIF orientation) with skips counted by reason instead of failing a run.
 //! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
+//! - [`mix`] sources by ratio, [`split`] deterministically by id, draw class-balanced
+//!   batches with [`sampler`], count with [`stats`].
 
 pub mod decode;
 pub mod error;
 pub mod folder;
 pub mod manifest;
+pub mod mix;
+pub mod rng;
 pub mod sample;
+pub mod sampler;
+pub mod split;
+pub mod stats;
 
 pub use decode::{DEFAULT_MAX_PIXELS, Skip, SkipReason, SkipReport, decode_image};
 pub use error::{DataError, Result};
 pub use folder::{FolderOptions, read_folder};
 pub use manifest::{ManifestReader, ManifestWriter, read_manifest, write_manifest};
+pub use mix::{MixReport, MixTarget, ShortPolicy, mix, seed_plan};
 pub use sample::{Label, Location, Sample, Source, Split, content_id};
+pub use sampler::BalancedSampler;
+pub use split::{SplitFractions, assign_splits, split_of};
+pub use stats::Stats;

@@ -1,0 +1,285 @@
+//! Mixing sources by target ratio, with an explicit policy for a source that has too few
+//! samples. Which samples of a source are taken is decided by a hash of (seed, id), so a
+//! mix is reproducible and mostly stable as sources grow.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{DataError, Result};
+use crate::rng::unit_hash;
+use crate::sample::{Sample, Source};
+
+/// One source's share of the mix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixTarget {
+    /// The source.
+    pub source: Source,
+    /// Its share (shares are normalised to sum to 1).
+    pub ratio: f64,
+}
+
+/// The seed plan's mix: NATIX 40 %, synthetic 30 %, hard cases 20 %, hard negatives 10 %.
+pub fn seed_plan() -> Vec<MixTarget> {
+    [
+        (Source::Natix, 0.4),
+        (Source::Synthetic, 0.3),
+        (Source::HardCase, 0.2),
+        (Source::HardNegative, 0.1),
+    ]
+    .into_iter()
+    .map(|(source, ratio)| MixTarget { source, ratio })
+    .collect()
+}
+
+/// What to do when a source has fewer samples than its share asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortPolicy {
+    /// Make the whole mix smaller so that every share holds exactly.
+    Shrink,
+    /// Take all of the short source and give its deficit to the others, in proportion to
+    /// their shares (the total holds, the ratios bend).
+    Redistribute,
+    /// Repeat the short source's samples (the total and the ratios hold).
+    Oversample,
+}
+
+/// How one source fared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MixRow {
+    /// Requested share (normalised).
+    pub ratio: f64,
+    /// Samples the source had.
+    pub available: usize,
+    /// Samples in the mix (counting repeats).
+    pub taken: usize,
+    /// Of which repeats.
+    pub repeated: usize,
+}
+
+/// The outcome of a mix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MixReport {
+    /// Per source, by name.
+    pub sources: BTreeMap<String, MixRow>,
+    /// Samples of sources that have no share.
+    pub dropped_other_sources: usize,
+    /// The policy used.
+    pub policy: ShortPolicy,
+}
+
+/// Mix `samples` by `targets`. `total` is the mix size (default: as large as the policy
+/// allows without repeating; for `Oversample`, what makes the largest source fit whole).
+pub fn mix(
+    samples: Vec<Sample>,
+    targets: &[MixTarget],
+    total: Option<usize>,
+    policy: ShortPolicy,
+    seed: u64,
+) -> Result<(Vec<Sample>, MixReport)> {
+    let sum: f64 = targets.iter().map(|t| t.ratio).sum();
+    if targets.is_empty() || targets.iter().any(|t| t.ratio.is_nan() || t.ratio < 0.0) || sum <= 0.0 {
+        return Err(DataError::Invalid(
+            "mix ratios must be ≥ 0 with a positive sum".into(),
+        ));
+    }
+    let ratios: Vec<f64> = targets.iter().map(|t| t.ratio / sum).collect();
+    let mut pools: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+    let mut dropped = 0;
+    for s in samples {
+        match targets.iter().position(|t| t.source == s.source) {
+            Some(i) => pools[i].push(s),
+            None => dropped += 1,
+        }
+    }
+    for pool in &mut pools {
+        pool.sort_by(|a, b| {
+            let (ka, kb) = (unit_hash(seed, "mix", &a.id), unit_hash(seed, "mix", &b.id));
+            ka.total_cmp(&kb).then_with(|| a.id.cmp(&b.id))
+        });
+    }
+    let avail: Vec<usize> = pools.iter().map(Vec::len).collect();
+    let counts = match policy {
+        ShortPolicy::Shrink => {
+            let fit = ratios
+                .iter()
+                .zip(&avail)
+                .filter(|(r, _)| **r > 0.0)
+                .map(|(r, a)| (*a as f64 / r + 1e-9).floor() as usize)
+                .min()
+                .unwrap_or(0);
+            let t = total.map_or(fit, |t| t.min(fit));
+            apportion(&ratios, t)
+                .into_iter()
+                .zip(&avail)
+                .map(|(c, a)| c.min(*a))
+                .collect()
+        }
+        ShortPolicy::Redistribute => {
+            let t = total.unwrap_or(avail.iter().sum()).min(avail.iter().sum());
+            redistribute(&ratios, &avail, t)
+        }
+        ShortPolicy::Oversample => {
+            let t = total.unwrap_or_else(|| {
+                ratios
+                    .iter()
+                    .zip(&avail)
+                    .filter(|(r, _)| **r > 0.0)
+                    .map(|(r, a)| (*a as f64 / r - 1e-9).ceil() as usize)
+                    .max()
+                    .unwrap_or(0)
+            });
+            let c = apportion(&ratios, t);
+            if let Some(i) = (0..c.len()).find(|&i| c[i] > 0 && avail[i] == 0) {
+                return Err(DataError::Invalid(format!(
+                    "source `{}` has a share but no samples to repeat",
+                    targets[i].source
+                )));
+            }
+            c
+        }
+    };
+    let mut out = Vec::with_capacity(counts.iter().sum());
+    let mut report = BTreeMap::new();
+    for (i, pool) in pools.iter().enumerate() {
+        let n = counts[i];
+        out.extend((0..n).map(|k| pool[k % pool.len().max(1)].clone()));
+        report.insert(
+            targets[i].source.name().to_string(),
+            MixRow {
+                ratio: ratios[i],
+                available: pool.len(),
+                taken: n,
+                repeated: n.saturating_sub(pool.len()),
+            },
+        );
+    }
+    Ok((
+        out,
+        MixReport {
+            sources: report,
+            dropped_other_sources: dropped,
+            policy,
+        },
+    ))
+}
+
+/// Integer counts proportional to `ratios` summing to `total` (largest remainders).
+fn apportion(ratios: &[f64], total: usize) -> Vec<usize> {
+    let exact: Vec<f64> = ratios.iter().map(|r| r * total as f64).collect();
+    // A hair of slack so that 0.3 · 250 counts as 75, not 74.999….
+    let mut counts: Vec<usize> = exact.iter().map(|e| (e + 1e-9).floor() as usize).collect();
+    let mut order: Vec<usize> = (0..ratios.len()).collect();
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
+    let short = total.saturating_sub(counts.iter().sum());
+    for &i in order.iter().take(short) {
+        counts[i] += 1;
+    }
+    counts
+}
+
+/// Counts summing to `total` (≤ Σ avail) that follow `ratios` where the sources allow,
+/// moving each short source's deficit to the others in proportion to their ratios.
+fn redistribute(ratios: &[f64], avail: &[usize], total: usize) -> Vec<usize> {
+    let mut fixed: Vec<Option<usize>> = vec![None; ratios.len()];
+    loop {
+        let left = total - fixed.iter().flatten().sum::<usize>();
+        let free: Vec<usize> = (0..ratios.len()).filter(|&i| fixed[i].is_none()).collect();
+        let share: f64 = free.iter().map(|&i| ratios[i]).sum();
+        let free_ratios: Vec<f64> = free
+            .iter()
+            .map(|&i| {
+                if share > 0.0 {
+                    ratios[i] / share
+                } else {
+                    1.0 / free.len() as f64
+                }
+            })
+            .collect();
+        let want = apportion(&free_ratios, left);
+        let over: Vec<usize> = free
+            .iter()
+            .zip(&want)
+            .filter(|(i, w)| **w > avail[**i])
+            .map(|(i, _)| *i)
+            .collect();
+        if over.is_empty() {
+            for (i, w) in free.iter().zip(want) {
+                fixed[*i] = Some(w);
+            }
+            return fixed.into_iter().map(|c| c.unwrap_or(0)).collect();
+        }
+        for i in over {
+            fixed[i] = Some(avail[i]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Label;
+    use crate::split::tests::samples;
+
+    fn pool() -> Vec<Sample> {
+        let mut all = samples(400, Label::Roadwork, Source::Natix);
+        all.extend(samples(300, Label::NoRoadwork, Source::Synthetic));
+        all.extend(samples(50, Label::Roadwork, Source::HardCase)); // short: wants 20 %
+        all.extend(samples(100, Label::NoRoadwork, Source::HardNegative));
+        all.extend(samples(7, Label::Roadwork, Source::Named("other".into())));
+        all
+    }
+
+    fn taken(r: &MixReport) -> Vec<usize> {
+        ["natix", "synthetic", "hard_case", "hard_negative"]
+            .iter()
+            .map(|n| r.sources[*n].taken)
+            .collect()
+    }
+
+    #[test]
+    fn shrink_keeps_every_ratio() {
+        let (mix, r) = mix(pool(), &seed_plan(), None, ShortPolicy::Shrink, 1).unwrap();
+        // hard_case's 50 samples are 20 % of 250.
+        assert_eq!(taken(&r), vec![100, 75, 50, 25]);
+        assert_eq!(mix.len(), 250);
+        assert_eq!(r.dropped_other_sources, 7);
+    }
+
+    #[test]
+    fn redistribute_keeps_the_total() {
+        let (mix, r) = mix(
+            pool(),
+            &seed_plan(),
+            Some(500),
+            ShortPolicy::Redistribute,
+            1,
+        )
+        .unwrap();
+        assert_eq!(mix.len(), 500);
+        let t = taken(&r);
+        assert_eq!(t[2], 50, "the short source gives everything");
+        // Its deficit of 50 goes 4:3:1 to the others: 200+25, 150+19, 50+6 (largest remainders).
+        assert_eq!(t.iter().sum::<usize>(), 500);
+        assert!(t[0] > 200 && t[1] > 150 && t[3] > 50, "{t:?}");
+    }
+
+    #[test]
+    fn oversample_repeats_the_short_source() {
+        let (mix, r) = mix(pool(), &seed_plan(), Some(500), ShortPolicy::Oversample, 1).unwrap();
+        assert_eq!(taken(&r), vec![200, 150, 100, 50]);
+        assert_eq!(r.sources["hard_case"].repeated, 50);
+        assert_eq!(mix.len(), 500);
+    }
+
+    #[test]
+    fn same_seed_same_mix_other_seed_other_choice() {
+        let ids = |seed| {
+            let (m, _) = mix(pool(), &seed_plan(), Some(100), ShortPolicy::Shrink, seed).unwrap();
+            m.into_iter().map(|s| s.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(3), ids(3));
+        assert_ne!(ids(3), ids(4));
+    }
+}
