@@ -12,6 +12,10 @@ Written:
                             the reason it must be skipped; sha256 of the bytes
   data/pixels.safetensors   PIL's RGB pixels (ImageOps.exif_transpose, convert("RGB"))
                             of the files that decode
+  data/natix/*.parquet      shards in the schema of natix-network-org/roadwork (HF Image
+                            struct column, label, scene_description, other metadata),
+                            snappy and zstd, with bad rows mixed in
+  data/natix_expected.json  what a reader must make of every row
 """
 
 import hashlib
@@ -105,7 +109,57 @@ def main() -> None:
         expected[rel] = entry
     (DATA / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
     save_file(pixels, DATA / "pixels.safetensors")
+    natix_shards()
     print("data fixtures written to", DATA)
+
+
+def natix_shards() -> None:
+    """Parquet shards as the subnet's dataset publishes them: `image` is an HF `Image`
+    struct {bytes, path}, `label` 1 = roadwork, `scene_description` non-empty exactly when
+    the label is 1; other columns are metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = DATA / "natix"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("image", image_type), ("label", pa.int64()),
+                        ("scene_description", pa.string()), ("weather", pa.string()),
+                        ("captured_at", pa.int64()), ("speed_kmh", pa.float64())])
+    good = [encode(scene(40 + 4 * i, 30, 100 + i), "JPEG", quality=85) for i in range(6)]
+    full = encode(scene(48, 32, 120), "JPEG", quality=85)
+    rows = [
+        # (bytes, path, label, description, weather, time, speed, expected outcome)
+        (good[0], "a.jpg", 1, "cones on the right lane", "rain", 1700000000, 31.5, "roadwork"),
+        (good[1], "b.jpg", 0, None, "sun", 1700000100, 12.0, "no_roadwork"),
+        (good[2], "c.jpg", 0, "", None, None, None, "no_roadwork"),
+        (good[3], "d.jpg", 1, None, "fog", 1700000200, 0.0, "inconsistent"),  # label 1, no description
+        (good[4], "e.jpg", 0, "an excavator", "sun", 1700000300, 5.0, "inconsistent"),
+        (full[: len(full) // 2], "f.jpg", 1, "barriers", "sun", 1700000400, 40.0, "truncated"),
+        (b"", "g.jpg", 0, None, "sun", 1700000500, 50.0, "empty"),
+        (good[0], "a_again.jpg", 1, "cones on the right lane", "rain", 1700000600, 33.0, "duplicate"),
+        (good[5], None, 1, "workers and a sign", "cloud", 1700000700, 8.5, "roadwork"),
+    ]
+    expected = []
+    for shard, (codec, part) in enumerate([("snappy", rows[:5]), ("zstd", rows[5:])]):
+        table = pa.table({
+            "image": pa.array([{"bytes": r[0], "path": r[1]} for r in part], image_type),
+            "label": pa.array([r[2] for r in part], pa.int64()),
+            "scene_description": pa.array([r[3] for r in part], pa.string()),
+            "weather": pa.array([r[4] for r in part], pa.string()),
+            "captured_at": pa.array([r[5] for r in part], pa.int64()),
+            "speed_kmh": pa.array([r[6] for r in part], pa.float64()),
+        }, schema=schema)
+        name = f"train-{shard:05d}-of-00002.parquet"
+        # Two rows per row group, so readers must cross row-group boundaries.
+        pq.write_table(table, out / name, compression=codec, row_group_size=2)
+        for i, r in enumerate(part):
+            expected.append({"file": name, "row": i, "outcome": r[7], "path": r[1],
+                             "sha256": hashlib.sha256(r[0]).hexdigest(), "description": r[3],
+                             "weather": r[4], "captured_at": r[5], "speed_kmh": r[6]})
+    (DATA / "natix_expected.json").write_text(json.dumps(expected, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,42 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
+/// An image's content id and size (EXIF orientation applied), or why it cannot be used.
+pub(crate) type Checked = Result<(String, (u32, u32)), Skip>;
+
+/// Decode `bytes` to check them; on success, their content id and oriented size.
+pub(crate) fn check_bytes(bytes: &[u8], max_pixels: u64) -> Checked {
+    let img = decode_image(bytes, max_pixels)?;
+    Ok((crate::content_id(bytes), (img.width(), img.height())))
+}
+
+/// Admits checked images into a run: the first image with a given id passes, later ones
+/// and failures are counted in the report.
+#[derive(Debug, Default)]
+pub(crate) struct Intake {
+    seen: std::collections::HashSet<String>,
+    /// What was skipped so far.
+    pub report: SkipReport,
+}
+
+impl Intake {
+    /// The id and size of a new image, or `None` (recorded) for a skip or a duplicate.
+    pub fn admit(&mut self, at: &Path, checked: Checked) -> Option<(String, (u32, u32))> {
+        match checked {
+            Ok((id, size)) if self.seen.insert(id.clone()) => Some((id, size)),
+            Ok((id, _)) => {
+                let why = format!("same bytes as an earlier image ({id})");
+                self.report.add(at, &Skip::new(SkipReason::Duplicate, why));
+                None
+            }
+            Err(skip) => {
+                self.report.add(at, &skip);
+                None
+            }
+        }
+    }
+}
+
 /// Skipped images of a run, counted by reason, with the first few examples of each.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SkipReport {

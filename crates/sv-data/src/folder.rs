@@ -1,14 +1,13 @@
 //! The image-folder reader: `roadwork/` or `1/` for positives, `no_roadwork/` or `0/` for
 //! negatives, any depth below them; files are taken by content, whatever their extension.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::decode::{Skip, SkipReason, SkipReport, decode_image};
+use crate::decode::{Checked, Intake, Skip, SkipReason, SkipReport, check_bytes};
 use crate::error::{Result, io};
-use crate::sample::{Label, Location, Sample, Source, content_id};
+use crate::sample::{Label, Location, Sample, Source};
 
 /// How to read a folder.
 #[derive(Debug, Clone)]
@@ -58,9 +57,6 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// A decoded file's content id and oriented size, or why it was skipped.
-type Checked = std::result::Result<(String, (u32, u32)), Skip>;
-
 /// Read the labelled images under `root`. Every file is decoded once (in parallel) to
 /// check it; files that fail are skipped and counted, never fatal. The same image twice
 /// is kept once. Samples come in path order.
@@ -86,19 +82,15 @@ pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, Sk
         .map(|(path, label)| {
             let result = std::fs::read(&path)
                 .map_err(|e| Skip::new(SkipReason::Unreadable, e.to_string()))
-                .and_then(|bytes| {
-                    let img = decode_image(&bytes, opts.max_pixels)?;
-                    Ok((content_id(&bytes), (img.width(), img.height())))
-                });
+                .and_then(|bytes| check_bytes(&bytes, opts.max_pixels));
             (path, label, result)
         })
         .collect();
-    let mut seen = HashSet::new();
+    let mut intake = Intake::default();
     let mut samples = Vec::new();
-    let mut report = SkipReport::default();
     for (path, label, result) in checked {
-        match result {
-            Ok((id, size)) if seen.insert(id.clone()) => samples.push(Sample {
+        if let Some((id, size)) = intake.admit(&path, result) {
+            samples.push(Sample {
                 id,
                 location: Location::File { path },
                 label,
@@ -106,16 +98,8 @@ pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, Sk
                 split: None,
                 size: Some(size),
                 metadata: Default::default(),
-            }),
-            Ok((id, _)) => report.add(
-                &path,
-                &Skip::new(
-                    SkipReason::Duplicate,
-                    format!("same bytes as an earlier image ({id})"),
-                ),
-            ),
-            Err(skip) => report.add(&path, &skip),
+            });
         }
     }
-    Ok((samples, report))
+    Ok((samples, intake.report))
 }

@@ -4,6 +4,8 @@
 //!   metadata; [`manifest`]: JSON Lines manifests, streamed and written atomically.
 //! - [`decode`]: defensive decoding (format from content, pixel limit, truncation,
 //!   EXIF orientation) with skips counted by reason instead of failing a run.
+//! - [`natix`]: the subnet's parquet shards (HF `Image` struct column, label, scene
+//!   description, metadata).
 //! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
 //! - [`mix`] sources by ratio, [`split`] deterministically by id, draw class-balanced
 //!   batches with [`sampler`], count with [`stats`].
@@ -13,6 +15,7 @@ pub mod error;
 pub mod folder;
 pub mod manifest;
 pub mod mix;
+pub mod natix;
 pub mod rng;
 pub mod sample;
 pub mod sampler;
@@ -24,6 +27,7 @@ pub use error::{DataError, Result};
 pub use folder::{FolderOptions, read_folder};
 pub use manifest::{ManifestReader, ManifestWriter, read_manifest, write_manifest};
 pub use mix::{MixReport, MixTarget, ShortPolicy, mix, seed_plan};
+pub use natix::{NatixOptions, parquet_image_bytes, read_natix};
 pub use sample::{Label, Location, Sample, Source, Split, content_id};
 pub use sampler::BalancedSampler;
 pub use split::{SplitFractions, assign_splits, split_of};

@@ -79,7 +79,8 @@ pub fn mix(
     seed: u64,
 ) -> Result<(Vec<Sample>, MixReport)> {
     let sum: f64 = targets.iter().map(|t| t.ratio).sum();
-    if targets.is_empty() || targets.iter().any(|t| t.ratio.is_nan() || t.ratio < 0.0) || sum <= 0.0 {
+    if targets.is_empty() || targets.iter().any(|t| t.ratio.is_nan() || t.ratio < 0.0) || sum <= 0.0
+    {
         return Err(DataError::Invalid(
             "mix ratios must be ≥ 0 with a positive sum".into(),
         ));

@@ -156,6 +156,18 @@ pub enum Location {
     },
 }
 
+impl Location {
+    /// The encoded image bytes.
+    pub fn read(&self) -> crate::Result<Vec<u8>> {
+        match self {
+            Location::File { path } => std::fs::read(path).map_err(crate::error::io(path)),
+            Location::Parquet { path, row, column } => {
+                crate::natix::parquet_image_bytes(path, *row, column)
+            }
+        }
+    }
+}
+
 /// One training image and everything known about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
