@@ -132,3 +132,69 @@ fn decoded_pixels_match_pil() {
         assert!(exp[rel]["size"].is_array());
     }
 }
+
+#[test]
+fn batches_hold_normalised_pil_pixels_and_skip_vanished_files() {
+    use std::sync::Arc;
+    use sv_data::{ImageBatcher, SampleDataset, epoch_batches};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Copy two lossless images; one will vanish before batching.
+    for (rel, name) in [
+        ("roadwork/sub/b.png", "roadwork/b.png"),
+        ("1/c.webp", "1/c.webp"),
+    ] {
+        let dst = dir.path().join(name);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(fixture(&format!("data/tree/{rel}")), &dst).unwrap();
+    }
+    let (samples, _) = read_folder(dir.path(), &opts()).unwrap();
+    assert_eq!(samples.len(), 2);
+    std::fs::remove_file(dir.path().join("1/c.webp")).unwrap();
+
+    // Transform: the top-left 16×16 pixels, so the batch can be checked against PIL.
+    let transform: sv_data::Transform =
+        Arc::new(|img, _seed| image::imageops::crop_imm(&img.to_rgb8(), 0, 0, 16, 16).to_image());
+    let (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+    let batcher = Arc::new(ImageBatcher::new(transform, mean, std, 9));
+    let device = burn::tensor::Device::default();
+    let batches: Vec<_> = epoch_batches(
+        Arc::new(SampleDataset::new(samples.clone())),
+        batcher.clone(),
+        vec![0, 1],
+        2,
+        2,
+        device,
+    )
+    .collect();
+    assert_eq!(batches.len(), 1);
+    let batch = &batches[0];
+    assert_eq!(
+        batcher.failed(),
+        1,
+        "the vanished file is left out and counted"
+    );
+    assert_eq!(batch.ids.len(), 1);
+    assert_eq!(batch.pixels.dims(), [1, 3, 16, 16]);
+    assert_eq!(
+        batch.targets.clone().into_data().to_vec::<f32>().unwrap(),
+        vec![1.0]
+    );
+
+    let pil = &read_expected("data/pixels.safetensors")["roadwork/sub/b.png"];
+    let w = pil.shape[1];
+    let got = batch.pixels.clone().into_data().to_vec::<f32>().unwrap();
+    for c in 0..3 {
+        for y in 0..16 {
+            for x in 0..16 {
+                let want = (pil.data[(y * w + x) * 3 + c] / 255.0 - mean[c]) / std[c];
+                let v = got[c * 256 + y * 16 + x];
+                assert!((v - want).abs() < 1e-5, "c{c} y{y} x{x}: {v} vs {want}");
+            }
+        }
+    }
+    // A sample's seed depends on (seed, id, epoch) only.
+    let id = &samples[0].id;
+    assert_eq!(batcher.sample_seed(id, 3), batcher.sample_seed(id, 3));
+    assert_ne!(batcher.sample_seed(id, 3), batcher.sample_seed(id, 4));
+}

@@ -9,10 +9,13 @@
 //! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
 //! - [`mix`] sources by ratio, [`split`] deterministically by id, draw class-balanced
 //!   batches with [`sampler`], count with [`stats`].
+//! - [`loader`]: burn `Dataset` and `Batcher` that decode and transform in parallel, with
+//!   bounded prefetch.
 
 pub mod decode;
 pub mod error;
 pub mod folder;
+pub mod loader;
 pub mod manifest;
 pub mod mix;
 pub mod natix;
@@ -25,6 +28,7 @@ pub mod stats;
 pub use decode::{DEFAULT_MAX_PIXELS, Skip, SkipReason, SkipReport, decode_image};
 pub use error::{DataError, Result};
 pub use folder::{FolderOptions, read_folder};
+pub use loader::{ImageBatch, ImageBatcher, SampleDataset, Transform, epoch_batches, prefetch};
 pub use manifest::{ManifestReader, ManifestWriter, read_manifest, write_manifest};
 pub use mix::{MixReport, MixTarget, ShortPolicy, mix, seed_plan};
 pub use natix::{NatixOptions, parquet_image_bytes, read_natix};
