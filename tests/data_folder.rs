@@ -177,13 +177,23 @@ fn batches_hold_normalised_pil_pixels_and_skip_vanished_files() {
     assert_eq!(batch.ids.len(), 1);
     assert_eq!(batch.pixels.dims(), [1, 3, 16, 16]);
     assert_eq!(
-        batch.targets.clone().into_data().to_vec::<f32>().unwrap(),
+        batch
+            .targets
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
         vec![1.0]
     );
 
     let pil = &read_expected("data/pixels.safetensors")["roadwork/sub/b.png"];
     let w = pil.shape[1];
-    let got = batch.pixels.clone().into_data().to_vec::<f32>().unwrap();
+    let got = batch
+        .pixels
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     for c in 0..3 {
         for y in 0..16 {
             for x in 0..16 {

@@ -203,9 +203,8 @@ mod tests {
     fn prefetch_stays_within_depth() {
         let produced = Arc::new(AtomicUsize::new(0));
         let p = produced.clone();
-        let source = (0..50).map(move |i| {
+        let source = (0..50).inspect(move |_| {
             p.fetch_add(1, Ordering::SeqCst);
-            i
         });
         let mut it = prefetch(source, 3);
         for expect in 0..10 {
