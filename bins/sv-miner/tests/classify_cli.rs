@@ -21,16 +21,21 @@ fn stdout_of(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-#[test]
-fn classify_prints_the_probability_of_the_reference_pipeline() {
-    let checkpoint = fixture("dinov2/hf_mlp.safetensors");
+/// `sv-miner classify --json --checkpoint CHECKPOINT chelsea.png`: the printed line.
+fn classify_chelsea(checkpoint: &std::path::Path) -> serde_json::Value {
     let stdout = stdout_of(
         miner()
             .args(["classify", "--json", "--checkpoint"])
-            .arg(&checkpoint)
+            .arg(checkpoint)
             .arg(fixture("images/chelsea.png")),
     );
-    let line: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    serde_json::from_slice(&stdout).unwrap()
+}
+
+#[test]
+fn classify_prints_the_probability_of_the_reference_pipeline() {
+    let checkpoint = fixture("dinov2/hf_mlp.safetensors");
+    let line = classify_chelsea(&checkpoint);
     let got = line["roadwork_probability"].as_f64().unwrap() as f32;
 
     // The same network on the pixels HF's BitImageProcessor produced for this image.
@@ -152,14 +157,7 @@ fn ensemble_prints_the_reference_pipelines_probabilities() {
 
 #[test]
 fn convnext_checkpoint_is_detected_and_classified() {
-    let checkpoint = fixture("convnext/hf_cls.safetensors");
-    let stdout = stdout_of(
-        miner()
-            .args(["classify", "--json", "--checkpoint"])
-            .arg(&checkpoint)
-            .arg(fixture("images/chelsea.png")),
-    );
-    let line: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let line = classify_chelsea(&fixture("convnext/hf_cls.safetensors"));
     let got = line["roadwork_probability"].as_f64().unwrap() as f32;
     // The reference's untempered ConvNeXt probability, from its tempered one (T = 0.7).
     let tempered =

@@ -58,6 +58,20 @@ pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
     })
 }
 
+/// The HF `config.json` a load should read: the one given, else (for an HF-layout
+/// checkpoint) the one beside the checkpoint, if any.
+pub(crate) fn config_json_for(
+    given: Option<&std::path::Path>,
+    checkpoint: &std::path::Path,
+    hf_layout: bool,
+) -> Option<std::path::PathBuf> {
+    given.map(std::path::Path::to_path_buf).or_else(|| {
+        hf_layout
+            .then(|| find_sidecar(checkpoint, "config.json"))
+            .flatten()
+    })
+}
+
 /// A file beside `checkpoint` named `<stem>.<name>` or `<name>` (e.g. `model.config.json`
 /// or `config.json` next to `model.safetensors`), the first that exists.
 pub(crate) fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {

@@ -189,11 +189,11 @@ fn resolve_config(
         cfg.validate()?;
         return Ok(cfg.clone());
     }
-    let json = opts.config_json.clone().or_else(|| {
-        (layout == ConvNextLayout::Hf)
-            .then(|| crate::find_sidecar(&map.path, "config.json"))
-            .flatten()
-    });
+    let json = crate::config_json_for(
+        opts.config_json.as_deref(),
+        &map.path,
+        layout == ConvNextLayout::Hf,
+    );
     match json {
         Some(p) => ConvNextV2Config::from_hf_json(&crate::read_text(&p)?)
             .map(|(cfg, _)| cfg)

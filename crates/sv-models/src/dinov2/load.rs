@@ -226,11 +226,7 @@ fn resolve_config(map: &WeightMap, layout: Layout, opts: &LoadOptions) -> Result
         cfg.validate()?;
         return Ok(cfg.clone());
     }
-    let json = opts.config_json.clone().or_else(|| {
-        (layout == Layout::Hf)
-            .then(|| crate::find_sidecar(&map.path, "config.json"))
-            .flatten()
-    });
+    let json = crate::config_json_for(opts.config_json.as_deref(), &map.path, layout == Layout::Hf);
     match json {
         Some(p) => {
             let (mut cfg, _) = Dinov2Config::from_hf_json(&crate::read_text(&p)?)
