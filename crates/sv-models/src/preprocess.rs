@@ -9,7 +9,6 @@ use image::{DynamicImage, RgbImage};
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
-use crate::resample::bicubic_aa_taps;
 
 /// Default pixel limit for decoding (guards against decompression bombs): 64 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = sv_data::DEFAULT_MAX_PIXELS;
@@ -226,75 +225,10 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64, name: &Path) -> Result<Dynami
     })
 }
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-/// Fixed-point taps as PIL's `normalize_coeffs_8bpc` rounds them.
-fn fixed_taps(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
-    bicubic_aa_taps(in_size, out_size)
-        .into_iter()
-        .map(|t| {
-            let k = t
-                .weights
-                .iter()
-                .map(|&w| {
-                    let s = w * (1u32 << PRECISION_BITS) as f64;
-                    (if w < 0.0 { s - 0.5 } else { s + 0.5 }).trunc() as i32
-                })
-                .collect();
-            (t.start, k)
-        })
-        .collect()
-}
-
-fn clip8(acc: i64) -> u8 {
-    (acc >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
 /// Resize an RGB image exactly as PIL's `Image.resize((w, h), Image.BICUBIC)` does for
-/// 8-bit images: a horizontal then a vertical pass with fixed-point coefficients, each
-/// rounded and clipped to 8 bits.
+/// 8-bit images (see [`sv_augment::resample`]).
 pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
-    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
-    let (ow, oh) = (out_w as usize, out_h as usize);
-    let s = src.as_raw();
-    let half = 1i64 << (PRECISION_BITS - 1);
-    let horizontal: Vec<u8> = if ow != in_w {
-        let taps = fixed_taps(in_w, ow);
-        let mut out = vec![0u8; in_h * ow * 3];
-        for y in 0..in_h {
-            let row = &s[y * in_w * 3..(y + 1) * in_w * 3];
-            for (x, (start, k)) in taps.iter().enumerate() {
-                for c in 0..3 {
-                    let mut acc = half;
-                    for (j, &kj) in k.iter().enumerate() {
-                        acc += row[(start + j) * 3 + c] as i64 * kj as i64;
-                    }
-                    out[(y * ow + x) * 3 + c] = clip8(acc);
-                }
-            }
-        }
-        out
-    } else {
-        s.to_vec()
-    };
-    let vertical: Vec<u8> = if oh != in_h {
-        let taps = fixed_taps(in_h, oh);
-        let mut out = vec![0u8; oh * ow * 3];
-        let stride = ow * 3;
-        for (y, (start, k)) in taps.iter().enumerate() {
-            for i in 0..stride {
-                let mut acc = half;
-                for (j, &kj) in k.iter().enumerate() {
-                    acc += horizontal[(start + j) * stride + i] as i64 * kj as i64;
-                }
-                out[y * stride + i] = clip8(acc);
-            }
-        }
-        out
-    } else {
-        horizontal
-    };
-    RgbImage::from_raw(out_w, out_h, vertical).expect("buffer of the output size")
+    sv_augment::resample::resize_pil(src, out_w, out_h, sv_augment::resample::Filter::Bicubic)
 }
 
 #[cfg(test)]
@@ -307,12 +241,5 @@ mod tests {
         // chelsea.png is 451 wide, 300 high: int(256 * 451 / 300) = 384.
         assert_eq!(p.resized_size(300, 451), (256, 384));
         assert_eq!(p.resized_size(640, 427), (383, 256));
-    }
-
-    #[test]
-    fn constant_image_stays_constant() {
-        let img = RgbImage::from_pixel(37, 23, image::Rgb([200, 10, 99]));
-        let out = resize_bicubic_pil(&img, 11, 50);
-        assert!(out.pixels().all(|p| p.0 == [200, 10, 99]));
     }
 }
