@@ -110,7 +110,35 @@ def main() -> None:
     (DATA / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
     save_file(pixels, DATA / "pixels.safetensors")
     natix_shards()
+    augment_references()
     print("data fixtures written to", DATA)
+
+
+def augment_references() -> None:
+    """Deterministic transforms by PIL and torchvision on one picture, for sv-augment."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    src = scene(61, 43, 200)
+    out = DATA / "augment"
+    out.mkdir(parents=True, exist_ok=True)
+    src.save(out / "source.png")
+    refs = {
+        "resize_bilinear_24": TF.resize(src, 24, interpolation=InterpolationMode.BILINEAR),
+        "resize_bicubic_24": TF.resize(src, 24, interpolation=InterpolationMode.BICUBIC),
+        "resize_bicubic_100": TF.resize(src, 100, interpolation=InterpolationMode.BICUBIC),
+        "center_crop_20x31": TF.center_crop(src, [20, 31]),  # [height, width]
+        "center_crop_64x50": TF.center_crop(src, [64, 50]),  # larger: zero padding
+        "hflip": TF.hflip(src),
+    }
+    # albumentations' RandomBrightnessContrast arithmetic (albucore.multiply_add with the
+    # brightness scaled by the maximum), on every 8-bit value.
+    import albucore
+    ramp = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    for alpha, beta in [(1.2, -0.1), (0.7, 0.25), (1.0, 0.05)]:
+        refs[f"brightness_contrast_{alpha:.2f}_{beta:.2f}"] = albucore.multiply_add(ramp, alpha, beta * 255, inplace=False)
+    save_file({k: torch.from_numpy(np.asarray(v).astype(np.float32).copy()) for k, v in refs.items()},
+              out / "expected.safetensors")
 
 
 def natix_shards() -> None:

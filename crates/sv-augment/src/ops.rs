@@ -1,0 +1,268 @@
+//! The transforms. Each takes an RGB image and the sample's random source, and returns
+//! the transformed image; deterministic ones ignore the random source.
+
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::resample::{Filter, resize_pil};
+use crate::rng::AugRng;
+
+/// Size of the shortest-edge resize, as torchvision's and HF's `int(long · edge / short)`.
+pub fn shortest_edge_size(w: u32, h: u32, edge: u32) -> (u32, u32) {
+    let (short, long) = (w.min(h), w.max(h));
+    let new_long = (edge as f64 * long as f64 / short as f64) as u32;
+    if w <= h {
+        (edge, new_long)
+    } else {
+        (new_long, edge)
+    }
+}
+
+/// Resize so the shortest edge is `edge` (aspect kept), PIL-exact.
+pub fn resize_shortest_edge(img: &RgbImage, edge: u32, filter: Filter) -> RgbImage {
+    let (w, h) = shortest_edge_size(img.width(), img.height(), edge);
+    resize_pil(img, w, h, filter)
+}
+
+/// Centre crop to `width × height`, as torchvision's `center_crop`: the offset is half
+/// the difference rounded half to even (Python's `round`); where the crop is larger,
+/// the image is first zero-padded by `(crop − size) // 2` before it.
+pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let offset = |size: u32, crop: u32| -> i64 {
+        if crop > size {
+            -(((crop - size) / 2) as i64)
+        } else {
+            ((size - crop) as f64 / 2.0).round_ties_even() as i64
+        }
+    };
+    let left = offset(img.width(), width);
+    let top = offset(img.height(), height);
+    crop_padded(img, left, top, width, height)
+}
+
+/// The `width × height` window at (`left`, `top`), zero outside the image.
+pub fn crop_padded(img: &RgbImage, left: i64, top: i64, width: u32, height: u32) -> RgbImage {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    RgbImage::from_fn(width, height, |x, y| {
+        let (sx, sy) = (left + x as i64, top + y as i64);
+        if sx >= 0 && sy >= 0 && sx < w && sy < h {
+            *img.get_pixel(sx as u32, sy as u32)
+        } else {
+            Rgb([0, 0, 0])
+        }
+    })
+}
+
+/// Mirror left to right.
+pub fn hflip(img: &RgbImage) -> RgbImage {
+    image::imageops::flip_horizontal(img)
+}
+
+/// Parameters of a random resized crop (torchvision's `RandomResizedCrop.get_params`):
+/// the `(left, top, width, height)` window, drawn with area fraction in `scale` and
+/// log-uniform aspect ratio in `ratio`; after 10 failed draws, the centre crop at the
+/// nearest allowed ratio.
+pub fn random_resized_crop_window(
+    w: u32,
+    h: u32,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut AugRng,
+) -> (u32, u32, u32, u32) {
+    let area = (w * h) as f64;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(scale.0, scale.1);
+        let aspect = rng.uniform(log_lo, log_hi).exp();
+        let cw = (target * aspect).sqrt().round() as i64;
+        let ch = (target / aspect).sqrt().round() as i64;
+        if cw > 0 && ch > 0 && cw <= w as i64 && ch <= h as i64 {
+            let top = rng.int(0, h as i64 - ch) as u32;
+            let left = rng.int(0, w as i64 - cw) as u32;
+            return (left, top, cw as u32, ch as u32);
+        }
+    }
+    let in_ratio = w as f64 / h as f64;
+    let (cw, ch) = if in_ratio < ratio.0 {
+        (w, (w as f64 / ratio.0).round() as u32)
+    } else if in_ratio > ratio.1 {
+        ((h as f64 * ratio.1).round() as u32, h)
+    } else {
+        (w, h)
+    };
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
+}
+
+/// Add Gaussian noise of standard deviation `std` (in 8-bit levels) to every channel,
+/// rounding and clipping to [0, 255].
+pub fn gaussian_noise(img: &RgbImage, std: f64, rng: &mut AugRng) -> RgbImage {
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        let n = f64::from(*v) + std * rng.normal();
+        *v = n.round().clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+/// `img·alpha + beta·255`, clipped to [0, 255] and truncated, in f32, as albumentations'
+/// `RandomBrightnessContrast` (`brightness_by_max`) computes its lookup table.
+pub fn brightness_contrast(img: &RgbImage, alpha: f64, beta: f64) -> RgbImage {
+    let (a, b) = (alpha as f32, (beta * 255.0) as f32);
+    let lut: Vec<u8> = (0..256)
+        .map(|v| (v as f32 * a + b).clamp(0.0, 255.0) as u8)
+        .collect();
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        *v = lut[*v as usize];
+    }
+    out
+}
+
+/// One step of a pipeline, as written in TOML (`op = "…"` plus its fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Shortest edge to `size` (aspect kept).
+    Resize {
+        /// Target shortest edge.
+        size: u32,
+        /// Resampling filter (default bilinear).
+        #[serde(default = "bilinear")]
+        filter: Filter,
+    },
+    /// Centre crop to `size × size`.
+    CenterCrop {
+        /// Side.
+        size: u32,
+    },
+    /// Random crop of area fraction in `scale` and aspect in `ratio`, resized to
+    /// `size × size`.
+    RandomResizedCrop {
+        /// Output side.
+        size: u32,
+        /// Area fraction range (default 0.08–1).
+        #[serde(default = "default_scale")]
+        scale: (f64, f64),
+        /// Aspect ratio range (default 3/4–4/3).
+        #[serde(default = "default_ratio")]
+        ratio: (f64, f64),
+        /// Resampling filter (default bilinear).
+        #[serde(default = "bilinear")]
+        filter: Filter,
+        /// Probability of applying (default 1).
+        #[serde(default = "one")]
+        p: f64,
+    },
+    /// Mirror left to right.
+    HorizontalFlip {
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Brightness and contrast: alpha = 1 + U(−contrast, contrast), beta = U(−brightness,
+    /// brightness) of the full range.
+    BrightnessContrast {
+        /// Brightness limit (default 0.2).
+        #[serde(default = "point_two")]
+        brightness: f64,
+        /// Contrast limit (default 0.2).
+        #[serde(default = "point_two")]
+        contrast: f64,
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Gaussian noise with a standard deviation drawn from `std` (8-bit levels).
+    GaussianNoise {
+        /// Standard deviation range.
+        std: (f64, f64),
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// One of `steps`, picked uniformly, with probability `p`.
+    OneOf {
+        /// The candidates.
+        steps: Vec<Step>,
+        /// Probability (default 1).
+        #[serde(default = "one")]
+        p: f64,
+    },
+}
+
+fn bilinear() -> Filter {
+    Filter::Bilinear
+}
+fn default_scale() -> (f64, f64) {
+    (0.08, 1.0)
+}
+fn default_ratio() -> (f64, f64) {
+    (3.0 / 4.0, 4.0 / 3.0)
+}
+fn one() -> f64 {
+    1.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn point_two() -> f64 {
+    0.2
+}
+
+impl Step {
+    /// Apply to `img` with the sample's random source.
+    pub fn apply(&self, img: RgbImage, rng: &mut AugRng) -> RgbImage {
+        match self {
+            Step::Resize { size, filter } => resize_shortest_edge(&img, *size, *filter),
+            Step::CenterCrop { size } => center_crop(&img, *size, *size),
+            Step::RandomResizedCrop {
+                size,
+                scale,
+                ratio,
+                filter,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let (l, t, w, h) =
+                    random_resized_crop_window(img.width(), img.height(), *scale, *ratio, rng);
+                let crop = image::imageops::crop_imm(&img, l, t, w, h).to_image();
+                resize_pil(&crop, *size, *size, *filter)
+            }
+            Step::HorizontalFlip { p } => {
+                if rng.chance(*p) {
+                    hflip(&img)
+                } else {
+                    img
+                }
+            }
+            Step::BrightnessContrast {
+                brightness,
+                contrast,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let alpha = 1.0 + rng.uniform(-contrast, *contrast);
+                let beta = rng.uniform(-brightness, *brightness);
+                brightness_contrast(&img, alpha, beta)
+            }
+            Step::GaussianNoise { std, p } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let s = rng.uniform(std.0, std.1);
+                gaussian_noise(&img, s, rng)
+            }
+            Step::OneOf { steps, p } => {
+                if steps.is_empty() || !rng.chance(*p) {
+                    return img;
+                }
+                let i = rng.int(0, steps.len() as i64 - 1) as usize;
+                steps[i].apply(img, rng)
+            }
+        }
+    }
+}

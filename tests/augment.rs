@@ -1,0 +1,156 @@
+//! sv-augment against PIL and torchvision: deterministic transforms must match exactly
+//! (`tools/gen_data_fixtures.py` writes the references), random ones must respect their
+//! parameter ranges and be reproducible from (seed, id, epoch).
+
+use image::RgbImage;
+use sv_augment::ops::{
+    brightness_contrast, center_crop, gaussian_noise, hflip, random_resized_crop_window,
+    resize_shortest_edge,
+};
+use sv_augment::{AugRng, Filter, Pipeline};
+use sv_tests::{fixture, read_expected};
+
+fn source() -> RgbImage {
+    image::open(fixture("data/augment/source.png"))
+        .unwrap()
+        .to_rgb8()
+}
+
+fn assert_matches(name: &str, got: &RgbImage) {
+    let want = &read_expected("data/augment/expected.safetensors")[name];
+    assert_eq!(
+        want.shape,
+        vec![got.height() as usize, got.width() as usize, 3],
+        "{name}: size"
+    );
+    let diffs = got
+        .as_raw()
+        .iter()
+        .zip(&want.data)
+        .filter(|(a, b)| **a as f32 != **b)
+        .count();
+    assert_eq!(diffs, 0, "{name}: {diffs} values differ from the reference");
+}
+
+#[test]
+fn resize_matches_torchvision_on_pil_exactly() {
+    let src = source();
+    assert_matches(
+        "resize_bilinear_24",
+        &resize_shortest_edge(&src, 24, Filter::Bilinear),
+    );
+    assert_matches(
+        "resize_bicubic_24",
+        &resize_shortest_edge(&src, 24, Filter::Bicubic),
+    );
+    assert_matches(
+        "resize_bicubic_100",
+        &resize_shortest_edge(&src, 100, Filter::Bicubic),
+    );
+}
+
+#[test]
+fn center_crop_and_flip_match_torchvision_exactly() {
+    let src = source();
+    assert_matches("center_crop_20x31", &center_crop(&src, 31, 20));
+    assert_matches("center_crop_64x50", &center_crop(&src, 50, 64));
+    assert_matches("hflip", &hflip(&src));
+}
+
+#[test]
+fn random_resized_crop_respects_scale_and_ratio() {
+    let mut rng = AugRng::from_seed(1);
+    let (w, h) = (400u32, 300u32);
+    for _ in 0..2000 {
+        let (l, t, cw, ch) = random_resized_crop_window(w, h, (0.2, 1.0), (1.0, 1.0), &mut rng);
+        assert!(l + cw <= w && t + ch <= h);
+        let frac = (cw * ch) as f64 / (w * h) as f64;
+        // Square crops (ratio 1): area within the scale range up to rounding, or the
+        // centre fallback when the draw does not fit.
+        let fallback = (cw, ch) == (300, 300);
+        assert!(
+            fallback || (0.19..=1.01).contains(&frac),
+            "area fraction {frac}"
+        );
+        assert!(
+            (cw as i64 - ch as i64).abs() <= 1,
+            "{cw}x{ch} is not square"
+        );
+    }
+}
+
+#[test]
+fn noise_has_the_requested_spread() {
+    let grey = RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128]));
+    let noisy = gaussian_noise(&grey, 10.0, &mut AugRng::from_seed(2));
+    let vals: Vec<f64> = noisy.as_raw().iter().map(|&v| v as f64 - 128.0).collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    let std = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64).sqrt();
+    assert!(
+        mean.abs() < 0.2 && (std - 10.0).abs() < 0.3,
+        "mean {mean}, std {std}"
+    );
+}
+
+#[test]
+fn brightness_contrast_matches_albumentations_on_every_value() {
+    let ramp = RgbImage::from_fn(16, 16, |x, y| {
+        let v = (y * 16 + x) as u8;
+        image::Rgb([v, v, v])
+    });
+    for (alpha, beta) in [(1.2, -0.1), (0.7, 0.25), (1.0, 0.05)] {
+        let name = format!("brightness_contrast_{alpha:.2}_{beta:.2}");
+        assert_matches(&name, &brightness_contrast(&ramp, alpha, beta));
+    }
+}
+
+#[test]
+fn pipelines_load_from_toml_and_are_reproducible_per_sample() {
+    let toml = r#"
+        [[step]]
+        op = "random_resized_crop"
+        size = 32
+        scale = [0.2, 1.0]
+        ratio = [1.0, 1.0]
+
+        [[step]]
+        op = "horizontal_flip"
+        p = 0.5
+
+        [[step]]
+        op = "one_of"
+        p = 0.8
+        [[step.steps]]
+        op = "gaussian_noise"
+        std = [5.0, 15.0]
+        p = 1.0
+        [[step.steps]]
+        op = "brightness_contrast"
+        p = 1.0
+    "#;
+    let pipeline = Pipeline::from_toml(toml, "test.toml").unwrap();
+    assert_eq!(pipeline.steps.len(), 3);
+    let src = source();
+    let a = pipeline.apply_for(src.clone(), 7, "sample-1", 0);
+    assert_eq!(a.dimensions(), (32, 32));
+    assert_eq!(
+        a,
+        pipeline.apply_for(src.clone(), 7, "sample-1", 0),
+        "same key, same output"
+    );
+    let others = [
+        pipeline.apply_for(src.clone(), 7, "sample-1", 1),
+        pipeline.apply_for(src.clone(), 7, "sample-2", 0),
+        pipeline.apply_for(src.clone(), 8, "sample-1", 0),
+    ];
+    assert!(
+        others.iter().all(|o| *o != a),
+        "epoch, id and seed each change the draw"
+    );
+
+    let err = Pipeline::from_toml("[[step]]\nop = \"swirl\"\n", "bad.toml").unwrap_err();
+    assert!(
+        err.to_string().contains("bad.toml") && err.to_string().contains("swirl"),
+        "{err}"
+    );
+}
