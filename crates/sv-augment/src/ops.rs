@@ -61,7 +61,7 @@ pub fn hflip(img: &RgbImage) -> RgbImage {
 /// Parameters of a random resized crop (torchvision's `RandomResizedCrop.get_params`):
 /// the `(left, top, width, height)` window, drawn with area fraction in `scale` and
 /// log-uniform aspect ratio in `ratio`; after 10 failed draws, the centre crop at the
-/// nearest allowed ratio.
+/// nearest allowed ratio. Sizes round half to even, as Python's `round`.
 pub fn random_resized_crop_window(
     w: u32,
     h: u32,
@@ -69,13 +69,13 @@ pub fn random_resized_crop_window(
     ratio: (f64, f64),
     rng: &mut AugRng,
 ) -> (u32, u32, u32, u32) {
-    let area = (w * h) as f64;
+    let area = w as f64 * h as f64;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
         let target = area * rng.uniform(scale.0, scale.1);
         let aspect = rng.uniform(log_lo, log_hi).exp();
-        let cw = (target * aspect).sqrt().round() as i64;
-        let ch = (target / aspect).sqrt().round() as i64;
+        let cw = (target * aspect).sqrt().round_ties_even() as i64;
+        let ch = (target / aspect).sqrt().round_ties_even() as i64;
         if cw > 0 && ch > 0 && cw <= w as i64 && ch <= h as i64 {
             let top = rng.int(0, h as i64 - ch) as u32;
             let left = rng.int(0, w as i64 - cw) as u32;
@@ -84,9 +84,9 @@ pub fn random_resized_crop_window(
     }
     let in_ratio = w as f64 / h as f64;
     let (cw, ch) = if in_ratio < ratio.0 {
-        (w, (w as f64 / ratio.0).round() as u32)
+        (w, (w as f64 / ratio.0).round_ties_even() as u32)
     } else if in_ratio > ratio.1 {
-        ((h as f64 * ratio.1).round() as u32, h)
+        ((h as f64 * ratio.1).round_ties_even() as u32, h)
     } else {
         (w, h)
     };
