@@ -4,8 +4,8 @@
 
 use image::RgbImage;
 use sv_augment::ops::{
-    brightness_contrast, center_crop, gaussian_noise, hflip, random_resized_crop_window,
-    resize_shortest_edge,
+    brightness_contrast, center_crop, gaussian_blur, gaussian_noise, hflip, jpeg_recompress,
+    random_resized_crop_window, resize_shortest_edge,
 };
 use sv_augment::{AugRng, Filter, Pipeline};
 use sv_tests::{fixture, read_expected};
@@ -153,4 +153,65 @@ fn pipelines_load_from_toml_and_are_reproducible_per_sample() {
         err.to_string().contains("bad.toml") && err.to_string().contains("swirl"),
         "{err}"
     );
+}
+
+/// Largest and mean absolute difference from a reference image.
+fn diff_to(name: &str, got: &RgbImage) -> (f32, f32) {
+    let want = &read_expected("data/augment/expected.safetensors")[name];
+    assert_eq!(
+        want.shape,
+        vec![got.height() as usize, got.width() as usize, 3],
+        "{name}"
+    );
+    let d: Vec<f32> = got
+        .as_raw()
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (*a as f32 - b).abs())
+        .collect();
+    (
+        d.iter().copied().fold(0.0, f32::max),
+        d.iter().sum::<f32>() / d.len() as f32,
+    )
+}
+
+#[test]
+fn gaussian_blur_matches_torchvision_within_rounding() {
+    let src = source();
+    for (k, sigma) in [(5usize, 1.0f64), (9, 2.5)] {
+        let name = format!("gaussian_blur_{k}_{sigma:.1}");
+        let (max, mean) = diff_to(&name, &gaussian_blur(&src, k, sigma));
+        // torchvision sums a 2-D kernel in one pass; ours is separable: f32 sums may land
+        // on the other side of a .5 now and then.
+        assert!(max <= 1.0 && mean < 0.05, "{name}: max {max}, mean {mean}");
+    }
+}
+
+#[test]
+fn jpeg_recompression_is_as_lossy_as_pil_at_the_same_quality() {
+    let src = source();
+    let psnr = |a: &[u8], b: &[f32]| -> f64 {
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+    };
+    let src_f: Vec<f32> = src.as_raw().iter().map(|&v| v as f32).collect();
+    let table = read_expected("data/augment/expected.safetensors");
+    for q in [75u8, 30] {
+        let ours = psnr(jpeg_recompress(&src, q).as_raw(), &src_f);
+        let pil_bytes: Vec<u8> = table[&format!("jpeg_pil_q{q}")]
+            .data
+            .iter()
+            .map(|&v| v as u8)
+            .collect();
+        let pil = psnr(&pil_bytes, &src_f);
+        assert!(
+            (ours - pil).abs() < 2.0,
+            "q{q}: PSNR {ours:.2} dB vs PIL {pil:.2} dB"
+        );
+    }
 }

@@ -131,6 +131,12 @@ def augment_references() -> None:
         "center_crop_64x50": TF.center_crop(src, [64, 50]),  # larger: zero padding
         "hflip": TF.hflip(src),
     }
+    for k, sigma in [(5, 1.0), (9, 2.5)]:
+        refs[f"gaussian_blur_{k}_{sigma:.1f}"] = TF.gaussian_blur(src, [k, k], [sigma, sigma])
+    for q in (75, 30):
+        buf = io.BytesIO()
+        src.save(buf, "JPEG", quality=q)
+        refs[f"jpeg_pil_q{q}"] = Image.open(buf).convert("RGB")
     # albumentations' RandomBrightnessContrast arithmetic (albucore.multiply_add with the
     # brightness scaled by the maximum), on every 8-bit value.
     import albucore

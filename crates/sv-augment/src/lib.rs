@@ -7,8 +7,8 @@
 //! - [`rng`]: the per-sample random source.
 //!
 //! Built so far: resize, centre crop, random resized crop, horizontal flip,
-//! brightness/contrast, Gaussian noise, one-of. Not yet built: hue/saturation, blurs,
-//! JPEG re-compression, rain, fog, the `heavy` and `validator` presets.
+//! brightness/contrast, Gaussian noise, Gaussian blur, JPEG re-compression, one-of. Not
+//! yet built: hue/saturation, motion blur, rain, fog, the `heavy` and `validator` presets.
 
 pub mod ops;
 pub mod pipeline;

@@ -118,6 +118,81 @@ pub fn brightness_contrast(img: &RgbImage, alpha: f64, beta: f64) -> RgbImage {
     out
 }
 
+/// Gaussian blur with an odd `kernel` size and standard deviation `sigma`, as
+/// torchvision's `gaussian_blur`: normalised sampled Gaussian taps, reflect padding,
+/// computed in f32 and rounded to 8 bits once at the end.
+pub fn gaussian_blur(img: &RgbImage, kernel: usize, sigma: f64) -> RgbImage {
+    let kernel = kernel.max(1) | 1;
+    let half = (kernel / 2) as i64;
+    let mut taps: Vec<f32> = (0..kernel)
+        .map(|i| {
+            let x = (i as f64 - half as f64) / sigma;
+            (-0.5 * x * x).exp() as f32
+        })
+        .collect();
+    let total: f32 = taps.iter().sum();
+    taps.iter_mut().for_each(|t| *t /= total);
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    // Reflect without repeating the edge (PyTorch's "reflect").
+    let reflect = |i: i64, n: i64| -> usize {
+        if n == 1 {
+            return 0;
+        }
+        let period = 2 * (n - 1);
+        let m = i.rem_euclid(period);
+        (if m < n { m } else { period - m }) as usize
+    };
+    let src = img.as_raw();
+    let mut rows = vec![0f32; src.len()];
+    for y in 0..h as usize {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut acc = 0f32;
+                for (k, t) in taps.iter().enumerate() {
+                    let sx = reflect(x + k as i64 - half, w);
+                    acc += t * f32::from(src[(y * w as usize + sx) * 3 + c]);
+                }
+                rows[(y * w as usize + x as usize) * 3 + c] = acc;
+            }
+        }
+    }
+    let mut out = vec![0u8; src.len()];
+    for y in 0..h {
+        for x in 0..w as usize {
+            for c in 0..3 {
+                let mut acc = 0f32;
+                for (k, t) in taps.iter().enumerate() {
+                    let sy = reflect(y + k as i64 - half, h);
+                    acc += t * rows[(sy * w as usize + x) * 3 + c];
+                }
+                out[(y as usize * w as usize + x) * 3 + c] = acc.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    RgbImage::from_raw(img.width(), img.height(), out).expect("same size")
+}
+
+/// Re-encode as baseline JPEG at `quality` (1–100) with 4:2:0 chroma subsampling, as
+/// PIL's `save(..., "JPEG", quality=q)` does by default, and decode again. Images wider
+/// or taller than 65535 pixels (beyond JPEG's limit) come back unchanged.
+pub fn jpeg_recompress(img: &RgbImage, quality: u8) -> RgbImage {
+    let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+        return img.clone();
+    };
+    let mut bytes = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut bytes, quality.clamp(1, 100));
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    if enc
+        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+        .is_err()
+    {
+        return img.clone();
+    }
+    image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+        .map(|d| d.to_rgb8())
+        .unwrap_or_else(|_| img.clone())
+}
+
 /// One step of a pipeline, as written in TOML (`op = "…"` plus its fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -180,6 +255,27 @@ pub enum Step {
         #[serde(default = "half")]
         p: f64,
     },
+    /// Gaussian blur with an odd kernel size drawn from `kernel` and sigma from `sigma`.
+    GaussianBlur {
+        /// Kernel size range (odd sizes; an even draw is rounded up).
+        #[serde(default = "default_blur_kernel")]
+        kernel: (u32, u32),
+        /// Sigma range.
+        #[serde(default = "default_blur_sigma")]
+        sigma: (f64, f64),
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// JPEG re-compression at a quality drawn from `quality`.
+    Jpeg {
+        /// Quality range (1–100).
+        #[serde(default = "default_quality")]
+        quality: (u8, u8),
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
     /// One of `steps`, picked uniformly, with probability `p`.
     OneOf {
         /// The candidates.
@@ -207,6 +303,15 @@ fn half() -> f64 {
 }
 fn point_two() -> f64 {
     0.2
+}
+fn default_blur_kernel() -> (u32, u32) {
+    (3, 7)
+}
+fn default_blur_sigma() -> (f64, f64) {
+    (0.1, 2.0)
+}
+fn default_quality() -> (u8, u8) {
+    (50, 95)
 }
 
 impl Step {
@@ -255,6 +360,21 @@ impl Step {
                 }
                 let s = rng.uniform(std.0, std.1);
                 gaussian_noise(&img, s, rng)
+            }
+            Step::GaussianBlur { kernel, sigma, p } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let k = rng.int(i64::from(kernel.0), i64::from(kernel.1)) as usize;
+                let s = rng.uniform(sigma.0, sigma.1);
+                gaussian_blur(&img, k, s)
+            }
+            Step::Jpeg { quality, p } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let q = rng.int(i64::from(quality.0), i64::from(quality.1)) as u8;
+                jpeg_recompress(&img, q)
             }
             Step::OneOf { steps, p } => {
                 if steps.is_empty() || !rng.chance(*p) {
