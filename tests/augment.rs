@@ -8,7 +8,7 @@ use sv_augment::ops::{
     random_resized_crop_window, resize_shortest_edge,
 };
 use sv_augment::{AugRng, Filter, Pipeline};
-use sv_tests::{fixture, read_expected};
+use sv_tests::{fixture, image_diff, read_expected};
 
 fn source() -> RgbImage {
     image::open(fixture("data/augment/source.png"))
@@ -17,19 +17,8 @@ fn source() -> RgbImage {
 }
 
 fn assert_matches(name: &str, got: &RgbImage) {
-    let want = &read_expected("data/augment/expected.safetensors")[name];
-    assert_eq!(
-        want.shape,
-        vec![got.height() as usize, got.width() as usize, 3],
-        "{name}: size"
-    );
-    let diffs = got
-        .as_raw()
-        .iter()
-        .zip(&want.data)
-        .filter(|(a, b)| **a as f32 != **b)
-        .count();
-    assert_eq!(diffs, 0, "{name}: {diffs} values differ from the reference");
+    let (max, _) = diff_to(name, got);
+    assert_eq!(max, 0.0, "{name}: differs from the reference");
 }
 
 #[test]
@@ -157,21 +146,10 @@ fn pipelines_load_from_toml_and_are_reproducible_per_sample() {
 
 /// Largest and mean absolute difference from a reference image.
 fn diff_to(name: &str, got: &RgbImage) -> (f32, f32) {
-    let want = &read_expected("data/augment/expected.safetensors")[name];
-    assert_eq!(
-        want.shape,
-        vec![got.height() as usize, got.width() as usize, 3],
-        "{name}"
-    );
-    let d: Vec<f32> = got
-        .as_raw()
-        .iter()
-        .zip(&want.data)
-        .map(|(a, b)| (*a as f32 - b).abs())
-        .collect();
-    (
-        d.iter().copied().fold(0.0, f32::max),
-        d.iter().sum::<f32>() / d.len() as f32,
+    image_diff(
+        name,
+        got,
+        &read_expected("data/augment/expected.safetensors")[name],
     )
 }
 

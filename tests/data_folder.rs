@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sv_data::{FolderOptions, Label, Location, SkipReason, Source, decode_image, read_folder};
-use sv_tests::{fixture, read_expected};
+use sv_tests::{fixture, image_diff, read_expected};
 
 fn expected() -> HashMap<String, serde_json::Value> {
     let text = std::fs::read_to_string(fixture("data/expected.json")).unwrap();
@@ -109,21 +109,7 @@ fn decoded_pixels_match_pil() {
     ] {
         let bytes = std::fs::read(fixture(&format!("data/tree/{rel}"))).unwrap();
         let img = decode_image(&bytes, 1 << 20).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let rgb = img.to_rgb8();
-        let want = &pixels[rel];
-        assert_eq!(
-            want.shape,
-            vec![rgb.height() as usize, rgb.width() as usize, 3],
-            "{rel}: shape (EXIF orientation applied)"
-        );
-        let diffs: Vec<f32> = rgb
-            .as_raw()
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| (*a as f32 - b).abs())
-            .collect();
-        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
-        let max = diffs.iter().copied().fold(0.0, f32::max);
+        let (max, mean) = image_diff(rel, &img.to_rgb8(), &pixels[rel]);
         if tolerance_mean == 0.0 {
             assert_eq!(max, 0.0, "{rel}: lossless images decode exactly");
         } else {

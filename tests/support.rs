@@ -218,3 +218,21 @@ pub fn rename_key(src: &Path, dst: &Path, from: &str, to: &str) {
         .collect();
     safetensors::serialize_to_file(tensors, None, dst).unwrap();
 }
+
+/// Largest and mean absolute difference between an RGB image and a reference stored as
+/// `[height, width, 3]` values, after checking the shape (`what` names it in failures).
+pub fn image_diff(what: &str, got: &image::RgbImage, want: &Expected) -> (f32, f32) {
+    assert_eq!(
+        want.shape,
+        vec![got.height() as usize, got.width() as usize, 3],
+        "{what}: shape"
+    );
+    let d: Vec<f32> = got
+        .as_raw()
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (*a as f32 - b).abs())
+        .collect();
+    let max = d.iter().copied().fold(0.0, f32::max);
+    (max, d.iter().sum::<f32>() / d.len().max(1) as f32)
+}
