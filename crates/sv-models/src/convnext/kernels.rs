@@ -45,14 +45,7 @@ pub fn dwconv7_norm(
         );
         return layer_norm(y.permute([0, 2, 3, 1]), gamma, Some(beta), eps);
     }
-    // Taps as [7·7, C] so that one tap's weights for a channel block are contiguous.
-    let w_chw = weight
-        .reshape([c, DW_KERNEL * DW_KERNEL])
-        .transpose()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
+    let w_chw = taps_by_position(&to_vec(weight.reshape([c * DW_KERNEL * DW_KERNEL])), c);
     let (bias, gamma, beta) = (to_vec(bias), to_vec(gamma), to_vec(beta));
     let input = x
         .into_data()
@@ -78,6 +71,19 @@ pub fn dwconv7_norm(
             dw_row(&params, image, y, out_row);
         });
     Tensor::from_data(TensorData::new(out, [b, h, w, c]), &device)
+}
+
+/// Depthwise weights `[C, 7·7]` (PyTorch's `[C, 1, 7, 7]` flattened) rearranged as
+/// `[7·7, C]`, so that one tap's weights for a block of channels are contiguous.
+fn taps_by_position(weights: &[f32], c: usize) -> Vec<f32> {
+    let k = DW_KERNEL * DW_KERNEL;
+    let mut taps = vec![0f32; k * c];
+    for ch in 0..c {
+        for t in 0..k {
+            taps[t * c + ch] = weights[ch * k + t];
+        }
+    }
+    taps
 }
 
 struct DwParams<'a> {
@@ -437,14 +443,7 @@ pub(crate) fn block_inplace(
     let Ok(mut fx) = x.try_into_primitive::<burn_flex::Flex>() else {
         unreachable!("checked to be a Flex tensor");
     };
-    // Taps as [7·7, C].
-    let taps_src = values(&dw);
-    let mut taps = vec![0f32; DW_KERNEL * DW_KERNEL * c];
-    for ch in 0..c {
-        for t in 0..DW_KERNEL * DW_KERNEL {
-            taps[t * c + ch] = taps_src[ch * DW_KERNEL * DW_KERNEL + t];
-        }
-    }
+    let taps = taps_by_position(values(&dw), c);
     let dw_params = DwParams {
         h,
         w,
