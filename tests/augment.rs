@@ -193,3 +193,73 @@ fn jpeg_recompression_is_as_lossy_as_pil_at_the_same_quality() {
         );
     }
 }
+
+#[test]
+fn heavy_preset_is_the_seed_plan_pipeline() {
+    use sv_augment::{Normalise, Step};
+    let heavy = Pipeline::preset("heavy").unwrap();
+    let ops: Vec<String> = heavy
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::ResizeTo { width, height, .. } => format!("resize {width}x{height}"),
+            Step::HorizontalFlip { p } => format!("flip {p}"),
+            Step::BrightnessContrast { p, .. } => format!("brightness_contrast {p}"),
+            Step::GaussianNoise { p, .. } => format!("noise {p}"),
+            Step::OneOf { steps, p } => {
+                let inner: Vec<&str> = steps
+                    .iter()
+                    .map(|s| match s {
+                        Step::Rain { p: 1.0, .. } => "rain",
+                        Step::Fog { p: 1.0, .. } => "fog",
+                        _ => "other",
+                    })
+                    .collect();
+                format!("one_of {} {p}", inner.join("/"))
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "resize 224x224",
+            "flip 0.5",
+            "brightness_contrast 0.3",
+            "noise 0.2",
+            "one_of rain/fog 0.2"
+        ]
+    );
+    assert_eq!(heavy.normalise, Normalise::default());
+}
+
+#[test]
+fn a_pipeline_feeds_the_batcher_reproducibly_per_epoch() {
+    use std::sync::Arc;
+    use sv_data::{FolderOptions, ImageBatcher, SampleDataset, epoch_batches, read_folder};
+
+    let (samples, _) = read_folder(&fixture("data/tree"), &FolderOptions::default()).unwrap();
+    let n = samples.len().min(4);
+    let batcher = Arc::new(ImageBatcher::augmenting(
+        Arc::new(Pipeline::preset("heavy").unwrap()),
+        3,
+    ));
+    let run = |epoch: u64| {
+        batcher.set_epoch(epoch);
+        let batches: Vec<_> = epoch_batches(
+            Arc::new(SampleDataset::new(samples.clone())),
+            batcher.clone(),
+            (0..n).collect(),
+            n,
+            2,
+            burn::tensor::Device::default(),
+        )
+        .collect();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].pixels.dims(), [n, 3, 224, 224]);
+        batches[0].pixels.to_data().try_to_vec::<f32>().unwrap()
+    };
+    let (a, b, c) = (run(0), run(0), run(1));
+    assert_eq!(a, b, "same epoch, same batch");
+    assert_ne!(a, c, "another epoch draws again");
+}

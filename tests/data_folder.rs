@@ -142,7 +142,8 @@ fn batches_hold_normalised_pil_pixels_and_skip_vanished_files() {
     let transform: sv_data::Transform =
         Arc::new(|img, _seed| image::imageops::crop_imm(&img.to_rgb8(), 0, 0, 16, 16).to_image());
     let (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
-    let batcher = Arc::new(ImageBatcher::new(transform, mean, std, 9));
+    let normalise = sv_augment::Normalise { mean, std };
+    let batcher = Arc::new(ImageBatcher::new(transform, normalise, 9));
     let device = burn::tensor::Device::default();
     let batches: Vec<_> = epoch_batches(
         Arc::new(SampleDataset::new(samples.clone())),

@@ -61,6 +61,9 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["augment"]:
+        augment_references()
+        return
     if TREE.exists():
         shutil.rmtree(TREE)
     files = {}
@@ -143,8 +146,70 @@ def augment_references() -> None:
     ramp = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     for alpha, beta in [(1.2, -0.1), (0.7, 0.25), (1.0, 0.05)]:
         refs[f"brightness_contrast_{alpha:.2f}_{beta:.2f}"] = albucore.multiply_add(ramp, alpha, beta * 255, inplace=False)
+    opencv_references(np.asarray(src), refs)
+    torchvision_float_references(src, refs)
     save_file({k: torch.from_numpy(np.asarray(v).astype(np.float32).copy()) for k, v in refs.items()},
               out / "expected.safetensors")
+
+
+def opencv_references(src: np.ndarray, refs: dict) -> None:
+    """albumentations 2.0.8 and OpenCV on the same picture: HSV shifts, motion, Gaussian and
+    box blurs, bilinear resize, rain and fog with fixed parameters."""
+    import random
+
+    import cv2
+    from albumentations.augmentations.blur import functional as fblur
+    from albumentations.augmentations.pixel import functional as fpixel
+
+    rng = np.random.default_rng(5)
+    # 128 wide: OpenCV's vector HSV→RGB (which truncates) covers whole rows at any SIMD
+    # width; its scalar tail (which rounds) takes rows narrower than one vector.
+    colours = rng.integers(0, 256, (32, 128, 3), dtype=np.uint8)
+    refs["colours"] = colours
+    for i, (h, s, v) in enumerate([(12.7, 25.3, -14.2), (-19.5, -29.9, 19.9), (0.0, 0.0, 7.5)]):
+        refs[f"hsv_{i}_src"] = fpixel.shift_hsv(src, h, s, v)
+        refs[f"hsv_{i}_colours"] = fpixel.shift_hsv(colours, h, s, v)
+    for i, (k, angle, direction) in enumerate([(3, 0.0, 0.0), (5, 33.0, 0.4), (7, 200.0, -0.7), (7, 91.0, 1.0)]):
+        kernel = fblur.create_motion_kernel(k, angle, direction, False, random.Random(0))
+        kernel = kernel.astype(np.float32) / np.sum(kernel)
+        refs[f"motion_kernel_{i}"] = kernel
+        refs[f"motion_blur_{i}"] = cv2.filter2D(src, -1, kernel)
+    for k, sigma in [(7, 7 / 6), (9, 1.5), (7, 0.0), (9, 0.0)]:
+        refs[f"cv_gaussian_{k}_{sigma:.3f}"] = cv2.GaussianBlur(src, (k, k), sigma)
+    sparse = np.zeros_like(src)
+    sparse[::5, ::3] = 200
+    refs["box_sparse"] = sparse
+    refs["box_7"] = cv2.blur(sparse, (7, 7))
+    for factor in (2, 3):
+        h, w = src.shape[:2]
+        down = cv2.resize(src, (w // factor, h // factor))
+        refs[f"down_up_{factor}"] = cv2.resize(down, (w, h))
+    h, w = src.shape[:2]
+    drop_length = max(1, h // 8)
+    drops = rng.integers(low=[0, 0], high=[w, h - drop_length], size=(h // 3, 2), dtype=np.int32)
+    refs["rain_drops"] = drops
+    refs["rain_slant"] = np.array([-7.3])
+    refs["rain"] = fpixel.add_rain(src, -7.3, drop_length, 1, (200, 200, 200), 7, 0.7, drops)
+    positions = [(int(x), int(y)) for x, y in rng.integers([10, 8], [w - 10, h - 8], size=(40, 2))]
+    radiuses = [int(r) for r in rng.integers(2, 4, size=40)]
+    refs["fog_particles"] = np.array([[x, y, r] for (x, y), r in zip(positions, radiuses)])
+    refs["fog"] = fpixel.add_fog(src, 0.6, 0.08, positions, radiuses)
+
+
+def torchvision_float_references(src: Image.Image, refs: dict) -> None:
+    """torchvision on float tensors, as the subnet's validators run it: nearest rotation,
+    antialiased resized crop truncated back to 8 bits, and ToTensor + Normalize."""
+    import torchvision.transforms.functional as TF
+    from torchvision import transforms
+
+    t = transforms.ToTensor()(src)
+    for angle in (17.3, -8.0):
+        refs[f"rotate_{angle:.1f}"] = TF.rotate(t, angle).mul(255).byte().permute(1, 2, 0)
+    # (top, left, height, width) as torchvision orders them.
+    refs["resized_crop_f32"] = TF.resized_crop(t, 5, 9, 30, 30, [24, 24], antialias=True).mul(255).byte().permute(1, 2, 0)
+    refs["resized_crop_up_f32"] = TF.resized_crop(t, 2, 3, 20, 20, [37, 37], antialias=True).mul(255).byte().permute(1, 2, 0)
+    norm = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    refs["normalised_chw"] = norm(t)
 
 
 def natix_shards() -> None:

@@ -1,21 +1,32 @@
 //! Image augmentation for streetvision-rs: seeded, composable transforms on RGB image
 //! buffers. A sample's randomness comes only from (seed, sample id, epoch).
 //!
-//! - [`resample`]: PIL-exact antialiased resizing (bilinear, bicubic).
-//! - [`ops`]: the transforms and the [`Step`] enum a pipeline is made of.
-//! - [`pipeline`]: [`Pipeline`]s loaded from TOML.
+//! - [`resample`]: PIL-exact antialiased resizing (bilinear, bicubic), and PyTorch's on
+//!   floats.
+//! - [`ops`]: geometric and photometric transforms and the [`Step`] enum a pipeline is
+//!   made of.
+//! - [`color`]: hue/saturation/value in OpenCV's 8-bit HSV.
+//! - [`blur`]: motion, Gaussian and box blurs as OpenCV computes them.
+//! - [`weather`]: rain and fog.
+//! - [`validator`]: what the subnet's validators do to a challenge.
+//! - [`normalise`]: the final `[3, H, W]` normalisation.
+//! - [`pipeline`]: [`Pipeline`]s loaded from TOML, and the `heavy` and `validator`
+//!   presets.
 //! - [`rng`]: the per-sample random source.
-//!
-//! Built so far: resize, centre crop, random resized crop, horizontal flip,
-//! brightness/contrast, Gaussian noise, Gaussian blur, JPEG re-compression, one-of. Not
-//! yet built: hue/saturation, motion blur, rain, fog, the `heavy` and `validator` presets.
 
+pub mod blur;
+pub mod color;
+pub mod normalise;
 pub mod ops;
 pub mod pipeline;
 pub mod resample;
 pub mod rng;
+pub mod validator;
+pub mod weather;
 
+pub use normalise::Normalise;
 pub use ops::Step;
-pub use pipeline::{AugmentError, Pipeline};
+pub use pipeline::{AugmentError, PRESETS, Pipeline};
 pub use resample::Filter;
 pub use rng::AugRng;
+pub use validator::ValidatorSettings;

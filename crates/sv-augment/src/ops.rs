@@ -4,8 +4,12 @@
 use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use crate::blur::random_motion_blur;
+use crate::color::hue_saturation_value;
 use crate::resample::{Filter, resize_pil};
 use crate::rng::AugRng;
+use crate::validator::{ValidatorSettings, rotate_nearest};
+use crate::weather::{FogParams, RainParams, fog, rain};
 
 /// Size of the shortest-edge resize, as torchvision's and HF's `int(long · edge / short)`.
 pub fn shortest_edge_size(w: u32, h: u32, edge: u32) -> (u32, u32) {
@@ -97,9 +101,11 @@ pub fn random_resized_crop_window(
 /// rounding and clipping to [0, 255].
 pub fn gaussian_noise(img: &RgbImage, std: f64, rng: &mut AugRng) -> RgbImage {
     let mut out = img.clone();
-    for v in out.iter_mut() {
-        let n = f64::from(*v) + std * rng.normal();
-        *v = n.round().clamp(0.0, 255.0) as u8;
+    for pair in out.chunks_mut(2) {
+        let (a, b) = rng.normal_pair();
+        for (v, n) in pair.iter_mut().zip([a, b]) {
+            *v = (f64::from(*v) + std * n).round().clamp(0.0, 255.0) as u8;
+        }
     }
     out
 }
@@ -205,6 +211,16 @@ pub enum Step {
         #[serde(default = "bilinear")]
         filter: Filter,
     },
+    /// Resize to exactly `width × height` (aspect not kept), PIL-exact.
+    ResizeTo {
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// Resampling filter (default bilinear).
+        #[serde(default = "bilinear")]
+        filter: Filter,
+    },
     /// Centre crop to `size × size`.
     CenterCrop {
         /// Side.
@@ -276,6 +292,86 @@ pub enum Step {
         #[serde(default = "half")]
         p: f64,
     },
+    /// Shift hue (OpenCV units, 0–179), saturation and value by amounts drawn from
+    /// ±`hue`, ±`saturation`, ±`value` (albumentations' `HueSaturationValue`).
+    HueSaturationValue {
+        /// Hue limit (default 20).
+        #[serde(default = "twenty")]
+        hue: f64,
+        /// Saturation limit (default 30).
+        #[serde(default = "thirty")]
+        saturation: f64,
+        /// Value limit (default 20).
+        #[serde(default = "twenty")]
+        value: f64,
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Motion blur along a line (albumentations' `MotionBlur`, kernel centred).
+    MotionBlur {
+        /// Kernel size range (odd sizes; default 3–7).
+        #[serde(default = "default_motion_kernel")]
+        kernel: (u32, u32),
+        /// Angle range in degrees (default 0–360).
+        #[serde(default = "default_angle")]
+        angle: (f64, f64),
+        /// Direction bias range, −1 backward to 1 forward (default −1–1).
+        #[serde(default = "default_direction")]
+        direction: (f64, f64),
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Rain streaks (albumentations' `RandomRain`, default type).
+    Rain {
+        /// Slant range in pixels (default −10–10).
+        #[serde(default = "default_slant")]
+        slant: (f64, f64),
+        /// Drop length (default an eighth of the height).
+        #[serde(default)]
+        drop_length: Option<u32>,
+        /// Drop width (default 1).
+        #[serde(default = "one_u32")]
+        drop_width: u32,
+        /// Drop colour (default [200, 200, 200]).
+        #[serde(default = "default_drop_color")]
+        drop_color: [u8; 3],
+        /// Box-blur size of the streaks (default 7).
+        #[serde(default = "seven")]
+        blur: u32,
+        /// Brightness factor (default 0.7).
+        #[serde(default = "default_rain_brightness")]
+        brightness: f64,
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Fog (albumentations' `RandomFog`).
+    Fog {
+        /// Intensity range (default 0.3–1).
+        #[serde(default = "default_fog_intensity")]
+        intensity: (f64, f64),
+        /// Blending coefficient per particle (default 0.08).
+        #[serde(default = "default_fog_alpha")]
+        alpha: f64,
+        /// Probability (default 0.5).
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Rotation by an angle drawn from ±`degrees`, nearest neighbour, black corners, size
+    /// kept.
+    Rotate {
+        /// Angle limit in degrees (default 20).
+        #[serde(default = "twenty")]
+        degrees: f64,
+        /// Probability (default 1).
+        #[serde(default = "one")]
+        p: f64,
+    },
+    /// What the subnet's validators do to a challenge (levels 0–3, then JPEG); see
+    /// [`crate::validator`].
+    Validator(ValidatorSettings),
     /// One of `steps`, picked uniformly, with probability `p`.
     OneOf {
         /// The candidates.
@@ -313,12 +409,53 @@ fn default_blur_sigma() -> (f64, f64) {
 fn default_quality() -> (u8, u8) {
     (50, 95)
 }
+fn twenty() -> f64 {
+    20.0
+}
+fn thirty() -> f64 {
+    30.0
+}
+fn default_motion_kernel() -> (u32, u32) {
+    (3, 7)
+}
+fn default_angle() -> (f64, f64) {
+    (0.0, 360.0)
+}
+fn default_direction() -> (f64, f64) {
+    (-1.0, 1.0)
+}
+fn default_slant() -> (f64, f64) {
+    (-10.0, 10.0)
+}
+fn one_u32() -> u32 {
+    1
+}
+fn seven() -> u32 {
+    7
+}
+fn default_drop_color() -> [u8; 3] {
+    [200, 200, 200]
+}
+fn default_rain_brightness() -> f64 {
+    0.7
+}
+fn default_fog_intensity() -> (f64, f64) {
+    (0.3, 1.0)
+}
+fn default_fog_alpha() -> f64 {
+    0.08
+}
 
 impl Step {
     /// Apply to `img` with the sample's random source.
     pub fn apply(&self, img: RgbImage, rng: &mut AugRng) -> RgbImage {
         match self {
             Step::Resize { size, filter } => resize_shortest_edge(&img, *size, *filter),
+            Step::ResizeTo {
+                width,
+                height,
+                filter,
+            } => resize_pil(&img, *width, *height, *filter),
             Step::CenterCrop { size } => center_crop(&img, *size, *size),
             Step::RandomResizedCrop {
                 size,
@@ -376,6 +513,74 @@ impl Step {
                 let q = rng.int(i64::from(quality.0), i64::from(quality.1)) as u8;
                 jpeg_recompress(&img, q)
             }
+            Step::HueSaturationValue {
+                hue,
+                saturation,
+                value,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let h = rng.uniform(-hue, *hue);
+                let s = rng.uniform(-saturation, *saturation);
+                let v = rng.uniform(-value, *value);
+                hue_saturation_value(&img, h, s, v)
+            }
+            Step::MotionBlur {
+                kernel,
+                angle,
+                direction,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                random_motion_blur(&img, *kernel, *angle, *direction, rng)
+            }
+            Step::Rain {
+                slant,
+                drop_length,
+                drop_width,
+                drop_color,
+                blur,
+                brightness,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let params = RainParams::draw(
+                    img.width(),
+                    img.height(),
+                    *slant,
+                    *drop_length,
+                    *drop_width,
+                    *drop_color,
+                    *blur,
+                    *brightness,
+                    rng,
+                );
+                rain(&img, &params)
+            }
+            Step::Fog {
+                intensity,
+                alpha,
+                p,
+            } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                let params = FogParams::draw(img.width(), img.height(), *intensity, *alpha, rng);
+                fog(&img, &params)
+            }
+            Step::Rotate { degrees, p } => {
+                if !rng.chance(*p) {
+                    return img;
+                }
+                rotate_nearest(&img, rng.uniform(-degrees, *degrees))
+            }
+            Step::Validator(settings) => settings.apply(&img, rng),
             Step::OneOf { steps, p } => {
                 if steps.is_empty() || !rng.chance(*p) {
                     return img;

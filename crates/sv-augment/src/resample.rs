@@ -147,6 +147,108 @@ pub fn resize_pil(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> Rgb
     RgbImage::from_raw(out_w, out_h, vertical).expect("buffer of the output size")
 }
 
+/// PyTorch's antialiased taps for float tensors (`_compute_weights_aa`): PIL's scheme,
+/// computed in `f32`.
+fn taps_f32(in_size: usize, out_size: usize, filter: Filter) -> Vec<(usize, Vec<f32>)> {
+    let scale = in_size as f32 / out_size as f32;
+    let support = filter.support() as f32 * scale.max(1.0);
+    let invscale = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    (0..out_size)
+        .map(|i| {
+            let center = scale * (i as f32 + 0.5);
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
+            let mut w: Vec<f32> = (xmin..xmax)
+                .map(|x| filter.weight(f64::from((x as f32 - center + 0.5) * invscale)) as f32)
+                .collect();
+            let total: f32 = w.iter().sum();
+            if total != 0.0 {
+                w.iter_mut().for_each(|v| *v /= total);
+            }
+            (xmin as usize, w)
+        })
+        .collect()
+}
+
+/// Resize an interleaved RGB `f32` image of `in_w × in_h` as PyTorch's
+/// `interpolate(..., antialias=True, align_corners=False)` does for float tensors on an
+/// x86 CPU: PIL's taps in `f32`, sums accumulated with fused multiply-adds, horizontal
+/// pass then vertical. Bit-exact against PyTorch 2.9.
+pub fn resize_f32(
+    src: &[f32],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA, the only feature the function is compiled for.
+        return unsafe { resize_f32_fma(src, in_w, in_h, out_w, out_h, filter) };
+    }
+    resize_f32_generic(src, in_w, in_h, out_w, out_h, filter)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn resize_f32_fma(
+    src: &[f32],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<f32> {
+    resize_f32_generic(src, in_w, in_h, out_w, out_h, filter)
+}
+
+#[inline(always)]
+fn resize_f32_generic(
+    src: &[f32],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<f32> {
+    let horizontal: Vec<f32> = if out_w != in_w {
+        let taps = taps_f32(in_w, out_w, filter);
+        let mut out = vec![0f32; in_h * out_w * 3];
+        for y in 0..in_h {
+            let row = &src[y * in_w * 3..(y + 1) * in_w * 3];
+            for (x, (start, weights)) in taps.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc = 0f32;
+                    for (j, &w) in weights.iter().enumerate() {
+                        acc = row[(start + j) * 3 + c].mul_add(w, acc);
+                    }
+                    out[(y * out_w + x) * 3 + c] = acc;
+                }
+            }
+        }
+        out
+    } else {
+        src.to_vec()
+    };
+    if out_h == in_h {
+        return horizontal;
+    }
+    let taps = taps_f32(in_h, out_h, filter);
+    let stride = out_w * 3;
+    let mut out = vec![0f32; out_h * stride];
+    for (y, (start, weights)) in taps.iter().enumerate() {
+        let dst = &mut out[y * stride..(y + 1) * stride];
+        for (j, &w) in weights.iter().enumerate() {
+            let row = &horizontal[(start + j) * stride..(start + j + 1) * stride];
+            for (d, s) in dst.iter_mut().zip(row) {
+                *d = s.mul_add(w, *d);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

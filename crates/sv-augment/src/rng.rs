@@ -55,6 +55,15 @@ impl AugRng {
         self.unit() < p
     }
 
+    /// Two independent standard normals (both halves of Box–Muller).
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u1 = self.unit().max(f64::MIN_POSITIVE);
+        let u2 = self.unit();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        (r * c, r * s)
+    }
+
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f64 {
         let u1 = self.unit().max(f64::MIN_POSITIVE);

@@ -12,6 +12,7 @@ use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{DynamicImage, RgbImage};
 use rayon::prelude::*;
+use sv_augment::{AugRng, Normalise, Pipeline};
 
 use crate::decode::decode_image;
 use crate::rng::unit_hash;
@@ -69,8 +70,7 @@ pub struct ImageBatch {
 /// that can no longer be read or decoded is left out of its batch and counted.
 pub struct ImageBatcher {
     transform: Transform,
-    mean: [f32; 3],
-    std: [f32; 3],
+    normalise: Normalise,
     max_pixels: u64,
     seed: u64,
     epoch: AtomicU64,
@@ -78,17 +78,25 @@ pub struct ImageBatcher {
 }
 
 impl ImageBatcher {
-    /// A batcher applying `transform`, then `(x/255 − mean)/std` per channel.
-    pub fn new(transform: Transform, mean: [f32; 3], std: [f32; 3], seed: u64) -> Self {
+    /// A batcher applying `transform`, then `normalise`.
+    pub fn new(transform: Transform, normalise: Normalise, seed: u64) -> Self {
         Self {
             transform,
-            mean,
-            std,
+            normalise,
             max_pixels: crate::decode::DEFAULT_MAX_PIXELS,
             seed,
             epoch: AtomicU64::new(0),
             failed: AtomicUsize::new(0),
         }
+    }
+
+    /// A batcher applying an augmentation `pipeline` (its steps, then its normalisation),
+    /// each sample with the random source of its per-sample seed.
+    pub fn augmenting(pipeline: Arc<Pipeline>, seed: u64) -> Self {
+        let normalise = pipeline.normalise;
+        let transform: Transform =
+            Arc::new(move |img, s| pipeline.apply(img.to_rgb8(), &mut AugRng::from_seed(s)));
+        Self::new(transform, normalise, seed)
     }
 
     /// Set the epoch the next batches belong to (it enters every sample's seed).
@@ -130,7 +138,7 @@ impl Batcher<Sample, ImageBatch> for ImageBatcher {
                 self.failed.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
-            normalise_into(&img, self.mean, self.std, &mut pixels);
+            self.normalise.append_chw(&img, &mut pixels);
             targets.push(sample.label.target().unwrap_or(0.0));
             ids.push(sample.id.clone());
         }
@@ -140,18 +148,6 @@ impl Batcher<Sample, ImageBatch> for ImageBatcher {
             pixels: Tensor::from_data(TensorData::new(pixels, [b, 3, h, w]), device),
             targets: Tensor::from_data(TensorData::new(targets, [b]), device),
             ids,
-        }
-    }
-}
-
-/// Append an image's normalised channels-first pixels.
-fn normalise_into(img: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut Vec<f32>) {
-    let plane = (img.width() * img.height()) as usize;
-    let start = out.len();
-    out.resize(start + 3 * plane, 0.0);
-    for (i, p) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[start + c * plane + i] = (p[c] as f32 / 255.0 - mean[c]) / std[c];
         }
     }
 }
