@@ -143,39 +143,61 @@ pub fn cv_gaussian_taps(size: usize, sigma: f64) -> Vec<u32> {
 /// Separable blur with fixed-point taps (units of 1/256 each axis), exact integer sums,
 /// rounded half up once at the end: OpenCV's bit-exact 8-bit `GaussianBlur`.
 pub fn separable_fixed(img: &RgbImage, taps: &[u32]) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let out = separable_sums(img, taps, taps, |a| ((a + (1 << 15)) >> 16).min(255) as u8);
+    RgbImage::from_raw(w, h, out).expect("same size")
+}
+
+/// `Σ taps_y · Σ taps_x · pixel` over a reflect-101 neighbourhood, per channel, in `u32`
+/// (the caller keeps the sums in range), finished by `finish`.
+fn separable_sums(
+    img: &RgbImage,
+    taps_x: &[u32],
+    taps_y: &[u32],
+    finish: impl Fn(u32) -> u8,
+) -> Vec<u8> {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let half = (taps.len() / 2) as i64;
+    let (hx, hy) = ((taps_x.len() / 2) as i64, (taps_y.len() / 2) as i64);
     let src = img.as_raw();
+    let stride = w * 3;
+    // Horizontal: each row padded by reflection, then one pass per tap over the row.
+    let cols: Vec<usize> = (0..w as i64 + 2 * hx)
+        .map(|i| reflect101(i - hx, w as i64))
+        .collect();
+    let mut padded = vec![0u32; cols.len() * 3];
     let mut rows = vec![0u32; src.len()];
     for y in 0..h {
-        let row = &src[y * w * 3..(y + 1) * w * 3];
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0u32;
-                for (k, &t) in taps.iter().enumerate() {
-                    let sx = reflect101(x as i64 + k as i64 - half, w as i64);
-                    acc += t * u32::from(row[sx * 3 + c]);
-                }
-                rows[(y * w + x) * 3 + c] = acc;
+        let row = &src[y * stride..(y + 1) * stride];
+        for (p, &c) in padded.chunks_exact_mut(3).zip(&cols) {
+            p.copy_from_slice(&[
+                u32::from(row[c * 3]),
+                u32::from(row[c * 3 + 1]),
+                u32::from(row[c * 3 + 2]),
+            ]);
+        }
+        let dst = &mut rows[y * stride..(y + 1) * stride];
+        for (k, &t) in taps_x.iter().enumerate() {
+            for (d, &v) in dst.iter_mut().zip(&padded[k * 3..k * 3 + stride]) {
+                *d += t * v;
             }
         }
     }
-    let stride = w * 3;
+    // Vertical: whole rows at a time.
     let mut out = vec![0u8; src.len()];
+    let mut acc = vec![0u32; stride];
     for y in 0..h {
-        let dst = &mut out[y * stride..(y + 1) * stride];
-        let mut acc = vec![0u64; stride];
-        for (k, &t) in taps.iter().enumerate() {
-            let sy = reflect101(y as i64 + k as i64 - half, h as i64);
-            for (a, r) in acc.iter_mut().zip(&rows[sy * stride..(sy + 1) * stride]) {
-                *a += u64::from(t) * u64::from(*r);
+        acc.iter_mut().for_each(|a| *a = 0);
+        for (k, &t) in taps_y.iter().enumerate() {
+            let sy = reflect101(y as i64 + k as i64 - hy, h as i64);
+            for (a, &r) in acc.iter_mut().zip(&rows[sy * stride..(sy + 1) * stride]) {
+                *a += t * r;
             }
         }
-        for (d, a) in dst.iter_mut().zip(acc) {
-            *d = ((a + (1 << 15)) >> 16).min(255) as u8;
+        for (o, &a) in out[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
+            *o = finish(a);
         }
     }
-    RgbImage::from_raw(w as u32, h as u32, out).expect("same size")
+    out
 }
 
 /// OpenCV's `GaussianBlur(img, (size, size), sigma)` on an 8-bit image.
@@ -186,36 +208,13 @@ pub fn cv_gaussian_blur(img: &RgbImage, size: usize, sigma: f64) -> RgbImage {
 /// OpenCV's normalised box filter `blur(img, (size, size))` on 8-bit values: the window
 /// sum divided by its area, rounded to nearest.
 pub fn box_blur(img: &RgbImage, size: usize) -> RgbImage {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let half = (size / 2) as i64;
-    let src = img.as_raw();
-    let mut rows = vec![0u32; src.len()];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0u32;
-                for k in 0..size as i64 {
-                    let sx = reflect101(x as i64 + k - half, w as i64);
-                    acc += u32::from(src[(y * w + sx) * 3 + c]);
-                }
-                rows[(y * w + x) * 3 + c] = acc;
-            }
-        }
-    }
-    let area = (size * size) as f64;
-    let stride = w * 3;
-    let mut out = vec![0u8; src.len()];
-    for y in 0..h {
-        for i in 0..stride {
-            let mut acc = 0u32;
-            for k in 0..size as i64 {
-                let sy = reflect101(y as i64 + k - half, h as i64);
-                acc += rows[sy * stride + i];
-            }
-            out[y * stride + i] = (f64::from(acc) / area).round_ties_even().min(255.0) as u8;
-        }
-    }
-    RgbImage::from_raw(w as u32, h as u32, out).expect("same size")
+    let (w, h) = img.dimensions();
+    let ones = vec![1u32; size.max(1)];
+    let scale = 1.0 / (size * size) as f32;
+    let out = separable_sums(img, &ones, &ones, |a| {
+        (a as f32 * scale).round_ties_even().min(255.0) as u8
+    });
+    RgbImage::from_raw(w, h, out).expect("same size")
 }
 
 #[cfg(test)]

@@ -101,11 +101,10 @@ pub fn random_resized_crop_window(
 /// rounding and clipping to [0, 255].
 pub fn gaussian_noise(img: &RgbImage, std: f64, rng: &mut AugRng) -> RgbImage {
     let mut out = img.clone();
-    for pair in out.chunks_mut(2) {
-        let (a, b) = rng.normal_pair();
-        for (v, n) in pair.iter_mut().zip([a, b]) {
-            *v = (f64::from(*v) + std * n).round().clamp(0.0, 255.0) as u8;
-        }
+    let std = std as f32;
+    for v in out.iter_mut() {
+        // Clamped first, `+ 0.5` then truncation is `round` (half away from zero).
+        *v = ((f32::from(*v) + std * rng.normal_f32()).clamp(0.0, 255.0) + 0.5) as u8;
     }
     out
 }

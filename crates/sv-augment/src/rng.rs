@@ -55,13 +55,9 @@ impl AugRng {
         self.unit() < p
     }
 
-    /// Two independent standard normals (both halves of Box–Muller).
-    pub fn normal_pair(&mut self) -> (f64, f64) {
-        let u1 = self.unit().max(f64::MIN_POSITIVE);
-        let u2 = self.unit();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        (r * c, r * s)
+    /// Standard normal in `f32` (ziggurat), for per-pixel noise.
+    pub fn normal_f32(&mut self) -> f32 {
+        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)
     }
 
     /// Standard normal (Box–Muller).
