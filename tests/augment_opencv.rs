@@ -199,3 +199,20 @@ fn normalise_equals_to_tensor_then_normalize() {
     let ours = Normalise::default().chw(&source());
     assert_eq!(ours, r["normalised_chw"].data, "bit-exact");
 }
+
+#[test]
+fn validator_colour_distortions_match_opencv_float_ycrcb() {
+    use sv_augment::validator::{color_contrast, color_saturation};
+    let r = refs();
+    let colours = as_image(&r["colours"]);
+    for param in [0.4f32, 0.3] {
+        let name = format!("saturation_{param}");
+        let (max, frac) = check(&name, &color_saturation(&colours, param), &r);
+        assert_eq!((max, frac), (0.0, 0.0), "{name}");
+    }
+    for param in [0.85f32, 0.725] {
+        let name = format!("contrast_{param}");
+        let (max, _) = check(&name, &color_contrast(&colours, param), &r);
+        assert_eq!(max, 0.0, "{name}");
+    }
+}

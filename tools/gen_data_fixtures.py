@@ -194,6 +194,20 @@ def opencv_references(src: np.ndarray, refs: dict) -> None:
     radiuses = [int(r) for r in rng.integers(2, 4, size=40)]
     refs["fog_particles"] = np.array([[x, y, r] for (x, y), r in zip(positions, radiuses)])
     refs["fog"] = fpixel.add_fog(src, 0.6, 0.08, positions, radiuses)
+    # The validators' DeeperForensics colour distortions (BGR, OpenCV float YCrCb with
+    # studio-range scaling, truncation to 8 bits), on a 128-wide image.
+    for param in (0.4, 0.3):
+        bgr = colours[..., ::-1].astype(np.float32)
+        ycbcr = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCR_CB)[:, :, (0, 2, 1)].astype(np.float32)
+        ycbcr[..., 0] = (ycbcr[..., 0] * (235 - 16) + 16) / 255.0
+        ycbcr[..., 1:] = (ycbcr[..., 1:] * (240 - 16) + 16) / 255.0
+        ycbcr[..., 1:] = 0.5 + (ycbcr[..., 1:] - 0.5) * param
+        ycbcr[..., 0] = (ycbcr[..., 0] * 255.0 - 16) / (235 - 16)
+        ycbcr[..., 1:] = (ycbcr[..., 1:] * 255.0 - 16) / (240 - 16)
+        back = cv2.cvtColor(ycbcr[:, :, (0, 2, 1)].astype(np.float32), cv2.COLOR_YCR_CB2BGR)
+        refs[f"saturation_{param}"] = back.astype(np.uint8)[..., ::-1]
+    for param in (0.85, 0.725):
+        refs[f"contrast_{param}"] = (colours.astype(np.float32) * param).astype(np.uint8)
 
 
 def torchvision_float_references(src: Image.Image, refs: dict) -> None:
