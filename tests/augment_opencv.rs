@@ -80,11 +80,8 @@ fn motion_kernels_equal_albumentations_and_blur_matches_filter2d() {
         let ours = motion_kernel(k, angle, direction);
         let want = &r[&format!("motion_kernel_{i}")].data;
         assert_eq!(&ours, want, "kernel {i} ({k}, {angle}°, {direction})");
-        let (max, frac) = check(&format!("motion_blur_{i}"), &filter2d(&src, &ours, k), &r);
-        assert!(
-            max <= 1.0 && frac < 0.01,
-            "blur {i}: max {max}, differing {frac}"
-        );
+        let (max, _) = check(&format!("motion_blur_{i}"), &filter2d(&src, &ours, k), &r);
+        assert_eq!(max, 0.0, "blur {i}");
     }
 }
 
@@ -92,24 +89,11 @@ fn motion_kernels_equal_albumentations_and_blur_matches_filter2d() {
 fn gaussian_and_box_blurs_match_opencv() {
     let r = refs();
     let src = source();
-    // The binomial tables (sigma 0, up to 7 taps) are exact; other kernels are rounded to
-    // 1/256 as OpenCV does, up to how it spreads the rounding error.
-    for (k, sigma, exact) in [
-        (7, 7.0 / 6.0, false),
-        (9, 1.5, false),
-        (7, 0.0, true),
-        (9, 0.0, false),
-    ] {
+    // The binomial tables (sigma 0, up to 7 taps) and sampled kernels rounded to 1/256.
+    for (k, sigma) in [(7, 7.0 / 6.0), (9, 1.5), (7, 0.0), (9, 0.0)] {
         let name = format!("cv_gaussian_{k}_{sigma:.3}");
-        let (max, frac) = check(&name, &cv_gaussian_blur(&src, k, sigma), &r);
-        if exact {
-            assert_eq!(max, 0.0, "{name}");
-        } else {
-            assert!(
-                max <= 1.0 && frac < 0.05,
-                "{name}: max {max}, differing {frac}"
-            );
-        }
+        let (max, _) = check(&name, &cv_gaussian_blur(&src, k, sigma), &r);
+        assert_eq!(max, 0.0, "{name}");
     }
     let sparse = as_image(&r["box_sparse"]);
     let (max, _) = check("box_7", &box_blur(&sparse, 7), &r);
@@ -123,8 +107,9 @@ fn down_up_resize_matches_opencv_bilinear() {
     for factor in [2, 3] {
         let name = format!("down_up_{factor}");
         let (max, frac) = check(&name, &down_up(&src, factor), &r);
+        // OpenCV's vector and scalar code round the vertical pass differently.
         assert!(
-            max <= 1.0 && frac < 0.02,
+            max <= 1.0 && frac < 0.01,
             "{name}: max {max}, differing {frac}"
         );
     }
@@ -161,11 +146,8 @@ fn rain_and_fog_match_albumentations_with_the_same_draws() {
         alpha_coef: 0.08,
         particles,
     };
-    let (max, frac) = check("fog", &fog(&src, &params), &r);
-    assert!(
-        max <= 1.0 && frac < 0.01,
-        "fog: max {max}, differing {frac}"
-    );
+    let (max, _) = check("fog", &fog(&src, &params), &r);
+    assert_eq!(max, 0.0, "fog");
 }
 
 #[test]
@@ -174,9 +156,8 @@ fn rotation_and_float_crop_match_torchvision_tensors() {
     let src = source();
     for angle in [17.3, -8.0] {
         let name = format!("rotate_{angle:.1}");
-        let (_, frac) = check(&name, &rotate_nearest(&src, angle), &r);
-        // Sample positions exactly between two pixels may round the other way in f32.
-        assert!(frac < 0.005, "{name}: {frac} of values differ");
+        let (max, _) = check(&name, &rotate_nearest(&src, angle), &r);
+        assert_eq!(max, 0.0, "{name}");
     }
     // torchvision's (top 5, left 9, 30 × 30) → 24 × 24, and (2, 3, 20 × 20) → 37 × 37.
     let (max, frac) = check(
