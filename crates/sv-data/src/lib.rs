@@ -9,6 +9,8 @@
 //! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
 //! - [`mix`] sources by ratio, [`split`] deterministically by id, draw class-balanced
 //!   batches with [`sampler`], count with [`stats`].
+//! - [`synthetic`]: procedurally rendered street scenes (roadwork, plain, hard
+//!   negatives), the `synthetic` source.
 //! - [`loader`]: burn `Dataset` and `Batcher` that decode and transform in parallel, with
 //!   bounded prefetch.
 
@@ -24,6 +26,7 @@ pub mod sample;
 pub mod sampler;
 pub mod split;
 pub mod stats;
+pub mod synthetic;
 
 pub use decode::{DEFAULT_MAX_PIXELS, Skip, SkipReason, SkipReport, decode_image};
 pub use error::{DataError, Result};
