@@ -163,7 +163,7 @@ impl Road {
 
     /// Scale of an object at depth `t`, in pixels per unit.
     fn scale(&self, t: f32) -> f32 {
-        (0.02 + t) * self.h * 0.12
+        (0.05 + t) * self.h * 0.2
     }
 }
 
@@ -354,7 +354,7 @@ fn draw_roadwork(c: &mut Canvas, road: &Road, d: &mut Draw) {
             0 => {
                 // A row of cones.
                 let n = d.int(2, 6);
-                let t0 = d.range(0.3, 0.8);
+                let t0 = d.range(0.4, 0.8);
                 let u = d.range(-0.8, 0.8);
                 for i in 0..n {
                     let t = (t0 + i as f32 * 0.05).min(0.98);

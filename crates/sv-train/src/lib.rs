@@ -5,8 +5,18 @@
 //! - [`optim`]: AdamW with layer-wise learning-rate decay and no-decay groups, global-norm
 //!   clipping and the warmup-then-cosine schedule, as PyTorch computes them.
 //!
-//! Not built yet (issue 5): the probe with its feature cache, the fine-tuning loop with
-//! resumable checkpoints, `eval`/`ab`/`export`, the `sv-trainer` binary and quickstart.
+//! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
+//! - [`finetune`]: the resumable fine-tuning loop and its run directory.
+//! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
+//!
+//! Not built yet (issue 5): the linear probe with its feature cache, EMA of weights,
+//! `eval` latency, `ab`, `export` to the transformers layout, plots.
 
+pub mod checkpoint;
+pub mod error;
+pub mod finetune;
 pub mod metrics;
 pub mod optim;
+pub mod quickstart;
+
+pub use error::{Result, TrainError};

@@ -5,7 +5,7 @@
 //! learning rate is scaled by `layer_decay^(last − id)`, and no weight decay on biases,
 //! norms, layer scales, tokens and position embeddings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor};
@@ -87,6 +87,9 @@ pub struct AdamWSettings {
     pub layer_decay: f64,
     /// Clip the global gradient norm to this (none when absent).
     pub clip: Option<f64>,
+    /// Learning-rate factor of every layer below the last (backbone ÷ head learning
+    /// rate), on top of the layer decay.
+    pub backbone_scale: f64,
 }
 
 impl Default for AdamWSettings {
@@ -98,6 +101,7 @@ impl Default for AdamWSettings {
             weight_decay: 0.05,
             layer_decay: 0.65,
             clip: Some(3.0),
+            backbone_scale: 1.0,
         }
     }
 }
@@ -157,11 +161,12 @@ impl<G: Grouping> AdamW<G> {
         let mut collect = GradCollector {
             grads,
             path: Vec::new(),
-            out: HashMap::new(),
+            out: BTreeMap::new(),
         };
         module.visit(&mut collect);
         let mut grad_values = collect.out;
-        // clip_grad_norm_: the norm of the per-tensor norms, in f32.
+        // clip_grad_norm_: the norm of the per-tensor norms, in f32, in a fixed (path)
+        // order so that runs repeat bit for bit.
         let norms: Vec<f32> = grad_values
             .values()
             .map(|(g, _)| g.iter().map(|v| v * v).sum::<f32>().sqrt())
@@ -234,7 +239,7 @@ impl<G: Grouping> AdamW<G> {
 struct GradCollector<'a> {
     grads: &'a Gradients,
     path: Vec<String>,
-    out: HashMap<String, (Vec<f32>, usize)>,
+    out: BTreeMap<String, (Vec<f32>, usize)>,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
@@ -259,7 +264,7 @@ impl ModuleVisitor for GradCollector<'_> {
 /// Writes the updated values back into the module.
 struct Updater<'a, G: Grouping> {
     optim: &'a mut AdamW<G>,
-    grads: HashMap<String, (Vec<f32>, usize)>,
+    grads: BTreeMap<String, (Vec<f32>, usize)>,
     path: Vec<String>,
     lr: f64,
 }

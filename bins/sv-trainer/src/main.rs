@@ -1,0 +1,334 @@
+//! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
+//!
+//! Built so far: `finetune` (resumable) and `quickstart`. Not built yet: `probe`, `eval`,
+//! `ab`, `export`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sv_models::{Device, device_by_name};
+use sv_train::finetune::{Data, Event, FinetuneConfig, RunDir, finetune, predict};
+use sv_train::metrics::Report;
+use sv_train::quickstart;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// StreetVision trainer: fine-tunes roadwork classifiers from a manifest, resumably.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fine-tune a classifier on a manifest's train split, validating each epoch on its
+    /// val split. The run directory gets config.toml, metrics.jsonl, checkpoint.safetensors
+    /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
+    /// eval.json.
+    Finetune(FinetuneArgs),
+    /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
+    /// evaluate it on its held-out test split. No network, GPU or account needed.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+struct FinetuneArgs {
+    /// Manifest (JSON Lines) with labels and splits.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Training config (TOML); flags below override it, it overrides the defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint (with its own config.toml).
+    #[arg(long)]
+    resume: bool,
+    /// Model: convnextv2-{atto,femto,pico,nano,tiny,small,base,large,huge} or
+    /// convnextv2-quickstart [default: convnextv2-atto].
+    #[arg(long)]
+    model: Option<String>,
+    /// Passes over the training split [default: 10].
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Images per step [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate of the head [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Peak learning rate of the backbone's top layer [default: 0.0002].
+    #[arg(long)]
+    backbone_lr: Option<f64>,
+    /// Augmentation preset (heavy, validator) or pipeline file [default: heavy].
+    #[arg(long)]
+    augment: Option<String>,
+    /// Seed [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Steps between checkpoints [default: 200].
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
+struct QuickstartArgs {
+    /// Where the data, pipeline and run go.
+    #[arg(long, default_value = "sv-quickstart")]
+    dir: PathBuf,
+    /// Scenes to render.
+    #[arg(long, default_value_t = quickstart::DEFAULT_SCENES)]
+    scenes: u64,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 20)]
+    epochs: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Finetune(a) => run_finetune(a),
+        Command::Quickstart(a) => run_quickstart(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {}", error_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line, leaving out a cause its parent already quotes.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// Renders events as a progress bar on a terminal, as periodic lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            bar: None,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        let tty = std::io::stderr().is_terminal();
+        match e {
+            Event::Step {
+                step,
+                total,
+                loss,
+                lr,
+            } => {
+                if tty {
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let b = ProgressBar::new(total);
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg} (eta {eta})",
+                            )
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                        );
+                        b
+                    });
+                    bar.set_position(step);
+                    bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+                } else if self.last_line.elapsed().as_secs() >= 10 || step == total {
+                    self.last_line = Instant::now();
+                    eprintln!(
+                        "step {step}/{total} loss {loss:.4} lr {lr:.2e} ({:.0} s)",
+                        self.started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Event::Epoch { epoch, report } => {
+                let line = format!(
+                    "epoch {} validation: accuracy {:.3}, MCC {:.3}, ROC-AUC {}",
+                    epoch + 1,
+                    report.accuracy,
+                    report.mcc,
+                    report.roc_auc.map_or("-".into(), |a| format!("{a:.3}"))
+                );
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            Event::Checkpoint { .. } => {}
+            Event::Resumed { position } => eprintln!(
+                "resuming at epoch {}, batch {} (step {})",
+                position.epoch + 1,
+                position.batch,
+                position.step
+            ),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn training_device(name: &str) -> Result<Device> {
+    Ok(device_by_name(name)
+        .with_context(|| format!("--device {name}"))?
+        .autodiff())
+}
+
+fn run_finetune(a: FinetuneArgs) -> Result<()> {
+    let run = RunDir {
+        root: a.run_dir.clone(),
+    };
+    let mut config = if a.resume {
+        let path = run.config();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("--resume: reading {}", path.display()))?;
+        FinetuneConfig::from_toml(&text, &path.display().to_string())?
+    } else if let Some(path) = &a.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        FinetuneConfig::from_toml(&text, &path.display().to_string())?
+    } else {
+        FinetuneConfig::default()
+    };
+    if a.resume
+        && (a.config.is_some()
+            || a.model.is_some()
+            || a.epochs.is_some()
+            || a.batch_size.is_some()
+            || a.lr.is_some()
+            || a.backbone_lr.is_some()
+            || a.augment.is_some()
+            || a.seed.is_some()
+            || a.checkpoint_every.is_some())
+    {
+        bail!("--resume continues with the run's own config.toml; drop the other settings");
+    }
+    if let Some(v) = a.model {
+        config.model = v;
+    }
+    if let Some(v) = a.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        config.lr = v;
+    }
+    if let Some(v) = a.backbone_lr {
+        config.backbone_lr = v;
+    }
+    if let Some(v) = a.augment {
+        config.augment = v;
+    }
+    if let Some(v) = a.seed {
+        config.seed = v;
+    }
+    if let Some(v) = a.checkpoint_every {
+        config.checkpoint_every = v;
+    }
+    config.validate("<flags>")?;
+    let samples = sv_data::read_manifest(&a.manifest)?;
+    let data = Data::from_samples(samples)?;
+    let device = training_device(&a.device)?;
+    let mut progress = Progress::new();
+    let report = finetune(&config, &data, &run, a.resume, &device, &mut |e| {
+        progress.event(e)
+    });
+    progress.finish();
+    let report = report?;
+    print_report("validation", &report);
+    println!("run: {}", run.root.display());
+    Ok(())
+}
+
+fn print_report(what: &str, r: &Report) {
+    println!(
+        "{what}: {} images, accuracy {:.3}, balanced accuracy {:.3}, MCC {:.3}, F1 {:.3}, ROC-AUC {}, Brier {:.4}, ECE {:.4}",
+        r.samples,
+        r.accuracy,
+        r.balanced_accuracy,
+        r.mcc,
+        r.f1,
+        r.roc_auc.map_or("-".into(), |a| format!("{a:.3}")),
+        r.brier,
+        r.ece
+    );
+}
+
+fn run_quickstart(a: QuickstartArgs) -> Result<()> {
+    let started = Instant::now();
+    let layout = quickstart::Layout::under(&a.dir);
+    eprintln!(
+        "rendering {} synthetic street scenes into {}",
+        a.scenes,
+        layout.data.display()
+    );
+    let (data, test, config) = quickstart::prepare(&layout, a.scenes, a.epochs, a.seed)?;
+    eprintln!(
+        "training {} on {} images ({} validation) for {} epochs",
+        config.model,
+        data.train.len(),
+        data.val.len(),
+        config.epochs
+    );
+    let run = RunDir {
+        root: layout.run.clone(),
+    };
+    let device = training_device("cpu")?;
+    let mut progress = Progress::new();
+    let report = finetune(&config, &data, &run, false, &device, &mut |e| {
+        progress.event(e)
+    });
+    progress.finish();
+    let report = report?;
+    print_report("validation", &report);
+    // The held-out test split, never seen in training or model selection.
+    let model = sv_train::finetune::load_trained(&run, &config, &device.clone().inner())?;
+    let pipeline = std::sync::Arc::new(sv_train::finetune::eval_pipeline_for(&config)?);
+    let pairs = predict(&model, &test, pipeline, 64, &device.inner());
+    let test_report = Report::of(&pairs);
+    print_report("test", &test_report);
+    println!("data:      {}", layout.manifest.display());
+    println!("pipeline:  {}", layout.pipeline.display());
+    println!(
+        "run:       {} (config.toml, metrics.jsonl, model.safetensors, eval.json)",
+        run.root.display()
+    );
+    println!("took {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! `sv-trainer finetune` as a real process: a run killed with SIGKILL mid-epoch and
+//! resumed ends with exactly the weights (and the same metric log) of a run that was
+//! never interrupted; bad configs and manifests fail with errors that name the fault.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sv_data::{SplitFractions, assign_splits, write_manifest};
+use sv_train::checkpoint::Checkpoint;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sv-trainer");
+
+const CONFIG: &str = r#"
+model = "convnextv2-quickstart"
+image_size = 32
+epochs = 2
+batch_size = 8
+lr = 0.002
+backbone_lr = 0.001
+layer_decay = 0.8
+warmup_steps = 3
+drop_path = 0.1
+checkpoint_every = 2
+seed = 5
+"#;
+
+const PIPELINE: &str = r#"
+[[step]]
+op = "random_resized_crop"
+size = 32
+scale = [0.5, 1.0]
+
+[[step]]
+op = "horizontal_flip"
+
+[[step]]
+op = "gaussian_noise"
+std = [2.0, 5.0]
+"#;
+
+/// A small synthetic set with splits, a pipeline and a config in `dir`.
+fn setup(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut samples = sv_data::synthetic::generate(&dir.join("data"), 120, 32, 1).unwrap();
+    assign_splits(&mut samples, &SplitFractions::default(), 1).unwrap();
+    let manifest = dir.join("manifest.jsonl");
+    write_manifest(&manifest, samples.iter()).unwrap();
+    let pipeline = dir.join("augment.toml");
+    std::fs::write(&pipeline, PIPELINE).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("{CONFIG}augment = {:?}\n", pipeline.display().to_string()),
+    )
+    .unwrap();
+    (manifest, config)
+}
+
+fn finetune(manifest: &Path, config: &Path, run: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["finetune", "--manifest"])
+        .arg(manifest)
+        .arg("--config")
+        .arg(config)
+        .arg("--run-dir")
+        .arg(run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, config) = setup(dir.path());
+
+    let whole = dir.path().join("whole");
+    let out = finetune(&manifest, &config, &whole).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let killed = dir.path().join("killed");
+    let mut child = finetune(&manifest, &config, &killed).spawn().unwrap();
+    let checkpoint = killed.join("checkpoint.safetensors");
+    let started = Instant::now();
+    // Kill as soon as a mid-epoch checkpoint exists.
+    loop {
+        if let Ok(ck) = Checkpoint::load(&checkpoint)
+            && ck.position.batch > 0
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no mid-epoch checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !killed.join("model.safetensors").exists(),
+        "killed before the end"
+    );
+    let position = Checkpoint::load(&checkpoint).unwrap().position;
+    assert!(position.epoch == 0 && position.batch > 0, "{position:?}");
+
+    let out = Command::new(BIN)
+        .args(["finetune", "--resume", "--manifest"])
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming at epoch 1"));
+
+    let a = Checkpoint::load(&whole.join("model.safetensors"))
+        .unwrap()
+        .model;
+    let b = Checkpoint::load(&killed.join("model.safetensors"))
+        .unwrap()
+        .model;
+    assert_eq!(a.len(), b.len());
+    for (k, (shape, values)) in &a {
+        assert_eq!(&b[k].0, shape, "{k}");
+        assert!(
+            values
+                .iter()
+                .zip(&b[k].1)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{k} differs after resuming"
+        );
+    }
+    let log = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        log(&whole),
+        log(&killed),
+        "the metric logs agree line for line"
+    );
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, _) = setup(dir.path());
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "epochs = 2\nlearning_rate = 0.1\n").unwrap();
+    let out = finetune(&manifest, &bad, &dir.path().join("r1"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("learning_rate") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("nope.jsonl");
+    let good = dir.path().join("config.toml");
+    let out = finetune(&missing, &good, &dir.path().join("r2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nope.jsonl"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["finetune", "--resume", "--manifest"])
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(dir.path().join("never-ran"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("config.toml"),
+        "{err}"
+    );
+}

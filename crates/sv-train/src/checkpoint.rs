@@ -1,0 +1,273 @@
+//! Training checkpoints: the model's parameters and the optimizer's moments by module
+//! path, with the run's position, in one safetensors file written atomically (temporary
+//! file, fsync, rename). Loading is strict: every parameter must be present with its
+//! shape, and nothing else may be there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Tensor, TensorData};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::optim::Moments;
+
+/// Where a run stands: enough to continue it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Epoch in progress.
+    pub epoch: u64,
+    /// Batches of that epoch already trained on.
+    pub batch: u64,
+    /// Optimizer steps taken in the whole run.
+    pub step: u64,
+}
+
+/// A parameter's shape and values.
+pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every float parameter of `module` by path.
+pub fn params_of<M: Module>(module: &M) -> Values {
+    struct Collect {
+        path: Vec<String>,
+        out: Values,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = p.val();
+            let shape = t.dims().to_vec();
+            let values = t
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            self.out.insert(self.path.join("."), (shape, values));
+        }
+    }
+    let mut c = Collect {
+        path: Vec::new(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+/// Replace `module`'s parameters by `values` (same paths and shapes, nothing missing or
+/// left over), keeping each parameter's id and gradient setting.
+pub fn load_params<M: Module>(module: M, values: &Values, source: &Path) -> Result<M> {
+    struct Load<'a> {
+        path: Vec<String>,
+        values: &'a Values,
+        used: Vec<String>,
+        problems: Vec<String>,
+    }
+    impl ModuleMapper for Load<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let key = self.path.join(".");
+            let Some((shape, values)) = self.values.get(&key) else {
+                self.problems.push(format!("missing {key}"));
+                return p;
+            };
+            self.used.push(key.clone());
+            p.map(|t| {
+                if t.dims().as_slice() != shape.as_slice() {
+                    self.problems
+                        .push(format!("{key}: shape {shape:?}, model has {:?}", t.dims()));
+                    return t;
+                }
+                let require_grad = t.is_require_grad();
+                let device = t.device();
+                let fresh =
+                    Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
+                if require_grad {
+                    fresh.require_grad()
+                } else {
+                    fresh
+                }
+            })
+        }
+    }
+    let mut l = Load {
+        path: Vec::new(),
+        values,
+        used: Vec::new(),
+        problems: Vec::new(),
+    };
+    let module = module.map(&mut l);
+    for key in values.keys() {
+        if !l.used.contains(key) {
+            l.problems.push(format!("unused {key}"));
+        }
+    }
+    if l.problems.is_empty() {
+        Ok(module)
+    } else {
+        Err(TrainError::Checkpoint {
+            path: source.to_path_buf(),
+            reason: format!(
+                "does not fit this model (another architecture or size?): {}",
+                l.problems.join(", ")
+            ),
+        })
+    }
+}
+
+/// A checkpoint in memory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Model parameters by path.
+    pub model: Values,
+    /// Optimizer moments by parameter path.
+    pub moments: HashMap<String, Moments>,
+    /// Where the run stands.
+    pub position: Position,
+    /// Free-form facts about the run (its resolved config, …), checked on resume.
+    pub meta: BTreeMap<String, String>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Checkpoint {
+    /// Write to `path` atomically: a partial file never replaces a good one.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (k, (shape, v)) in &self.model {
+            owned.push((format!("model/{k}"), shape.clone(), f32_bytes(v)));
+        }
+        let mut keys: Vec<&String> = self.moments.keys().collect();
+        keys.sort();
+        for k in keys {
+            let m = &self.moments[k];
+            owned.push((format!("m/{k}"), vec![m.m.len()], f32_bytes(&m.m)));
+            owned.push((format!("v/{k}"), vec![m.v.len()], f32_bytes(&m.v)));
+            let step = m.step as f32;
+            owned.push((format!("step/{k}"), vec![1], f32_bytes(&[step])));
+        }
+        let views: Vec<(String, TensorView<'_>)> = owned
+            .iter()
+            .map(|(k, shape, bytes)| {
+                (
+                    k.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree"),
+                )
+            })
+            .collect();
+        let mut meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
+        meta.insert(
+            "position".into(),
+            serde_json::to_string(&self.position).expect("serialisable"),
+        );
+        let bytes =
+            safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        atomic_write(path, &bytes)
+    }
+
+    /// Read a checkpoint written by [`save`](Self::save).
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let mut meta: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let position: Position = meta
+            .remove("position")
+            .ok_or_else(|| bad("no position: not a training checkpoint".into()))
+            .and_then(|p| serde_json::from_str(&p).map_err(|e| bad(e.to_string())))?;
+        let mut model = BTreeMap::new();
+        let mut moments: HashMap<String, Moments> = HashMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!("{name} is {:?}, not F32", view.dtype())));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let (kind, key) = name
+                .split_once('/')
+                .ok_or_else(|| bad(format!("unexpected tensor {name}")))?;
+            let entry = || Moments {
+                m: Vec::new(),
+                v: Vec::new(),
+                step: 0,
+            };
+            match kind {
+                "model" => {
+                    model.insert(key.to_string(), (view.shape().to_vec(), values));
+                }
+                "m" => moments.entry(key.to_string()).or_insert_with(entry).m = values,
+                "v" => moments.entry(key.to_string()).or_insert_with(entry).v = values,
+                "step" => {
+                    moments.entry(key.to_string()).or_insert_with(entry).step =
+                        values.first().copied().unwrap_or(0.0) as u64
+                }
+                _ => return Err(bad(format!("unexpected tensor {name}"))),
+            }
+        }
+        Ok(Self {
+            model,
+            moments,
+            position,
+            meta,
+        })
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder, synced, then
+/// renamed over the old file; the folder is synced too.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        TrainError::io(path, e)
+    })
+}

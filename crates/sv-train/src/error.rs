@@ -1,0 +1,57 @@
+//! Errors of the training crate.
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A checkpoint is unreadable or does not fit the model.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A training configuration is invalid.
+    #[error("config {source_name}: {reason}")]
+    Config {
+        /// The file (or `<flags>`).
+        source_name: String,
+        /// What was wrong, naming the key.
+        reason: String,
+    },
+    /// Data could not be read.
+    #[error(transparent)]
+    Data(#[from] sv_data::DataError),
+    /// An augmentation pipeline could not be loaded.
+    #[error(transparent)]
+    Augment(#[from] sv_augment::AugmentError),
+    /// A model could not be built or loaded.
+    #[error(transparent)]
+    Model(#[from] sv_models::ModelError),
+    /// Nothing to train or evaluate on.
+    #[error("{0}")]
+    Empty(String),
+}
+
+impl TrainError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Result with [`TrainError`].
+pub type Result<T> = std::result::Result<T, TrainError>;

@@ -1,0 +1,674 @@
+//! Fine-tuning a roadwork classifier, resumable: AdamW with separate backbone and head
+//! learning rates, layer-wise decay, warmup then cosine, gradient clipping, drop path,
+//! class-balanced sampling and augmentation. A run directory holds the resolved config,
+//! metrics as JSON Lines, the latest checkpoint (written atomically every
+//! `checkpoint_every` steps and at each epoch's end) and the final weights. A run killed
+//! at any point continues from its last checkpoint and ends with the same weights as a
+//! run that was never interrupted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use sv_augment::{Pipeline, Step};
+use sv_data::{BalancedSampler, ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
+use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classifier};
+
+use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of};
+use crate::error::{Result, TrainError};
+use crate::metrics::Report;
+use crate::optim::{AdamW, AdamWSettings, Dinov2Grouping, Group, Grouping, warmup_cosine};
+
+/// A fine-tuning run's settings. In a TOML file every key is optional; unknown keys are
+/// refused by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneConfig {
+    /// `convnextv2-<atto…huge>` or `convnextv2-quickstart` (a 0.2 M-parameter
+    /// ConvNeXt-V2 for CPU demos), trained from scratch.
+    pub model: String,
+    /// Input side in pixels.
+    pub image_size: u32,
+    /// Passes over the training split.
+    pub epochs: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Peak learning rate of the head (the last layer group).
+    pub lr: f64,
+    /// Peak learning rate of the backbone's top layer, decayed by `layer_decay` per
+    /// layer below it.
+    pub backbone_lr: f64,
+    /// Learning-rate factor per layer.
+    pub layer_decay: f64,
+    /// Decoupled weight decay (not on biases, norms, tokens, position embeddings).
+    pub weight_decay: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// Final learning rate as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    /// Clip the global gradient norm to this (0: no clipping).
+    pub clip: f64,
+    /// Stochastic depth rate of the last block.
+    pub drop_path: f64,
+    /// Draw training batches class-balanced (else a shuffled pass).
+    pub balanced: bool,
+    /// Augmentation: a preset (`heavy`, `validator`) or a pipeline TOML file.
+    pub augment: String,
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            model: "convnextv2-atto".into(),
+            image_size: 224,
+            epochs: 10,
+            batch_size: 32,
+            lr: 1e-3,
+            backbone_lr: 2e-4,
+            layer_decay: 0.65,
+            weight_decay: 0.05,
+            warmup_steps: 100,
+            min_lr_ratio: 0.01,
+            clip: 3.0,
+            drop_path: 0.1,
+            balanced: true,
+            augment: "heavy".into(),
+            seed: 0,
+            checkpoint_every: 200,
+        }
+    }
+}
+
+impl FinetuneConfig {
+    /// Parse TOML; `source_name` appears in errors.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| TrainError::Config {
+            source_name: source_name.to_string(),
+            reason: e.to_string(),
+        })?;
+        cfg.validate(source_name)?;
+        Ok(cfg)
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("serialisable")
+    }
+
+    /// Check ranges, naming the key at fault.
+    pub fn validate(&self, source_name: &str) -> Result<()> {
+        let bad = |key: &str, why: &str| {
+            Err(TrainError::Config {
+                source_name: source_name.to_string(),
+                reason: format!("{key}: {why}"),
+            })
+        };
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.backbone_lr >= 0.0) {
+            return bad("lr", "learning rates must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.layer_decay) {
+            return bad("layer_decay", "must be in [0, 1]");
+        }
+        if !(0.0..1.0).contains(&self.drop_path) {
+            return bad("drop_path", "must be in [0, 1)");
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every", "must be at least 1");
+        }
+        if model_config(&self.model, self.drop_path).is_none() {
+            return bad(
+                "model",
+                "unknown model (convnextv2-atto … convnextv2-huge, convnextv2-quickstart)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The network of a `model` name, with `drop_path` as its stochastic depth rate.
+pub fn model_config(name: &str, drop_path: f64) -> Option<ConvNextV2Config> {
+    let mut cfg = if name == "convnextv2-quickstart" {
+        let mut c = ConvNextV2Config::atto();
+        c.depths = vec![1, 1, 2, 1];
+        c.dims = vec![16, 32, 64, 128];
+        c
+    } else {
+        ConvNextV2Config::by_name(name)?
+    };
+    cfg.drop_path_rate = drop_path;
+    Some(cfg)
+}
+
+/// What a classifier needs to be trained here.
+pub trait Classifier: Module + Sized {
+    /// Logits `[B, 2]` of normalised pixels `[B, 3, H, W]`.
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
+    /// Its parameter groups.
+    fn grouping(&self) -> ModelGrouping;
+}
+
+/// Parameter groups of the supported classifiers.
+#[derive(Debug, Clone)]
+pub enum ModelGrouping {
+    /// ConvNeXt-V2: stem 0, each block its own layer in order, head last.
+    ConvNext {
+        /// Blocks per stage.
+        depths: Vec<usize>,
+    },
+    /// DINOv2: embeddings 0, block i → i + 1, head last.
+    Dinov2(Dinov2Grouping),
+}
+
+impl Grouping for ModelGrouping {
+    fn group(&self, path: &str, rank: usize) -> Group {
+        match self {
+            ModelGrouping::Dinov2(g) => g.group(path, rank),
+            ModelGrouping::ConvNext { depths } => {
+                let last = depths.iter().sum::<usize>() + 1;
+                let field = path.strip_prefix("backbone.").unwrap_or(path);
+                let layer = if field.starts_with("stem") {
+                    0
+                } else if let Some(rest) = field.strip_prefix("stages.") {
+                    let mut parts = rest.split('.');
+                    let stage: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let before: usize = depths.iter().take(stage).sum();
+                    match (
+                        parts.next(),
+                        parts.next().and_then(|b| b.parse::<usize>().ok()),
+                    ) {
+                        (Some("blocks"), Some(j)) => before + j + 1,
+                        _ => before + 1,
+                    }
+                } else {
+                    last
+                };
+                Group {
+                    layer,
+                    decay: rank > 1,
+                }
+            }
+        }
+    }
+
+    fn last_layer(&self) -> usize {
+        match self {
+            ModelGrouping::Dinov2(g) => g.last_layer(),
+            ModelGrouping::ConvNext { depths } => depths.iter().sum::<usize>() + 1,
+        }
+    }
+}
+
+impl Classifier for ConvNextV2Classifier {
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.forward(pixels)
+    }
+    fn grouping(&self) -> ModelGrouping {
+        ModelGrouping::ConvNext {
+            depths: self.backbone.config.depths.clone(),
+        }
+    }
+}
+
+impl Classifier for Dinov2Classifier {
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.forward(pixels)
+    }
+    fn grouping(&self) -> ModelGrouping {
+        ModelGrouping::Dinov2(Dinov2Grouping {
+            depth: self.backbone.config.num_layers,
+        })
+    }
+}
+
+/// What a run reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step finished.
+    Step {
+        /// Steps taken so far.
+        step: u64,
+        /// Steps in the whole run.
+        total: u64,
+        /// Mean cross-entropy of the batch.
+        loss: f64,
+        /// Learning rate of the head.
+        lr: f64,
+    },
+    /// An epoch finished and was evaluated on the validation split.
+    Epoch {
+        /// The epoch (0-based).
+        epoch: u64,
+        /// Validation metrics.
+        report: Box<Report>,
+    },
+    /// A checkpoint was written.
+    Checkpoint {
+        /// Its file.
+        path: PathBuf,
+        /// Where the run stood.
+        position: Position,
+    },
+    /// The run continues from a checkpoint.
+    Resumed {
+        /// Where it stood.
+        position: Position,
+    },
+}
+
+/// Files of a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// The resolved config.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// Metrics, one JSON object per line.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    /// The latest checkpoint.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.safetensors")
+    }
+    /// The final weights (parameters by module path).
+    pub fn model(&self) -> PathBuf {
+        self.root.join("model.safetensors")
+    }
+    /// The final evaluation.
+    pub fn eval(&self) -> PathBuf {
+        self.root.join("eval.json")
+    }
+}
+
+/// Append one JSON line to the metrics log and sync it.
+fn log_metrics(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    writeln!(f, "{value}").map_err(|e| TrainError::io(path, e))?;
+    f.sync_data().map_err(|e| TrainError::io(path, e))
+}
+
+/// Keep only the metric lines up to `step` (a resumed run redoes the steps after its
+/// checkpoint), rewriting the log atomically; a torn last line is dropped.
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["step"].as_u64().is_some_and(|s| s <= step))
+        .map(|v| format!("{v}\n"))
+        .collect();
+    atomic_write(path, kept.as_bytes())
+}
+
+/// The splits a run trains and validates on.
+pub struct Data {
+    /// Training samples.
+    pub train: Vec<Sample>,
+    /// Validation samples.
+    pub val: Vec<Sample>,
+}
+
+impl Data {
+    /// Take the train and validation splits of labelled samples.
+    pub fn from_samples(samples: Vec<Sample>) -> Result<Self> {
+        let labelled = samples.into_iter().filter(|s| s.label != Label::Unknown);
+        let (mut train, mut val) = (Vec::new(), Vec::new());
+        for s in labelled {
+            match s.split {
+                Some(Split::Train) => train.push(s),
+                Some(Split::Val) => val.push(s),
+                _ => {}
+            }
+        }
+        if train.is_empty() {
+            return Err(TrainError::Empty(
+                "no labelled training samples (assign splits to the manifest first)".into(),
+            ));
+        }
+        Ok(Self { train, val })
+    }
+}
+
+fn seed_for(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A pipeline that only resizes to `size × size` (validation), with `normalise` of the
+/// training pipeline.
+fn eval_pipeline(train: &Pipeline, size: u32) -> Pipeline {
+    Pipeline {
+        steps: vec![Step::ResizeTo {
+            width: size,
+            height: size,
+            filter: sv_augment::Filter::Bilinear,
+        }],
+        normalise: train.normalise,
+    }
+}
+
+/// The validation pipeline of `config` (resize only, the training pipeline's
+/// normalisation).
+pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
+    Ok(eval_pipeline(
+        &Pipeline::load(&config.augment)?,
+        config.image_size,
+    ))
+}
+
+/// The final model of a finished run, on `device`.
+pub fn load_trained(
+    run: &RunDir,
+    config: &FinetuneConfig,
+    device: &Device,
+) -> Result<ConvNextV2Classifier> {
+    let cfg = model_config(&config.model, config.drop_path).ok_or_else(|| TrainError::Config {
+        source_name: run.config().display().to_string(),
+        reason: format!("model: unknown model {}", config.model),
+    })?;
+    let model = ConvNextV2Classifier::with_new_head(ConvNextV2::random(&cfg, device)?, 2);
+    let ck = Checkpoint::load(&run.model())?;
+    load_params(model, &ck.model, &run.model())
+}
+
+/// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
+/// labels.
+pub fn predict<M: Classifier>(
+    model: &M,
+    samples: &[Sample],
+    pipeline: Arc<Pipeline>,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<(f64, bool)> {
+    let batcher = Arc::new(ImageBatcher::augmenting(pipeline, 0));
+    let dataset = Arc::new(SampleDataset::new(samples.to_vec()));
+    let mut out = Vec::with_capacity(samples.len());
+    for batch in epoch_batches(
+        dataset,
+        batcher,
+        (0..samples.len()).collect(),
+        batch_size,
+        2,
+        device.clone(),
+    ) {
+        let probs = softmax(model.logits(batch.pixels), 1);
+        let values = probs
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        let targets = batch
+            .targets
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        for (i, t) in targets.iter().enumerate() {
+            out.push((f64::from(values[i * 2 + 1]), *t > 0.5));
+        }
+    }
+    out
+}
+
+/// Train `config` on `data` in `run`, from scratch or (with `resume`) from the run's
+/// checkpoint, on `device` (an autodiff device), reporting through `events`. Returns the
+/// final validation report.
+pub fn finetune(
+    config: &FinetuneConfig,
+    data: &Data,
+    run: &RunDir,
+    resume: bool,
+    device: &Device,
+    events: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    config.validate("<config>")?;
+    std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
+    let cfg = model_config(&config.model, config.drop_path).expect("validated");
+    device.seed(config.seed);
+    let model = ConvNextV2Classifier::with_new_head(ConvNextV2::random(&cfg, device)?, 2);
+    train_loop(model, config, data, run, resume, device, events)
+}
+
+fn train_loop<M: Classifier>(
+    mut model: M,
+    config: &FinetuneConfig,
+    data: &Data,
+    run: &RunDir,
+    resume: bool,
+    device: &Device,
+    events: &mut dyn FnMut(Event),
+) -> Result<Report> {
+    let pipeline = Arc::new(Pipeline::load(&config.augment)?);
+    let plain = Arc::new(eval_pipeline(&pipeline, config.image_size));
+    let mut train_pipeline = (*pipeline).clone();
+    train_pipeline.steps.push(Step::ResizeTo {
+        width: config.image_size,
+        height: config.image_size,
+        filter: sv_augment::Filter::Bilinear,
+    });
+    let train_pipeline = Arc::new(train_pipeline);
+    let settings = AdamWSettings {
+        weight_decay: config.weight_decay,
+        layer_decay: config.layer_decay,
+        clip: (config.clip > 0.0).then_some(config.clip),
+        backbone_scale: config.backbone_lr / config.lr,
+        ..AdamWSettings::default()
+    };
+    let mut optim = AdamW::new(settings, model.grouping());
+    let config_text = config.to_toml();
+    let mut position = Position {
+        epoch: 0,
+        batch: 0,
+        step: 0,
+    };
+    if resume && run.checkpoint().exists() {
+        let ck = Checkpoint::load(&run.checkpoint())?;
+        if ck.meta.get("config").map(String::as_str) != Some(config_text.as_str()) {
+            return Err(TrainError::Checkpoint {
+                path: run.checkpoint(),
+                reason: "was written by a run with another config; resume with the run's own \
+                         config.toml or start a new run directory"
+                    .into(),
+            });
+        }
+        model = load_params(model, &ck.model, &run.checkpoint())?;
+        optim.state = ck.moments;
+        position = ck.position;
+        truncate_metrics(&run.metrics(), position.step)?;
+        events(Event::Resumed { position });
+    } else {
+        // A fresh run starts a fresh log.
+        let _ = std::fs::remove_file(run.metrics());
+        let _ = std::fs::remove_file(run.checkpoint());
+    }
+    atomic_write(&run.config(), config_text.as_bytes())?;
+
+    let n = data.train.len();
+    let per_epoch = n.div_ceil(config.batch_size) as u64;
+    let total = per_epoch * config.epochs;
+    let labels: Vec<Label> = data.train.iter().map(|s| s.label).collect();
+    let sampler = BalancedSampler::new(&labels, config.seed)?;
+    let batcher = Arc::new(ImageBatcher::augmenting(train_pipeline, config.seed));
+    let dataset = Arc::new(SampleDataset::new(data.train.clone()));
+    let save = |model: &M, optim: &AdamW<ModelGrouping>, position: Position| -> Result<()> {
+        let mut meta = std::collections::BTreeMap::new();
+        meta.insert("config".to_string(), config_text.clone());
+        Checkpoint {
+            model: params_of(model),
+            moments: optim.state.clone(),
+            position,
+            meta,
+        }
+        .save(&run.checkpoint())
+    };
+    let mut last_report = None;
+    for epoch in position.epoch..config.epochs {
+        batcher.set_epoch(epoch);
+        let order: Vec<usize> = if config.balanced {
+            sampler.epoch(epoch, n)
+        } else {
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.sort_by_key(|&i| seed_for(config.seed ^ epoch, i as u64));
+            idx
+        };
+        let skip = if epoch == position.epoch {
+            position.batch as usize * config.batch_size
+        } else {
+            0
+        };
+        let remaining: Vec<usize> = order.into_iter().skip(skip).collect();
+        let mut batch_index = if epoch == position.epoch {
+            position.batch
+        } else {
+            0
+        };
+        for batch in epoch_batches(
+            dataset.clone(),
+            batcher.clone(),
+            remaining,
+            config.batch_size,
+            2,
+            device.clone(),
+        ) {
+            // Drop path draws from the device's generator: seed it per step so a resumed
+            // run draws what the uninterrupted one did.
+            device.seed(seed_for(config.seed, position.step));
+            let b = batch.ids.len();
+            let targets = batch
+                .targets
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            let mut onehot = vec![0f32; b * 2];
+            for (i, t) in targets.iter().enumerate() {
+                onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
+            }
+            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
+            let logits = model.logits(batch.pixels);
+            let loss = (log_softmax(logits, 1) * onehot)
+                .sum()
+                .div_scalar(-(b.max(1) as f32));
+            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            let grads = loss.backward();
+            let lr = warmup_cosine(
+                position.step,
+                config.warmup_steps,
+                total,
+                config.lr,
+                config.lr * config.min_lr_ratio,
+            );
+            let (next, report) = optim.step(model, lr, &grads);
+            model = next;
+            position.step += 1;
+            batch_index += 1;
+            position.batch = batch_index;
+            log_metrics(
+                &run.metrics(),
+                &serde_json::json!({
+                    "step": position.step, "epoch": epoch, "loss": loss_value, "lr": lr,
+                    "grad_norm": report.grad_norm,
+                }),
+            )?;
+            events(Event::Step {
+                step: position.step,
+                total,
+                loss: loss_value,
+                lr,
+            });
+            if position.step.is_multiple_of(config.checkpoint_every) && batch_index < per_epoch {
+                save(&model, &optim, position)?;
+                events(Event::Checkpoint {
+                    path: run.checkpoint(),
+                    position,
+                });
+            }
+        }
+        let valid = model.valid();
+        let pairs = predict(
+            &valid,
+            &data.val,
+            plain.clone(),
+            config.batch_size,
+            &device.clone().inner(),
+        );
+        let report = Report::of(&pairs);
+        log_metrics(
+            &run.metrics(),
+            &serde_json::json!({
+                "step": position.step, "epoch": epoch, "val": report,
+            }),
+        )?;
+        events(Event::Epoch {
+            epoch,
+            report: Box::new(report.clone()),
+        });
+        last_report = Some(report);
+        position = Position {
+            epoch: epoch + 1,
+            batch: 0,
+            step: position.step,
+        };
+        save(&model, &optim, position)?;
+        events(Event::Checkpoint {
+            path: run.checkpoint(),
+            position,
+        });
+    }
+    let final_params = params_of(&model);
+    let final_ck = Checkpoint {
+        model: final_params,
+        moments: Default::default(),
+        position,
+        meta: [("config".to_string(), config_text.clone())].into(),
+    };
+    final_ck.save(&run.model())?;
+    let report = match last_report {
+        Some(r) => r,
+        None => {
+            let valid = model.valid();
+            Report::of(&predict(
+                &valid,
+                &data.val,
+                plain,
+                config.batch_size,
+                &device.clone().inner(),
+            ))
+        }
+    };
+    atomic_write(
+        &run.eval(),
+        serde_json::to_string_pretty(&report)
+            .expect("serialisable")
+            .as_bytes(),
+    )?;
+    Ok(report)
+}
