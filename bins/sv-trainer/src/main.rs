@@ -33,6 +33,10 @@ enum Command {
     /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
     /// eval.json.
     Finetune(FinetuneArgs),
+    /// Write a finished run's model in the Hugging Face transformers layout
+    /// (ConvNextV2ForImageClassification): model.safetensors, config.json,
+    /// preprocessor_config.json and the subnet's model_card.json.
+    Export(ExportArgs),
     /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
     /// evaluate it on its held-out test split. No network, GPU or account needed.
     Quickstart(QuickstartArgs),
@@ -83,6 +87,31 @@ struct FinetuneArgs {
 }
 
 #[derive(Args, Debug)]
+struct ExportArgs {
+    /// A finished run directory (with config.toml and model.safetensors).
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Output directory (the files of the model repository).
+    #[arg(long)]
+    out: PathBuf,
+    /// model_card.json: the model's unique name.
+    #[arg(long)]
+    model_name: String,
+    /// model_card.json: the miner's hotkey (SS58) that submits the model.
+    #[arg(long)]
+    hotkey: String,
+    /// model_card.json: version.
+    #[arg(long, default_value = "1.0.0")]
+    version: String,
+    /// model_card.json: description.
+    #[arg(
+        long,
+        default_value = "Roadwork classifier for StreetVision (netuid 72), trained with streetvision-rs"
+    )]
+    description: String,
+}
+
+#[derive(Args, Debug)]
 struct QuickstartArgs {
     /// Where the data, pipeline and run go.
     #[arg(long, default_value = "sv-quickstart")]
@@ -103,6 +132,7 @@ fn main() {
     let result = match cli.command {
         Command::Finetune(a) => run_finetune(a),
         Command::Quickstart(a) => run_quickstart(a),
+        Command::Export(a) => run_export(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_line(&e));
@@ -288,6 +318,32 @@ fn print_report(what: &str, r: &Report) {
         r.brier,
         r.ece
     );
+}
+
+fn run_export(a: ExportArgs) -> Result<()> {
+    let run = RunDir {
+        root: a.run_dir.clone(),
+    };
+    let path = run.config();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is this a run directory?)", path.display()))?;
+    let config = FinetuneConfig::from_toml(&text, &path.display().to_string())?;
+    let model = sv_train::finetune::load_trained(&run, &config, &Device::default())?;
+    let card = sv_train::export::ModelCard {
+        model_name: a.model_name,
+        description: a.description,
+        version: a.version,
+        submitted_by: a.hotkey,
+        submission_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        architecture: Some("ConvNextV2ForImageClassification".into()),
+        notes: None,
+    };
+    sv_train::export::export_hf(&model, config.image_size, &card, &a.out)?;
+    println!("exported {} to {}", run.model().display(), a.out.display());
+    Ok(())
 }
 
 fn run_quickstart(a: QuickstartArgs) -> Result<()> {

@@ -187,3 +187,64 @@ fn bad_inputs_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
+    use burn::tensor::{Distribution, Tensor};
+    use sv_models::{ConvNextLoadOptions, ConvNextV2Classifier, Device};
+    use sv_train::finetune::{FinetuneConfig, RunDir, load_trained};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, config) = setup(dir.path());
+    let run = dir.path().join("run");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("epochs = 2", "epochs = 1");
+    std::fs::write(&config, text).unwrap();
+    let out = finetune(&manifest, &config, &run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = dir.path().join("export");
+    let out = Command::new(BIN)
+        .args(["export", "--model-name", "test-model", "--hotkey"])
+        .arg("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY")
+        .arg("--run-dir")
+        .arg(&run)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "model_card.json",
+    ] {
+        assert!(export.join(f).exists(), "{f}");
+    }
+    let device = Device::default();
+    let cfg = FinetuneConfig::from_toml(
+        &std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        "config.toml",
+    )
+    .unwrap();
+    let trained = load_trained(&RunDir { root: run.clone() }, &cfg, &device).unwrap();
+    let exported = ConvNextV2Classifier::load(
+        &export.join("model.safetensors"),
+        &ConvNextLoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let (a, b) = (trained.forward(x.clone()), exported.forward(x));
+    let diff = (a - b).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5, "logits differ by {diff}");
+}

@@ -1,0 +1,108 @@
+//! Export to the transformers layout: re-exporting the transformers-written ConvNeXt-V2
+//! fixture must give back transformers' own file tensor for tensor, a config with its
+//! fields, and a model whose logits equal the ones transformers computed.
+
+use safetensors::SafeTensors;
+use sv_models::{ConvNextLoadOptions, ConvNextV2Classifier, Device};
+use sv_tests::{fixture, max_abs_diff, read_expected};
+use sv_train::export::{ModelCard, export_hf};
+
+fn card() -> ModelCard {
+    ModelCard {
+        model_name: "roadwork-convnextv2-test".into(),
+        description: "fixture".into(),
+        version: "1.0.0".into(),
+        submitted_by: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+        submission_time: 1_764_000_000,
+        architecture: Some("ConvNextV2ForImageClassification".into()),
+        notes: None,
+    }
+}
+
+#[test]
+fn export_gives_back_the_transformers_file() {
+    let device = Device::default();
+    let src = fixture("convnext/hf_cls.safetensors");
+    let model = ConvNextV2Classifier::load(&src, &ConvNextLoadOptions::default(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(&model, 224, &card(), dir.path()).unwrap();
+
+    let original = std::fs::read(&src).unwrap();
+    let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let (a, b) = (
+        SafeTensors::deserialize(&original).unwrap(),
+        SafeTensors::deserialize(&exported).unwrap(),
+    );
+    let mut names_a: Vec<String> = a.names().into_iter().map(String::from).collect();
+    let mut names_b: Vec<String> = b.names().into_iter().map(String::from).collect();
+    names_a.sort();
+    names_b.sort();
+    assert_eq!(names_a, names_b, "transformers' key names");
+    for name in &names_a {
+        let (ta, tb) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
+        assert_eq!(ta.shape(), tb.shape(), "{name}");
+        assert_eq!(ta.data(), tb.data(), "{name}: values");
+    }
+
+    let theirs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("convnext/hf_cls.config.json")).unwrap(),
+    )
+    .unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    for key in [
+        "model_type",
+        "depths",
+        "hidden_sizes",
+        "num_stages",
+        "num_channels",
+        "patch_size",
+        "layer_norm_eps",
+        "id2label",
+        "label2id",
+        "stage_names",
+        "out_features",
+        "out_indices",
+    ] {
+        assert_eq!(ours[key], theirs[key], "config.json {key}");
+    }
+    assert_eq!(ours["architectures"][0], "ConvNextV2ForImageClassification");
+    let card_back: ModelCard =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("model_card.json")).unwrap())
+            .unwrap();
+    assert_eq!(card_back, card());
+
+    // Loaded back, the export computes transformers' logits.
+    let again = ConvNextV2Classifier::load(
+        &dir.path().join("model.safetensors"),
+        &ConvNextLoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let expected = read_expected("convnext/hf_cls.expected.safetensors");
+    let pixels = expected["pixels_native"].tensor::<4>(&device);
+    let worst = max_abs_diff(
+        "logits",
+        again.forward(pixels),
+        &expected["pixels_native.logits"],
+    );
+    assert!(worst < 1e-4, "logits differ by {worst}");
+}
+
+#[test]
+fn a_bad_card_writes_nothing() {
+    let device = Device::default();
+    let model = ConvNextV2Classifier::load(
+        &fixture("convnext/hf_cls.safetensors"),
+        &ConvNextLoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = card();
+    bad.submitted_by = "not-a-hotkey".into();
+    let err = export_hf(&model, 224, &bad, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("submitted_by"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
