@@ -33,6 +33,15 @@ enum Command {
     /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
     /// eval.json.
     Finetune(FinetuneArgs),
+    /// Score a model (a run directory or an exported repository) on a manifest split:
+    /// accuracy, balanced accuracy, MCC, F1, ROC-AUC, Brier, ECE and the confusion
+    /// matrix, overall and per source, and the latency at batch 1.
+    Eval(EvalArgs),
+    /// Compare a candidate with the model in production on the same held-out sets: a
+    /// paired bootstrap of the accuracy difference. Exits 0 only when the candidate is
+    /// better by at least --threshold points and the 95 % interval excludes zero (1 when
+    /// it is not, 2 on errors), so a daily loop can gate deployment on it.
+    Ab(AbArgs),
     /// Write a finished run's model in the Hugging Face transformers layout
     /// (ConvNextV2ForImageClassification): model.safetensors, config.json,
     /// preprocessor_config.json and the subnet's model_card.json.
@@ -87,6 +96,59 @@ struct FinetuneArgs {
 }
 
 #[derive(Args, Debug)]
+struct EvalArgs {
+    /// A run directory or an exported repository (model.safetensors + config.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Split to score: test, val, train or all.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Images to time one at a time (0: no latency).
+    #[arg(long, default_value_t = 50)]
+    latency: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
+struct AbArgs {
+    /// The candidate: a run directory or an exported repository.
+    #[arg(long)]
+    candidate: PathBuf,
+    /// The model in production: a run directory or an exported repository.
+    #[arg(long)]
+    production: PathBuf,
+    /// A held-out set, NAME=MANIFEST (repeatable: real, synthetic out-of-distribution…).
+    #[arg(long = "set", required = true, value_name = "NAME=MANIFEST")]
+    sets: Vec<String>,
+    /// Split of each manifest to use: test, val, train or all.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Required improvement in accuracy points.
+    #[arg(long, default_value_t = 1.0)]
+    threshold: f64,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
 struct ExportArgs {
     /// A finished run directory (with config.toml and model.safetensors).
     #[arg(long)]
@@ -129,14 +191,20 @@ struct QuickstartArgs {
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Finetune(a) => run_finetune(a),
-        Command::Quickstart(a) => run_quickstart(a),
+    let result: Result<bool> = match cli.command {
+        Command::Finetune(a) => run_finetune(a).map(|()| true),
+        Command::Quickstart(a) => run_quickstart(a).map(|()| true),
         Command::Export(a) => run_export(a),
+        Command::Eval(a) => run_eval(a),
+        Command::Ab(a) => run_ab(a),
     };
-    if let Err(e) = result {
-        eprintln!("error: {}", error_line(&e));
-        std::process::exit(1);
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {}", error_line(&e));
+            std::process::exit(2);
+        }
     }
 }
 
@@ -320,7 +388,151 @@ fn print_report(what: &str, r: &Report) {
     );
 }
 
-fn run_export(a: ExportArgs) -> Result<()> {
+/// A model to score and the pipeline that prepares its input.
+fn load_model(
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(sv_models::ConvNextV2Classifier, sv_augment::Pipeline)> {
+    let run = RunDir {
+        root: path.to_path_buf(),
+    };
+    if run.config().exists() {
+        let text = std::fs::read_to_string(run.config())?;
+        let config = FinetuneConfig::from_toml(&text, &run.config().display().to_string())?;
+        let model = sv_train::finetune::load_trained(&run, &config, device)?;
+        return Ok((model, sv_train::finetune::eval_pipeline_for(&config)?));
+    }
+    let weights = path.join("model.safetensors");
+    let config = path.join("config.json");
+    if !(weights.exists() && config.exists()) {
+        bail!(
+            "{}: neither a run directory (config.toml) nor an exported repository (model.safetensors + config.json)",
+            path.display()
+        );
+    }
+    let model = sv_models::ConvNextV2Classifier::load(
+        &weights,
+        &sv_models::ConvNextLoadOptions::default(),
+        device,
+    )?;
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config)?)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let size = cfg["image_size"].as_u64().unwrap_or(224) as u32;
+    Ok((model, sv_train::finetune::resize_pipeline(size)))
+}
+
+/// The samples of `split` ("all" for every labelled one).
+fn split_samples(manifest: &std::path::Path, split: &str) -> Result<Vec<sv_data::Sample>> {
+    let samples = sv_data::read_manifest(manifest)?;
+    let want = match split {
+        "all" => None,
+        "train" => Some(sv_data::Split::Train),
+        "val" => Some(sv_data::Split::Val),
+        "test" => Some(sv_data::Split::Test),
+        other => bail!("--split {other}: expected test, val, train or all"),
+    };
+    let chosen: Vec<_> = samples
+        .into_iter()
+        .filter(|s| s.label != sv_data::Label::Unknown && (want.is_none() || s.split == want))
+        .collect();
+    if chosen.is_empty() {
+        bail!(
+            "{}: no labelled samples in split {split}",
+            manifest.display()
+        );
+    }
+    Ok(chosen)
+}
+
+fn run_eval(a: EvalArgs) -> Result<bool> {
+    let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
+    let (model, pipeline) = load_model(&a.model, &device)?;
+    let samples = split_samples(&a.manifest, &a.split)?;
+    let e = sv_train::evaluate::evaluate(
+        &model,
+        &samples,
+        std::sync::Arc::new(pipeline),
+        32,
+        &device,
+        a.latency,
+    );
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(true);
+    }
+    print_report("overall", &e.overall);
+    for (source, r) in &e.by_source {
+        print_report(source, r);
+    }
+    let c = e.overall.confusion;
+    println!(
+        "confusion (rows truth, columns prediction; roadwork, no roadwork): [[{}, {}], [{}, {}]]",
+        c.tp, c.fn_, c.fp, c.tn
+    );
+    println!(
+        "subnet reward at this accuracy and MCC: {:.3}",
+        e.overall.subnet_reward
+    );
+    if let Some(l) = e.latency {
+        println!(
+            "latency at batch 1 on {}: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} images)",
+            a.device, l.p50_ms, l.p95_ms, l.p99_ms, l.images
+        );
+    }
+    Ok(true)
+}
+
+fn run_ab(a: AbArgs) -> Result<bool> {
+    let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
+    let (cand, cand_pipe) = load_model(&a.candidate, &device)?;
+    let (prod, prod_pipe) = load_model(&a.production, &device)?;
+    let (cand_pipe, prod_pipe) = (
+        std::sync::Arc::new(cand_pipe),
+        std::sync::Arc::new(prod_pipe),
+    );
+    let mut sets = Vec::new();
+    for spec in &a.sets {
+        let (name, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--set {spec}: expected NAME=MANIFEST"))?;
+        let samples = split_samples(std::path::Path::new(path), &a.split)?;
+        let right = |pairs: Vec<(f64, bool)>| -> Vec<bool> {
+            pairs.into_iter().map(|(p, y)| (p > 0.5) == y).collect()
+        };
+        let c = right(predict(&cand, &samples, cand_pipe.clone(), 32, &device));
+        let p = right(predict(&prod, &samples, prod_pipe.clone(), 32, &device));
+        if c.len() != p.len() {
+            bail!("--set {name}: the models scored different numbers of images");
+        }
+        sets.push((name.to_string(), c, p));
+    }
+    let report = sv_train::evaluate::ab_gate(&sets, a.threshold, a.resamples, a.seed);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (name, c, p, n) in &report.sets {
+            println!(
+                "{name}: {n} images, candidate {:.3}, production {:.3}",
+                c, p
+            );
+        }
+        println!(
+            "difference {:+.2} points, 95 % interval [{:+.2}, {:+.2}], threshold {:.2}: {}",
+            report.difference_points,
+            report.interval_points.0,
+            report.interval_points.1,
+            report.threshold_points,
+            if report.pass {
+                "deploy the candidate"
+            } else {
+                "keep production"
+            }
+        );
+    }
+    Ok(report.pass)
+}
+
+fn run_export(a: ExportArgs) -> Result<bool> {
     let run = RunDir {
         root: a.run_dir.clone(),
     };
@@ -343,7 +555,7 @@ fn run_export(a: ExportArgs) -> Result<()> {
     };
     sv_train::export::export_hf(&model, config.image_size, &card, &a.out)?;
     println!("exported {} to {}", run.model().display(), a.out.display());
-    Ok(())
+    Ok(true)
 }
 
 fn run_quickstart(a: QuickstartArgs) -> Result<()> {

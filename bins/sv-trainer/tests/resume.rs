@@ -248,3 +248,60 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     let diff = (a - b).abs().max().into_scalar::<f32>();
     assert!(diff < 1e-5, "logits differ by {diff}");
 }
+
+#[test]
+fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, config) = setup(dir.path());
+    let run = dir.path().join("run");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("epochs = 2", "epochs = 1");
+    std::fs::write(&config, text).unwrap();
+    let out = finetune(&manifest, &config, &run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(BIN)
+        .args(["eval", "--json", "--latency", "5", "--model"])
+        .arg(&run)
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tests = sv_data::read_manifest(&manifest)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.split == Some(sv_data::Split::Test))
+        .count() as u64;
+    assert_eq!(e["overall"]["samples"].as_u64(), Some(tests));
+    assert_eq!(e["by_source"]["synthetic"]["samples"].as_u64(), Some(tests));
+    assert_eq!(e["latency"]["images"].as_u64(), Some(5));
+
+    let set = format!("synthetic={}", manifest.display());
+    let out = Command::new(BIN)
+        .args(["ab", "--json", "--set", &set, "--candidate"])
+        .arg(&run)
+        .arg("--production")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["difference_points"].as_f64(), Some(0.0));
+    assert_eq!(r["pass"].as_bool(), Some(false));
+}

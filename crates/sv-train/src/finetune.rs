@@ -374,6 +374,12 @@ fn eval_pipeline(train: &Pipeline, size: u32) -> Pipeline {
     }
 }
 
+/// A pipeline that resizes to `size × size` and normalises with ImageNet's statistics
+/// (the input of an exported model).
+pub fn resize_pipeline(size: u32) -> Pipeline {
+    eval_pipeline(&Pipeline::default(), size)
+}
+
 /// The validation pipeline of `config` (resize only, the training pipeline's
 /// normalisation).
 pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {

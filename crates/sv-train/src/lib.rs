@@ -6,16 +6,18 @@
 //!   clipping and the warmup-then-cosine schedule, as PyTorch computes them.
 //!
 //! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
+//! - [`evaluate`]: metrics per source, batch-1 latency, the paired-bootstrap A/B gate.
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`), its
 //!   configs and the subnet's model card.
 //! - [`finetune`]: the resumable fine-tuning loop and its run directory.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
 //!
 //! Not built yet (issue 5): the linear probe with its feature cache, EMA of weights,
-//! `eval` latency, `ab`, export of DINOv2, plots.
+//! export of DINOv2, plots.
 
 pub mod checkpoint;
 pub mod error;
+pub mod evaluate;
 pub mod export;
 pub mod finetune;
 pub mod metrics;

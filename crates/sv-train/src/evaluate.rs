@@ -1,0 +1,230 @@
+//! Evaluation and the A/B gate: metrics overall and per source, latency at batch 1, and a
+//! paired bootstrap of the accuracy difference between a candidate and the model in
+//! production on the same held-out images.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use sv_augment::Pipeline;
+use sv_data::{ImageBatcher, Sample};
+
+use crate::finetune::{Classifier, predict};
+use crate::metrics::Report;
+
+/// Latency of one image at batch 1, in milliseconds (preprocessed before the clock).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Images timed.
+    pub images: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+/// The `q` quantile (0–1) of sorted values by nearest rank.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Everything `eval` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// All images.
+    pub overall: Report,
+    /// Per source (`natix`, `synthetic`, …).
+    pub by_source: BTreeMap<String, Report>,
+    /// Batch-1 latency.
+    pub latency: Option<Latency>,
+}
+
+/// Score `model` on `samples`, overall and per source, and time `latency_images` of them
+/// one at a time.
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    samples: &[Sample],
+    pipeline: Arc<Pipeline>,
+    batch_size: usize,
+    device: &Device,
+    latency_images: usize,
+) -> Evaluation {
+    let mut by_source: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+    for s in samples {
+        by_source
+            .entry(s.source.name().to_string())
+            .or_default()
+            .push(s.clone());
+    }
+    let mut all = Vec::new();
+    let mut reports = BTreeMap::new();
+    for (source, group) in by_source {
+        let pairs = predict(model, &group, pipeline.clone(), batch_size, device);
+        reports.insert(source, Report::of(&pairs));
+        all.extend(pairs);
+    }
+    let latency = (latency_images > 0 && !samples.is_empty())
+        .then(|| time_batch_one(model, samples, pipeline, device, latency_images));
+    Evaluation {
+        overall: Report::of(&all),
+        by_source: reports,
+        latency,
+    }
+}
+
+fn time_batch_one<M: Classifier>(
+    model: &M,
+    samples: &[Sample],
+    pipeline: Arc<Pipeline>,
+    device: &Device,
+    n: usize,
+) -> Latency {
+    use burn::data::dataloader::batcher::Batcher;
+    let batcher = ImageBatcher::augmenting(pipeline, 0);
+    let inputs: Vec<_> = samples
+        .iter()
+        .cycle()
+        .take(n + 3)
+        .map(|s| batcher.batch(vec![s.clone()], device).pixels)
+        .collect();
+    let mut times = Vec::with_capacity(n);
+    for (i, x) in inputs.into_iter().enumerate() {
+        let t = Instant::now();
+        let p = burn::tensor::activation::softmax(model.logits(x), 1);
+        let _ = p.into_data();
+        if i >= 3 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Latency {
+        images: times.len(),
+        p50_ms: nearest_rank(&times, 0.5),
+        p95_ms: nearest_rank(&times, 0.95),
+        p99_ms: nearest_rank(&times, 0.99),
+    }
+}
+
+/// The paired bootstrap of `mean(candidate) − mean(production)` over the same images
+/// (each entry: answered correctly or not), `resamples` times with `seed`: the observed
+/// difference and the 2.5 % and 97.5 % percentiles.
+pub fn paired_bootstrap(
+    candidate: &[bool],
+    production: &[bool],
+    resamples: usize,
+    seed: u64,
+) -> (f64, f64, f64) {
+    let n = candidate.len().min(production.len());
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let d: Vec<f64> = (0..n)
+        .map(|i| f64::from(u8::from(candidate[i])) - f64::from(u8::from(production[i])))
+        .collect();
+    let observed = d.iter().sum::<f64>() / n as f64;
+    let mut rng = sv_data::rng::SplitMix64::new(seed);
+    let mut stats: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            let mut s = 0.0;
+            for _ in 0..n {
+                s += d[(rng.next_u64() % n as u64) as usize];
+            }
+            s / n as f64
+        })
+        .collect();
+    stats.sort_by(f64::total_cmp);
+    (
+        observed,
+        nearest_rank(&stats, 0.025),
+        nearest_rank(&stats, 0.975),
+    )
+}
+
+/// The A/B verdict on one or more held-out sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbReport {
+    /// Per set: name, candidate accuracy, production accuracy, images.
+    pub sets: Vec<(String, f64, f64, usize)>,
+    /// Accuracy difference over all sets, in points (candidate − production).
+    pub difference_points: f64,
+    /// 95 % paired-bootstrap interval of the difference, in points.
+    pub interval_points: (f64, f64),
+    /// Required difference, in points.
+    pub threshold_points: f64,
+    /// The candidate is better by at least the threshold and the interval excludes zero.
+    pub pass: bool,
+}
+
+/// Decide from per-image correctness of both models on the same images, grouped in named
+/// sets.
+pub fn ab_gate(
+    sets: &[(String, Vec<bool>, Vec<bool>)],
+    threshold_points: f64,
+    resamples: usize,
+    seed: u64,
+) -> AbReport {
+    let mut cand = Vec::new();
+    let mut prod = Vec::new();
+    let mut rows = Vec::new();
+    for (name, c, p) in sets {
+        let acc = |v: &[bool]| v.iter().filter(|&&x| x).count() as f64 / v.len().max(1) as f64;
+        rows.push((name.clone(), acc(c), acc(p), c.len()));
+        cand.extend_from_slice(c);
+        prod.extend_from_slice(p);
+    }
+    let (diff, lo, hi) = paired_bootstrap(&cand, &prod, resamples, seed);
+    let (diff, lo, hi) = (diff * 100.0, lo * 100.0, hi * 100.0);
+    AbReport {
+        sets: rows,
+        difference_points: diff,
+        interval_points: (lo, hi),
+        threshold_points,
+        pass: diff >= threshold_points && lo > 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_matches_the_normal_approximation() {
+        // 1 000 images: candidate right on 80 %, production on 70 %, independent errors.
+        let mut rng = sv_data::rng::SplitMix64::new(9);
+        let c: Vec<bool> = (0..1000).map(|_| rng.next_f64() < 0.8).collect();
+        let p: Vec<bool> = (0..1000).map(|_| rng.next_f64() < 0.7).collect();
+        let (diff, lo, hi) = paired_bootstrap(&c, &p, 4000, 1);
+        let d: Vec<f64> = c
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| f64::from(u8::from(*a)) - f64::from(u8::from(*b)))
+            .collect();
+        let var = d.iter().map(|x| (x - diff).powi(2)).sum::<f64>() / d.len() as f64;
+        let half = 1.96 * (var / d.len() as f64).sqrt();
+        assert!(
+            ((hi - lo) / 2.0 - half).abs() < 0.1 * half,
+            "{lo} {hi} vs ±{half}"
+        );
+        assert!((lo + hi) / 2.0 - diff < 0.2 * half);
+    }
+
+    #[test]
+    fn gate_passes_only_a_clear_improvement() {
+        let better: Vec<bool> = (0..500).map(|i| i % 10 != 0).collect(); // 90 %
+        let worse: Vec<bool> = (0..500).map(|i| i % 4 != 0).collect(); // 75 %
+        let sets = vec![("real".to_string(), better.clone(), worse.clone())];
+        assert!(ab_gate(&sets, 1.0, 2000, 0).pass);
+        let same = vec![("real".to_string(), better.clone(), better)];
+        assert!(!ab_gate(&same, 1.0, 2000, 0).pass);
+        let reversed = vec![("real".to_string(), worse.clone(), vec![true; 500])];
+        assert!(!ab_gate(&reversed, 1.0, 2000, 0).pass);
+    }
+}
