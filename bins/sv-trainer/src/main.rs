@@ -33,6 +33,10 @@ enum Command {
     /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
     /// eval.json.
     Finetune(FinetuneArgs),
+    /// Linear probe on a frozen backbone: features of the un-augmented images are cached
+    /// on disk (keyed by architecture, checkpoint hash and preprocessing), so later probes
+    /// compute only new images and train in seconds. Reports validation and test metrics.
+    Probe(ProbeArgs),
     /// Score a model (a run directory or an exported repository) on a manifest split:
     /// accuracy, balanced accuracy, MCC, F1, ROC-AUC, Brier, ECE and the confusion
     /// matrix, overall and per source, and the latency at batch 1.
@@ -90,6 +94,35 @@ struct FinetuneArgs {
     /// Steps between checkpoints [default: 200].
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
+struct ProbeArgs {
+    /// Backbone checkpoint (DINOv2 with registers or ConvNeXt-V2, any layout; a head in it
+    /// is ignored). preprocessor_config.json beside it sets the preprocessing.
+    #[arg(long)]
+    backbone: PathBuf,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Run directory for probe.json and eval.json.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Feature cache folder [default: ~/.cache/streetvision-rs/features].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Full-batch AdamW passes.
+    #[arg(long, default_value_t = 300)]
+    epochs: u64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -196,6 +229,7 @@ fn main() {
         Command::Quickstart(a) => run_quickstart(a).map(|()| true),
         Command::Export(a) => run_export(a),
         Command::Eval(a) => run_eval(a),
+        Command::Probe(a) => run_probe(a),
         Command::Ab(a) => run_ab(a),
     };
     match result {
@@ -442,6 +476,109 @@ fn split_samples(manifest: &std::path::Path, split: &str) -> Result<Vec<sv_data:
         );
     }
     Ok(chosen)
+}
+
+fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("streetvision-rs").join("features")
+}
+
+fn run_probe(a: ProbeArgs) -> Result<bool> {
+    use sv_train::probe;
+    let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
+    let (backbone, arch) = probe::Backbone::load(&a.backbone, &device)?;
+    let pre = match sv_models::find_sidecar(&a.backbone, "preprocessor_config.json") {
+        Some(p) => sv_models::preprocess::Preprocessor::from_hf_json(
+            &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => sv_models::preprocess::Preprocessor::default(),
+    };
+    let key = probe::cache_key(arch, &a.backbone, &pre)?;
+    let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache);
+    let mut cache = probe::FeatureCache::open(&cache_dir, &key)?;
+    let samples = sv_data::read_manifest(&a.manifest)?;
+    let by_split = |want: sv_data::Split| -> Vec<sv_data::Sample> {
+        samples
+            .iter()
+            .filter(|s| s.split == Some(want) && s.label != sv_data::Label::Unknown)
+            .cloned()
+            .collect()
+    };
+    let (train, val, test) = (
+        by_split(sv_data::Split::Train),
+        by_split(sv_data::Split::Val),
+        by_split(sv_data::Split::Test),
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("features [{bar:30}] {pos}/{len} (eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let mut computed = 0;
+    let mut rows = Vec::new();
+    for part in [&train, &val, &test] {
+        let (r, n) = probe::features(
+            &backbone,
+            &pre,
+            part,
+            &mut cache,
+            &device,
+            32,
+            &mut |d, t| {
+                if let Some(b) = &bar {
+                    b.set_length(t as u64);
+                    b.set_position(d as u64);
+                }
+            },
+        )?;
+        computed += n;
+        rows.push(r);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    eprintln!(
+        "features: {} computed, {} from the cache {}",
+        computed,
+        rows.iter().map(Vec::len).sum::<usize>() - computed,
+        cache.path.display()
+    );
+    let config = probe::ProbeConfig {
+        epochs: a.epochs,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+    };
+    let started = Instant::now();
+    let fitted = probe::fit(&rows[0], &config, &device)?;
+    eprintln!("probe trained in {:.1} s", started.elapsed().as_secs_f64());
+    let (val_report, test_report) = (
+        probe::score(&fitted, &rows[1]),
+        probe::score(&fitted, &rows[2]),
+    );
+    print_report("validation", &val_report);
+    print_report("test", &test_report);
+    let out = serde_json::json!({
+        "backbone": a.backbone, "architecture": format!("{arch:?}"), "cache_key": key,
+        "config": config, "mean": fitted.mean, "std": fitted.std,
+        "weight": fitted.weight, "bias": fitted.bias,
+    });
+    sv_train::checkpoint::atomic_write(
+        &a.run_dir.join("probe.json"),
+        serde_json::to_string(&out)?.as_bytes(),
+    )?;
+    sv_train::checkpoint::atomic_write(
+        &a.run_dir.join("eval.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"val": val_report, "test": test_report}))?
+            .as_bytes(),
+    )?;
+    Ok(true)
 }
 
 fn run_eval(a: EvalArgs) -> Result<bool> {

@@ -1,6 +1,8 @@
 //! `sv-trainer quickstart` as a real process, cut down to CI size (1 000 scenes, 12
 //! epochs): the fine-tuned model must be well above chance on its own held-out test
-//! split, and the run directory must hold what the command says it wrote.
+//! split, and the run directory must hold what the command says it wrote. Then a linear
+//! probe on the exported backbone must be too, and a second probe must take every
+//! feature from the cache.
 
 use std::process::Command;
 
@@ -50,4 +52,54 @@ fn quickstart_learns_roadwork_from_synthetic_scenes() {
         assert!(dir.path().join("run").join(f).exists(), "{f} missing");
     }
     assert!(dir.path().join("data/manifest.jsonl").exists());
+
+    let export = dir.path().join("export");
+    let out = Command::new(BIN)
+        .args(["export", "--model-name", "qs", "--hotkey"])
+        .arg("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY")
+        .arg("--run-dir")
+        .arg(dir.path().join("run"))
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe = |lr: &str| {
+        let out = Command::new(BIN)
+            .args(["probe", "--lr", lr, "--backbone"])
+            .arg(export.join("model.safetensors"))
+            .arg("--manifest")
+            .arg(dir.path().join("data/manifest.jsonl"))
+            .arg("--run-dir")
+            .arg(dir.path().join("probe"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (stdout, stderr) = probe("0.01");
+    assert!(
+        stderr.contains("1000 computed, 0 from the cache"),
+        "{stderr}"
+    );
+    let accuracy = figure(&stdout, "test:", "accuracy");
+    assert!(accuracy >= 0.7, "{stdout}");
+    let (_, stderr) = probe("0.003");
+    assert!(
+        stderr.contains("0 computed, 1000 from the cache"),
+        "{stderr}"
+    );
 }

@@ -74,7 +74,7 @@ pub(crate) fn config_json_for(
 
 /// A file beside `checkpoint` named `<stem>.<name>` or `<name>` (e.g. `model.config.json`
 /// or `config.json` next to `model.safetensors`), the first that exists.
-pub(crate) fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+pub fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     let stem = checkpoint.file_stem()?.to_string_lossy().to_string();
     let dir = checkpoint.parent()?;
     [dir.join(format!("{stem}.{name}")), dir.join(name)]

@@ -240,14 +240,14 @@ pub fn export_hf(
         "torch_dtype": "float32",
         "transformers_version": "4.57.3",
     });
-    // crop_pct 1 and bilinear: a plain resize of the (square) challenge image, as in
+    // crop_pct 1 and bicubic: a plain resize of the (square) challenge image, as in
     // training; from 384 px transformers resizes without cropping anyway.
     let preprocessor = json!({
         "image_processor_type": "ConvNextImageProcessor",
         "do_resize": true,
         "size": {"shortest_edge": image_size},
         "crop_pct": 1.0,
-        "resample": 2,
+        "resample": 3,
         "do_rescale": true,
         "rescale_factor": 1.0 / 255.0,
         "do_normalize": true,

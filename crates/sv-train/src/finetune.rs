@@ -361,14 +361,15 @@ fn seed_for(seed: u64, step: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A pipeline that only resizes to `size × size` (validation), with `normalise` of the
-/// training pipeline.
+/// A pipeline that only resizes to `size × size` with PIL's bicubic (validation, and the
+/// `ConvNextImageProcessor` an export declares), with `normalise` of the training
+/// pipeline.
 fn eval_pipeline(train: &Pipeline, size: u32) -> Pipeline {
     Pipeline {
         steps: vec![Step::ResizeTo {
             width: size,
             height: size,
-            filter: sv_augment::Filter::Bilinear,
+            filter: sv_augment::Filter::Bicubic,
         }],
         normalise: train.normalise,
     }
@@ -477,7 +478,7 @@ fn train_loop<M: Classifier>(
     train_pipeline.steps.push(Step::ResizeTo {
         width: config.image_size,
         height: config.image_size,
-        filter: sv_augment::Filter::Bilinear,
+        filter: sv_augment::Filter::Bicubic,
     });
     let train_pipeline = Arc::new(train_pipeline);
     let settings = AdamWSettings {

@@ -10,10 +10,11 @@
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`), its
 //!   configs and the subnet's model card.
 //! - [`finetune`]: the resumable fine-tuning loop and its run directory.
+//! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
 //!
-//! Not built yet (issue 5): the linear probe with its feature cache, EMA of weights,
-//! export of DINOv2, plots.
+//! Not built yet (issue 5): fine-tuning from pretrained checkpoints and DINOv2 (and its
+//! export), EMA of weights, plots.
 
 pub mod checkpoint;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod export;
 pub mod finetune;
 pub mod metrics;
 pub mod optim;
+pub mod probe;
 pub mod quickstart;
 
 pub use error::{Result, TrainError};

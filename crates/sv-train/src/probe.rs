@@ -1,0 +1,394 @@
+//! Linear probe on a frozen backbone. Backbone features of the un-augmented images are
+//! computed once and cached on disk, keyed by the architecture, the checkpoint's content
+//! hash and the preprocessing; a later probe (other hyper-parameters, more samples) only
+//! computes what the cache lacks, so it trains in seconds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sv_data::Sample;
+use sv_models::dinov2::Dinov2;
+use sv_models::preprocess::Preprocessor;
+use sv_models::{
+    Architecture, ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier, Dinov2Classifier,
+    LoadOptions,
+};
+
+use crate::checkpoint::atomic_write;
+use crate::error::{Result, TrainError};
+use crate::metrics::Report;
+use crate::optim::{AdamW, AdamWSettings, Group, Grouping};
+
+/// A frozen backbone of either architecture.
+#[derive(Debug)]
+pub enum Backbone {
+    /// DINOv2 with registers: concat(CLS, mean patch).
+    Dinov2(Dinov2),
+    /// ConvNeXt-V2: the normed pooled feature.
+    ConvNext(ConvNextV2),
+}
+
+impl Backbone {
+    /// Load the backbone of a checkpoint (with or without a head), detecting the
+    /// architecture from `config.json` beside it or from the keys.
+    pub fn load(path: &Path, device: &Device) -> Result<(Self, Architecture)> {
+        let config = sv_models::find_sidecar(path, "config.json");
+        let arch = config
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .and_then(|t| Architecture::from_hf_config(&t))
+            .or_else(|| {
+                sv_models::weights::WeightMap::from_file(path)
+                    .ok()
+                    .and_then(|m| Architecture::from_keys(&m))
+            })
+            .ok_or_else(|| TrainError::Config {
+                source_name: path.display().to_string(),
+                reason: "neither DINOv2 with registers nor ConvNeXt-V2".into(),
+            })?;
+        let backbone = match arch {
+            Architecture::ConvNextV2 => {
+                let o = ConvNextLoadOptions::default();
+                match ConvNextV2Classifier::load(path, &o, device) {
+                    Ok(c) => Backbone::ConvNext(c.backbone),
+                    Err(_) => Backbone::ConvNext(ConvNextV2::load(path, &o, device)?),
+                }
+            }
+            Architecture::Dinov2 => {
+                let o = LoadOptions::default();
+                match Dinov2Classifier::load(path, &o, device) {
+                    Ok(c) => Backbone::Dinov2(c.backbone),
+                    Err(_) => Backbone::Dinov2(Dinov2::load(path, &o, device)?),
+                }
+            }
+        };
+        Ok((backbone, arch))
+    }
+
+    /// Pooled features `[B, D]` of preprocessed pixels.
+    pub fn features(&self, pixels: Tensor<4>) -> Tensor<2> {
+        match self {
+            Backbone::Dinov2(m) => m.forward(pixels).pooled,
+            Backbone::ConvNext(m) => m.forward(pixels).pooled,
+        }
+    }
+}
+
+/// Cached features: sample id → feature vector, for one (model, checkpoint,
+/// preprocessing).
+#[derive(Debug, Clone, Default)]
+pub struct FeatureCache {
+    /// The cache file.
+    pub path: PathBuf,
+    /// Feature width.
+    pub dim: usize,
+    /// Features by sample id.
+    pub rows: BTreeMap<String, Vec<f32>>,
+}
+
+/// The cache key: the architecture, the SHA-256 of the checkpoint's bytes and the
+/// preprocessing.
+pub fn cache_key(arch: Architecture, checkpoint: &Path, pre: &Preprocessor) -> Result<String> {
+    let bytes = std::fs::read(checkpoint).map_err(|e| TrainError::io(checkpoint, e))?;
+    let mut h = Sha256::new();
+    h.update(format!("{arch:?}\n").as_bytes());
+    h.update(Sha256::digest(&bytes));
+    h.update(format!("{pre:?}").as_bytes());
+    Ok(h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+impl FeatureCache {
+    /// Open the cache file `dir/features-<key>.safetensors` (empty when absent).
+    pub fn open(dir: &Path, key: &str) -> Result<Self> {
+        let path = dir.join(format!("features-{key}.safetensors"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(Self {
+                path,
+                dim: 0,
+                rows: BTreeMap::new(),
+            });
+        };
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: path.clone(),
+            reason,
+        };
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let ids: Vec<String> = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("ids"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| bad("no ids".into()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let t = st.tensor("features").map_err(|e| bad(e.to_string()))?;
+        let dim = t.shape().get(1).copied().unwrap_or(0);
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if values.len() != ids.len() * dim {
+            return Err(bad("ids and features disagree".into()));
+        }
+        let rows = ids
+            .into_iter()
+            .zip(values.chunks_exact(dim.max(1)).map(<[f32]>::to_vec))
+            .collect();
+        Ok(Self { path, dim, rows })
+    }
+
+    /// Write the cache atomically.
+    pub fn save(&self) -> Result<()> {
+        let ids: Vec<&String> = self.rows.keys().collect();
+        let data: Vec<u8> = self
+            .rows
+            .values()
+            .flat_map(|r| r.iter().flat_map(|v| v.to_le_bytes()))
+            .collect();
+        let view = TensorView::new(Dtype::F32, vec![ids.len(), self.dim], &data)
+            .map_err(|e| TrainError::Empty(e.to_string()))?;
+        let meta = std::collections::HashMap::from([(
+            "ids".to_string(),
+            serde_json::to_string(&ids).expect("json"),
+        )]);
+        let bytes = safetensors::serialize([("features", view)], Some(meta))
+            .map_err(|e| TrainError::Empty(e.to_string()))?;
+        atomic_write(&self.path, &bytes)
+    }
+}
+
+/// Features of `samples` from `backbone`, taking what `cache` has and computing (and
+/// adding) the rest; returns the rows in sample order (unreadable samples left out) and
+/// how many were computed.
+pub fn features(
+    backbone: &Backbone,
+    pre: &Preprocessor,
+    samples: &[Sample],
+    cache: &mut FeatureCache,
+    device: &Device,
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<(Vec<f32>, bool)>, usize)> {
+    let missing: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| !cache.rows.contains_key(&s.id))
+        .collect();
+    let total = missing.len();
+    for (done, chunk) in missing.chunks(batch_size.max(1)).enumerate() {
+        let images: Vec<Option<(String, Vec<f32>)>> = chunk
+            .par_iter()
+            .map(|s| {
+                let bytes = s.location.read().ok()?;
+                let img = sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS).ok()?;
+                Some((s.id.clone(), pre.pixel_values(&img)))
+            })
+            .collect();
+        let ok: Vec<(String, Vec<f32>)> = images.into_iter().flatten().collect();
+        if !ok.is_empty() {
+            let (h, w) = pre.crop;
+            let mut flat = Vec::with_capacity(ok.len() * 3 * (h * w) as usize);
+            for (_, v) in &ok {
+                flat.extend_from_slice(v);
+            }
+            let pixels = Tensor::<4>::from_data(
+                TensorData::new(flat, [ok.len(), 3, h as usize, w as usize]),
+                device,
+            );
+            let f = backbone
+                .features(pixels)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            let dim = f.len() / ok.len();
+            cache.dim = dim;
+            for ((id, _), row) in ok.iter().zip(f.chunks_exact(dim)) {
+                cache.rows.insert(id.clone(), row.to_vec());
+            }
+        }
+        progress(((done + 1) * batch_size).min(total), total);
+    }
+    if total > 0 {
+        cache.save()?;
+    }
+    let rows = samples
+        .iter()
+        .filter_map(|s| {
+            let y = s.label.target()? > 0.5;
+            cache.rows.get(&s.id).map(|r| (r.clone(), y))
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+/// Probe settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Full-batch passes.
+    pub epochs: u64,
+    /// Learning rate (AdamW).
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 300,
+            lr: 1e-2,
+            weight_decay: 1e-4,
+        }
+    }
+}
+
+struct Single;
+impl Grouping for Single {
+    fn group(&self, _: &str, rank: usize) -> Group {
+        Group {
+            layer: 0,
+            decay: rank > 1,
+        }
+    }
+    fn last_layer(&self) -> usize {
+        0
+    }
+}
+
+/// A trained probe: the head and the feature standardisation it expects.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Per-feature mean subtracted first.
+    pub mean: Vec<f32>,
+    /// Per-feature standard deviation divided by next.
+    pub std: Vec<f32>,
+    /// Head weight `[D, 2]`, row-major.
+    pub weight: Vec<f32>,
+    /// Head bias `[2]`.
+    pub bias: Vec<f32>,
+}
+
+impl Probe {
+    /// Roadwork probability of each feature row.
+    pub fn probabilities(&self, rows: &[Vec<f32>]) -> Vec<f64> {
+        let d = self.mean.len();
+        rows.iter()
+            .map(|r| {
+                let mut z = [self.bias[0], self.bias[1]];
+                for k in 0..d {
+                    let x = (r[k] - self.mean[k]) / self.std[k];
+                    z[0] += x * self.weight[k * 2];
+                    z[1] += x * self.weight[k * 2 + 1];
+                }
+                let m = z[0].max(z[1]);
+                let (e0, e1) = ((z[0] - m).exp(), (z[1] - m).exp());
+                f64::from(e1 / (e0 + e1))
+            })
+            .collect()
+    }
+}
+
+/// Fit a linear head on standardised features with full-batch AdamW on cross-entropy.
+pub fn fit(rows: &[(Vec<f32>, bool)], config: &ProbeConfig, device: &Device) -> Result<Probe> {
+    if rows.is_empty() {
+        return Err(TrainError::Empty("no training features".into()));
+    }
+    let n = rows.len();
+    let d = rows[0].0.len();
+    let mut mean = vec![0f32; d];
+    for (r, _) in rows {
+        for k in 0..d {
+            mean[k] += r[k] / n as f32;
+        }
+    }
+    let mut std = vec![0f32; d];
+    for (r, _) in rows {
+        for k in 0..d {
+            std[k] += (r[k] - mean[k]).powi(2) / n as f32;
+        }
+    }
+    std.iter_mut().for_each(|s| *s = s.sqrt().max(1e-6));
+    let x: Vec<f32> = rows
+        .iter()
+        .flat_map(|(r, _)| {
+            (0..d)
+                .map(|k| (r[k] - mean[k]) / std[k])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut onehot = vec![0f32; n * 2];
+    for (i, (_, y)) in rows.iter().enumerate() {
+        onehot[i * 2 + usize::from(*y)] = 1.0;
+    }
+    let ad = device.clone().autodiff();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [n, d]), &ad);
+    let t = Tensor::<2>::from_data(TensorData::new(onehot, [n, 2]), &ad);
+    let mut head = Linear {
+        weight: Param::from_tensor(Tensor::zeros([d, 2], &ad)),
+        bias: Some(Param::from_tensor(Tensor::zeros([2], &ad))),
+    };
+    let settings = AdamWSettings {
+        weight_decay: config.weight_decay,
+        layer_decay: 1.0,
+        clip: None,
+        ..AdamWSettings::default()
+    };
+    let mut optim = AdamW::new(settings, Single);
+    for _ in 0..config.epochs {
+        let logits = head.forward(x.clone());
+        let loss = (log_softmax(logits, 1) * t.clone())
+            .sum()
+            .div_scalar(-(n as f32));
+        let grads = loss.backward();
+        head = optim.step(head, config.lr, &grads).0;
+    }
+    let weight = head
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
+    let bias = head
+        .bias
+        .as_ref()
+        .map(|b| {
+            b.val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|| vec![0.0; 2]);
+    Ok(Probe {
+        mean,
+        std,
+        weight,
+        bias,
+    })
+}
+
+/// Score a probe on feature rows.
+pub fn score(probe: &Probe, rows: &[(Vec<f32>, bool)]) -> Report {
+    let feats: Vec<Vec<f32>> = rows.iter().map(|(r, _)| r.clone()).collect();
+    let pairs: Vec<(f64, bool)> = probe
+        .probabilities(&feats)
+        .into_iter()
+        .zip(rows.iter().map(|(_, y)| *y))
+        .collect();
+    Report::of(&pairs)
+}
