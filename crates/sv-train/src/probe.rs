@@ -170,6 +170,9 @@ impl FeatureCache {
     }
 }
 
+/// A sample's features and whether it shows roadwork.
+pub type Row = (Vec<f32>, bool);
+
 /// Features of `samples` from `backbone`, taking what `cache` has and computing (and
 /// adding) the rest; returns the rows in sample order (unreadable samples left out) and
 /// how many were computed.
@@ -181,7 +184,7 @@ pub fn features(
     device: &Device,
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<(Vec<f32>, bool)>, usize)> {
+) -> Result<(Vec<Row>, usize)> {
     let missing: Vec<&Sample> = samples
         .iter()
         .filter(|s| !cache.rows.contains_key(&s.id))
@@ -285,14 +288,17 @@ pub struct Probe {
 impl Probe {
     /// Roadwork probability of each feature row.
     pub fn probabilities(&self, rows: &[Vec<f32>]) -> Vec<f64> {
-        let d = self.mean.len();
         rows.iter()
             .map(|r| {
                 let mut z = [self.bias[0], self.bias[1]];
-                for k in 0..d {
-                    let x = (r[k] - self.mean[k]) / self.std[k];
-                    z[0] += x * self.weight[k * 2];
-                    z[1] += x * self.weight[k * 2 + 1];
+                let standardised = r
+                    .iter()
+                    .zip(&self.mean)
+                    .zip(&self.std)
+                    .map(|((v, m), s)| (v - m) / s);
+                for (x, w) in standardised.zip(self.weight.chunks_exact(2)) {
+                    z[0] += x * w[0];
+                    z[1] += x * w[1];
                 }
                 let m = z[0].max(z[1]);
                 let (e0, e1) = ((z[0] - m).exp(), (z[1] - m).exp());
@@ -303,7 +309,7 @@ impl Probe {
 }
 
 /// Fit a linear head on standardised features with full-batch AdamW on cross-entropy.
-pub fn fit(rows: &[(Vec<f32>, bool)], config: &ProbeConfig, device: &Device) -> Result<Probe> {
+pub fn fit(rows: &[Row], config: &ProbeConfig, device: &Device) -> Result<Probe> {
     if rows.is_empty() {
         return Err(TrainError::Empty("no training features".into()));
     }
@@ -311,14 +317,14 @@ pub fn fit(rows: &[(Vec<f32>, bool)], config: &ProbeConfig, device: &Device) -> 
     let d = rows[0].0.len();
     let mut mean = vec![0f32; d];
     for (r, _) in rows {
-        for k in 0..d {
-            mean[k] += r[k] / n as f32;
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += v / n as f32;
         }
     }
     let mut std = vec![0f32; d];
     for (r, _) in rows {
-        for k in 0..d {
-            std[k] += (r[k] - mean[k]).powi(2) / n as f32;
+        for ((s, v), m) in std.iter_mut().zip(r).zip(&mean) {
+            *s += (v - m).powi(2) / n as f32;
         }
     }
     std.iter_mut().for_each(|s| *s = s.sqrt().max(1e-6));
@@ -383,7 +389,7 @@ pub fn fit(rows: &[(Vec<f32>, bool)], config: &ProbeConfig, device: &Device) -> 
 }
 
 /// Score a probe on feature rows.
-pub fn score(probe: &Probe, rows: &[(Vec<f32>, bool)]) -> Report {
+pub fn score(probe: &Probe, rows: &[Row]) -> Report {
     let feats: Vec<Vec<f32>> = rows.iter().map(|(r, _)| r.clone()).collect();
     let pairs: Vec<(f64, bool)> = probe
         .probabilities(&feats)
