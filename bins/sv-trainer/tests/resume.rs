@@ -174,6 +174,26 @@ fn bad_inputs_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("nope.jsonl"), "{err}");
 
+    // A manifest whose images are gone.
+    let samples = sv_data::read_manifest(&manifest).unwrap();
+    let train = samples
+        .iter()
+        .find(|s| s.split == Some(sv_data::Split::Train))
+        .unwrap();
+    let gone = match &train.location {
+        sv_data::Location::File { path } => path.clone(),
+        other => panic!("{other:?}"),
+    };
+    std::fs::remove_file(&gone).unwrap();
+    let out = finetune(&manifest, &good, &dir.path().join("r3"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("missing") && err.contains(&*gone.to_string_lossy()),
+        "{err}"
+    );
+
     let out = Command::new(BIN)
         .args(["finetune", "--resume", "--manifest"])
         .arg(&manifest)

@@ -350,6 +350,33 @@ impl Data {
                 "no labelled training samples (assign splits to the manifest first)".into(),
             ));
         }
+        // A manifest pointing at files that are gone is an error up front, not a run
+        // that quietly trains on fewer images.
+        let missing: Vec<String> = train
+            .iter()
+            .chain(&val)
+            .filter_map(|s| match &s.location {
+                sv_data::Location::File { path } if !path.is_file() => {
+                    Some(path.display().to_string())
+                }
+                sv_data::Location::Parquet { path, .. } if !path.is_file() => {
+                    Some(path.display().to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(TrainError::Empty(format!(
+                "{} image files of the manifest are missing, e.g. {}",
+                missing.len(),
+                missing
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         Ok(Self { train, val })
     }
 }
