@@ -426,7 +426,7 @@ fn print_report(what: &str, r: &Report) {
 fn load_model(
     path: &std::path::Path,
     device: &Device,
-) -> Result<(sv_models::ConvNextV2Classifier, sv_augment::Pipeline)> {
+) -> Result<(sv_train::finetune::Trained, sv_augment::Pipeline)> {
     let run = RunDir {
         root: path.to_path_buf(),
     };
@@ -444,11 +444,10 @@ fn load_model(
             path.display()
         );
     }
-    let model = sv_models::ConvNextV2Classifier::load(
-        &weights,
-        &sv_models::ConvNextLoadOptions::default(),
-        device,
-    )?;
+    let model = match sv_models::Network::load(&weights, &Default::default(), device)? {
+        sv_models::Network::ConvNextV2(m) => sv_train::finetune::Trained::ConvNext(m),
+        sv_models::Network::Dinov2(m) => sv_train::finetune::Trained::Dinov2(m),
+    };
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config)?)
         .with_context(|| format!("reading {}", config.display()))?;
     let size = cfg["image_size"].as_u64().unwrap_or(224) as u32;
@@ -689,6 +688,11 @@ fn run_export(a: ExportArgs) -> Result<bool> {
             .unwrap_or(0),
         architecture: Some("ConvNextV2ForImageClassification".into()),
         notes: None,
+    };
+    let sv_train::finetune::Trained::ConvNext(model) = model else {
+        bail!(
+            "export of DINOv2 runs to the transformers layout is not built yet (ConvNeXt-V2 only)"
+        );
     };
     sv_train::export::export_hf(&model, config.image_size, &card, &a.out)?;
     println!("exported {} to {}", run.model().display(), a.out.display());

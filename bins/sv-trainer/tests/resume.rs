@@ -212,7 +212,7 @@ fn bad_inputs_are_named() {
 fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     use burn::tensor::{Distribution, Tensor};
     use sv_models::{ConvNextLoadOptions, ConvNextV2Classifier, Device};
-    use sv_train::finetune::{FinetuneConfig, RunDir, load_trained};
+    use sv_train::finetune::{FinetuneConfig, Logits, RunDir, load_trained};
 
     let dir = tempfile::tempdir().unwrap();
     let (manifest, config) = setup(dir.path());
@@ -264,7 +264,7 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     )
     .unwrap();
     let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-    let (a, b) = (trained.forward(x.clone()), exported.forward(x));
+    let (a, b) = (trained.logits(x.clone()), exported.forward(x));
     let diff = (a - b).abs().max().into_scalar::<f32>();
     assert!(diff < 1e-5, "logits differ by {diff}");
 }
@@ -324,4 +324,60 @@ fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["difference_points"].as_f64(), Some(0.0));
     assert_eq!(r["pass"].as_bool(), Some(false));
+}
+
+#[test]
+fn finetunes_from_dinov2_and_convnext_checkpoints() {
+    use sv_train::finetune::{FinetuneConfig, RunDir, Trained, initial_model, load_trained};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    for (checkpoint, size, dinov2) in [
+        ("dinov2/hf_mlp.safetensors", 56, true),
+        ("convnext/hf_cls.safetensors", 32, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (manifest, config) = setup(dir.path());
+        let path = fixtures.join(checkpoint);
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("epochs = 2", "epochs = 1")
+            .replace("image_size = 32", &format!("image_size = {size}"))
+            .replace(
+                "model = \"convnextv2-quickstart\"",
+                &format!("model = {:?}", path.display().to_string()),
+            );
+        std::fs::write(&config, text).unwrap();
+        let run = dir.path().join("run");
+        let out = finetune(&manifest, &config, &run).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{checkpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = FinetuneConfig::from_toml(
+            &std::fs::read_to_string(run.join("config.toml")).unwrap(),
+            "config.toml",
+        )
+        .unwrap();
+        let device = sv_models::Device::default();
+        let trained = load_trained(&RunDir { root: run.clone() }, &cfg, &device).unwrap();
+        assert_eq!(
+            matches!(trained, Trained::Dinov2(_)),
+            dinov2,
+            "{checkpoint}"
+        );
+        // The weights moved away from the checkpoint's.
+        let start = initial_model(&cfg, &device).unwrap();
+        let (a, b) = match (&trained, &start) {
+            (Trained::Dinov2(a), Trained::Dinov2(b)) => (
+                a.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+                b.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+            ),
+            (Trained::ConvNext(a), Trained::ConvNext(b)) => (
+                a.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+                b.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+            ),
+            _ => panic!("architectures differ"),
+        };
+        assert_ne!(a, b, "{checkpoint}: the head did not train");
+    }
 }

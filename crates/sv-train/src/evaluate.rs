@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sv_augment::Pipeline;
 use sv_data::{ImageBatcher, Sample};
 
-use crate::finetune::{Classifier, predict};
+use crate::finetune::{Logits, predict};
 use crate::metrics::Report;
 
 /// Latency of one image at batch 1, in milliseconds (preprocessed before the clock).
@@ -49,7 +49,7 @@ pub struct Evaluation {
 
 /// Score `model` on `samples`, overall and per source, and time `latency_images` of them
 /// one at a time.
-pub fn evaluate<M: Classifier>(
+pub fn evaluate<M: Logits>(
     model: &M,
     samples: &[Sample],
     pipeline: Arc<Pipeline>,
@@ -80,7 +80,7 @@ pub fn evaluate<M: Classifier>(
     }
 }
 
-fn time_batch_one<M: Classifier>(
+fn time_batch_one<M: Logits>(
     model: &M,
     samples: &[Sample],
     pipeline: Arc<Pipeline>,

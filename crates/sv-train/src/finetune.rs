@@ -28,8 +28,10 @@ use crate::optim::{AdamW, AdamWSettings, Dinov2Grouping, Group, Grouping, warmup
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneConfig {
-    /// `convnextv2-<atto…huge>` or `convnextv2-quickstart` (a 0.2 M-parameter
-    /// ConvNeXt-V2 for CPU demos), trained from scratch.
+    /// A checkpoint to start from (DINOv2 with registers or ConvNeXt-V2, any layout the
+    /// loaders read; its head is kept when it has two labels, else a new one is made), or
+    /// `convnextv2-<atto…huge>` / `convnextv2-quickstart` (a 0.2 M-parameter ConvNeXt-V2
+    /// for CPU demos) from scratch.
     pub model: String,
     /// Input side in pixels.
     pub image_size: u32,
@@ -129,10 +131,12 @@ impl FinetuneConfig {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "must be at least 1");
         }
-        if model_config(&self.model, self.drop_path).is_none() {
+        if model_config(&self.model, self.drop_path).is_none() && !Path::new(&self.model).is_file()
+        {
             return bad(
                 "model",
-                "unknown model (convnextv2-atto … convnextv2-huge, convnextv2-quickstart)",
+                "neither a checkpoint file nor a known model (convnextv2-atto … \
+                 convnextv2-huge, convnextv2-quickstart)",
             );
         }
         Ok(())
@@ -153,12 +157,36 @@ pub fn model_config(name: &str, drop_path: f64) -> Option<ConvNextV2Config> {
     Some(cfg)
 }
 
-/// What a classifier needs to be trained here.
-pub trait Classifier: Module + Sized {
+/// A model that scores images.
+pub trait Logits {
     /// Logits `[B, 2]` of normalised pixels `[B, 3, H, W]`.
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
+}
+
+/// What a classifier needs to be trained here.
+pub trait Classifier: Module + Logits + Sized {
     /// Its parameter groups.
     fn grouping(&self) -> ModelGrouping;
+    /// Set the stochastic depth rate of the last block (linear from 0 over the blocks).
+    fn set_drop_path(&mut self, rate: f64);
+}
+
+/// A trained classifier of either architecture.
+#[derive(Debug)]
+pub enum Trained {
+    /// ConvNeXt-V2.
+    ConvNext(ConvNextV2Classifier),
+    /// DINOv2 with registers.
+    Dinov2(Dinov2Classifier),
+}
+
+impl Logits for Trained {
+    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
+        match self {
+            Trained::ConvNext(m) => m.forward(pixels),
+            Trained::Dinov2(m) => m.forward(pixels),
+        }
+    }
 }
 
 /// Parameter groups of the supported classifiers.
@@ -212,25 +240,51 @@ impl Grouping for ModelGrouping {
     }
 }
 
-impl Classifier for ConvNextV2Classifier {
+impl Logits for ConvNextV2Classifier {
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
         self.forward(pixels)
     }
+}
+
+impl Classifier for ConvNextV2Classifier {
     fn grouping(&self) -> ModelGrouping {
         ModelGrouping::ConvNext {
             depths: self.backbone.config.depths.clone(),
         }
     }
+    fn set_drop_path(&mut self, rate: f64) {
+        self.backbone.config.drop_path_rate = rate;
+        let rates = self.backbone.config.drop_path_rates();
+        for (stage, r) in self.backbone.stages.iter_mut().zip(rates) {
+            for (block, p) in stage.blocks.iter_mut().zip(r) {
+                block.drop_path.prob = p;
+            }
+        }
+    }
 }
 
-impl Classifier for Dinov2Classifier {
+impl Logits for Dinov2Classifier {
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
         self.forward(pixels)
     }
+}
+
+impl Classifier for Dinov2Classifier {
     fn grouping(&self) -> ModelGrouping {
         ModelGrouping::Dinov2(Dinov2Grouping {
             depth: self.backbone.config.num_layers,
         })
+    }
+    fn set_drop_path(&mut self, rate: f64) {
+        self.backbone.config.drop_path_rate = rate;
+        let n = self.backbone.blocks.len();
+        for (i, block) in self.backbone.blocks.iter_mut().enumerate() {
+            block.drop_path.prob = if n > 1 {
+                rate * i as f64 / (n - 1) as f64
+            } else {
+                rate
+            };
+        }
     }
 }
 
@@ -418,23 +472,17 @@ pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
 }
 
 /// The final model of a finished run, on `device`.
-pub fn load_trained(
-    run: &RunDir,
-    config: &FinetuneConfig,
-    device: &Device,
-) -> Result<ConvNextV2Classifier> {
-    let cfg = model_config(&config.model, config.drop_path).ok_or_else(|| TrainError::Config {
-        source_name: run.config().display().to_string(),
-        reason: format!("model: unknown model {}", config.model),
-    })?;
-    let model = ConvNextV2Classifier::with_new_head(ConvNextV2::random(&cfg, device)?, 2);
+pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Trained> {
     let ck = Checkpoint::load(&run.model())?;
-    load_params(model, &ck.model, &run.model())
+    Ok(match initial_model(config, device)? {
+        Trained::ConvNext(m) => Trained::ConvNext(load_params(m, &ck.model, &run.model())?),
+        Trained::Dinov2(m) => Trained::Dinov2(load_params(m, &ck.model, &run.model())?),
+    })
 }
 
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
 /// labels.
-pub fn predict<M: Classifier>(
+pub fn predict<M: Logits>(
     model: &M,
     samples: &[Sample],
     pipeline: Arc<Pipeline>,
@@ -484,10 +532,44 @@ pub fn finetune(
 ) -> Result<Report> {
     config.validate("<config>")?;
     std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
-    let cfg = model_config(&config.model, config.drop_path).expect("validated");
     device.seed(config.seed);
-    let model = ConvNextV2Classifier::with_new_head(ConvNextV2::random(&cfg, device)?, 2);
-    train_loop(model, config, data, run, resume, device, events)
+    match initial_model(config, device)? {
+        Trained::ConvNext(m) => train_loop(m, config, data, run, resume, device, events),
+        Trained::Dinov2(m) => train_loop(m, config, data, run, resume, device, events),
+    }
+}
+
+/// The model a run starts from: a checkpoint (its two-label head kept, else a new zero
+/// head) or a named network with random weights, with the run's drop path rate.
+pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained> {
+    if let Some(cfg) = model_config(&config.model, config.drop_path) {
+        return Ok(Trained::ConvNext(ConvNextV2Classifier::with_new_head(
+            ConvNextV2::random(&cfg, device)?,
+            2,
+        )));
+    }
+    let path = Path::new(&config.model);
+    let (backbone, arch) = crate::probe::Backbone::load(path, device)?;
+    let _ = arch;
+    let with_head = |n: usize| n == 2;
+    Ok(match backbone {
+        crate::probe::Backbone::ConvNext(b) => {
+            let mut m = match ConvNextV2Classifier::load(path, &Default::default(), device) {
+                Ok(c) if with_head(c.num_labels()) => c,
+                _ => ConvNextV2Classifier::with_new_head(b, 2),
+            };
+            m.set_drop_path(config.drop_path);
+            Trained::ConvNext(m)
+        }
+        crate::probe::Backbone::Dinov2(b) => {
+            let mut m = match Dinov2Classifier::load(path, &Default::default(), device) {
+                Ok(c) if with_head(c.num_labels()) => c,
+                _ => Dinov2Classifier::with_new_head(b, 2),
+            };
+            m.set_drop_path(config.drop_path);
+            Trained::Dinov2(m)
+        }
+    })
 }
 
 fn train_loop<M: Classifier>(
