@@ -1,7 +1,8 @@
 //! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
 //!
-//! Built so far: `finetune` (resumable) and `quickstart`. Not built yet: `probe`, `eval`,
-//! `ab`, `export`.
+//! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (ConvNeXt-V2 to the
+//! transformers layout) and `quickstart`. Not built yet: export of DINOv2 runs, EMA,
+//! plots.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
