@@ -1,7 +1,7 @@
 //! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
 //!
 //! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (ConvNeXt-V2 to the
-//! transformers layout) and `quickstart`. Not built yet: export of DINOv2 runs, EMA,
+//! transformers layout) and `quickstart`. Not built yet: export of DINOv2 runs,
 //! plots.
 
 use std::io::IsTerminal;

@@ -21,6 +21,7 @@ backbone_lr = 0.001
 layer_decay = 0.8
 warmup_steps = 3
 drop_path = 0.1
+ema = 0.9
 checkpoint_every = 2
 seed = 5
 "#;
@@ -109,8 +110,18 @@ fn a_killed_run_resumes_to_the_same_weights() {
         !killed.join("model.safetensors").exists(),
         "killed before the end"
     );
-    let position = Checkpoint::load(&checkpoint).unwrap().position;
+    let ck = Checkpoint::load(&checkpoint).unwrap();
+    let position = ck.position;
     assert!(position.epoch == 0 && position.batch > 0, "{position:?}");
+    assert_eq!(
+        ck.ema.len(),
+        ck.model.len(),
+        "the checkpoint carries the weight average"
+    );
+    assert!(
+        ck.ema.iter().any(|(k, v)| v.1 != ck.model[k].1),
+        "the average differs from the weights"
+    );
 
     let out = Command::new(BIN)
         .args(["finetune", "--resume", "--manifest"])

@@ -134,6 +134,8 @@ pub struct Checkpoint {
     pub model: Values,
     /// Optimizer moments by parameter path.
     pub moments: HashMap<String, Moments>,
+    /// Exponential moving average of the parameters, when the run keeps one.
+    pub ema: Values,
     /// Where the run stands.
     pub position: Position,
     /// Free-form facts about the run (its resolved config, …), checked on resume.
@@ -150,6 +152,9 @@ impl Checkpoint {
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (k, (shape, v)) in &self.model {
             owned.push((format!("model/{k}"), shape.clone(), f32_bytes(v)));
+        }
+        for (k, (shape, v)) in &self.ema {
+            owned.push((format!("ema/{k}"), shape.clone(), f32_bytes(v)));
         }
         let mut keys: Vec<&String> = self.moments.keys().collect();
         keys.sort();
@@ -203,6 +208,7 @@ impl Checkpoint {
             .ok_or_else(|| bad("no position: not a training checkpoint".into()))
             .and_then(|p| serde_json::from_str(&p).map_err(|e| bad(e.to_string())))?;
         let mut model = BTreeMap::new();
+        let mut ema = BTreeMap::new();
         let mut moments: HashMap<String, Moments> = HashMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {
@@ -225,6 +231,9 @@ impl Checkpoint {
                 "model" => {
                     model.insert(key.to_string(), (view.shape().to_vec(), values));
                 }
+                "ema" => {
+                    ema.insert(key.to_string(), (view.shape().to_vec(), values));
+                }
                 "m" => moments.entry(key.to_string()).or_insert_with(entry).m = values,
                 "v" => moments.entry(key.to_string()).or_insert_with(entry).v = values,
                 "step" => {
@@ -237,6 +246,7 @@ impl Checkpoint {
         Ok(Self {
             model,
             moments,
+            ema,
             position,
             meta,
         })

@@ -56,6 +56,9 @@ pub struct FinetuneConfig {
     pub clip: f64,
     /// Stochastic depth rate of the last block.
     pub drop_path: f64,
+    /// Decay of an exponential moving average of the weights, which is then what is
+    /// validated and saved as the final model (0: no average).
+    pub ema: f64,
     /// Draw training batches class-balanced (else a shuffled pass).
     pub balanced: bool,
     /// Augmentation: a preset (`heavy`, `validator`) or a pipeline TOML file.
@@ -81,6 +84,7 @@ impl Default for FinetuneConfig {
             min_lr_ratio: 0.01,
             clip: 3.0,
             drop_path: 0.1,
+            ema: 0.0,
             balanced: true,
             augment: "heavy".into(),
             seed: 0,
@@ -127,6 +131,9 @@ impl FinetuneConfig {
         }
         if !(0.0..1.0).contains(&self.drop_path) {
             return bad("drop_path", "must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return bad("ema", "must be in [0, 1)");
         }
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "must be at least 1");
@@ -599,6 +606,7 @@ fn train_loop<M: Classifier>(
     };
     let mut optim = AdamW::new(settings, model.grouping());
     let config_text = config.to_toml();
+    let mut ema: Option<crate::checkpoint::Values> = (config.ema > 0.0).then(|| params_of(&model));
     let mut position = Position {
         epoch: 0,
         batch: 0,
@@ -616,6 +624,9 @@ fn train_loop<M: Classifier>(
         }
         model = load_params(model, &ck.model, &run.checkpoint())?;
         optim.state = ck.moments;
+        if config.ema > 0.0 {
+            ema = Some(ck.ema);
+        }
         position = ck.position;
         truncate_metrics(&run.metrics(), position.step)?;
         events(Event::Resumed { position });
@@ -633,12 +644,17 @@ fn train_loop<M: Classifier>(
     let sampler = BalancedSampler::new(&labels, config.seed)?;
     let batcher = Arc::new(ImageBatcher::augmenting(train_pipeline, config.seed));
     let dataset = Arc::new(SampleDataset::new(data.train.clone()));
-    let save = |model: &M, optim: &AdamW<ModelGrouping>, position: Position| -> Result<()> {
+    let save = |model: &M,
+                optim: &AdamW<ModelGrouping>,
+                ema: &Option<crate::checkpoint::Values>,
+                position: Position|
+     -> Result<()> {
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("config".to_string(), config_text.clone());
         Checkpoint {
             model: params_of(model),
             moments: optim.state.clone(),
+            ema: ema.clone().unwrap_or_default(),
             position,
             meta,
         }
@@ -704,6 +720,16 @@ fn train_loop<M: Classifier>(
             );
             let (next, report) = optim.step(model, lr, &grads);
             model = next;
+            if let Some(avg) = ema.as_mut() {
+                let d = config.ema as f32;
+                for (k, (_, v)) in params_of(&model) {
+                    if let Some((_, a)) = avg.get_mut(&k) {
+                        for (a, v) in a.iter_mut().zip(&v) {
+                            *a = d * *a + (1.0 - d) * v;
+                        }
+                    }
+                }
+            }
             position.step += 1;
             batch_index += 1;
             position.batch = batch_index;
@@ -721,14 +747,17 @@ fn train_loop<M: Classifier>(
                 lr,
             });
             if position.step.is_multiple_of(config.checkpoint_every) && batch_index < per_epoch {
-                save(&model, &optim, position)?;
+                save(&model, &optim, &ema, position)?;
                 events(Event::Checkpoint {
                     path: run.checkpoint(),
                     position,
                 });
             }
         }
-        let valid = model.valid();
+        let valid = match &ema {
+            Some(avg) => load_params(model.valid(), avg, &run.checkpoint())?,
+            None => model.valid(),
+        };
         let pairs = predict(
             &valid,
             &data.val,
@@ -753,16 +782,17 @@ fn train_loop<M: Classifier>(
             batch: 0,
             step: position.step,
         };
-        save(&model, &optim, position)?;
+        save(&model, &optim, &ema, position)?;
         events(Event::Checkpoint {
             path: run.checkpoint(),
             position,
         });
     }
-    let final_params = params_of(&model);
+    let final_params = ema.clone().unwrap_or_else(|| params_of(&model));
     let final_ck = Checkpoint {
         model: final_params,
         moments: Default::default(),
+        ema: Default::default(),
         position,
         meta: [("config".to_string(), config_text.clone())].into(),
     };
@@ -770,7 +800,10 @@ fn train_loop<M: Classifier>(
     let report = match last_report {
         Some(r) => r,
         None => {
-            let valid = model.valid();
+            let valid = match &ema {
+                Some(avg) => load_params(model.valid(), avg, &run.model())?,
+                None => model.valid(),
+            };
             Report::of(&predict(
                 &valid,
                 &data.val,

@@ -13,7 +13,7 @@
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
 //!
-//! Not built yet (issue 5): export of DINOv2 runs, EMA of weights, plots.
+//! Not built yet (issue 5): export of DINOv2 runs, plots.
 
 pub mod checkpoint;
 pub mod error;

@@ -89,6 +89,7 @@ pub fn prepare(
         min_lr_ratio: 0.05,
         clip: 3.0,
         drop_path: 0.0,
+        ema: 0.0,
         balanced: true,
         augment: layout.pipeline.to_string_lossy().into_owned(),
         seed,
