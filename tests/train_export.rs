@@ -106,3 +106,77 @@ fn a_bad_card_writes_nothing() {
     assert!(err.to_string().contains("submitted_by"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn dinov2_export_gives_back_the_transformers_files() {
+    use sv_models::{Dinov2Classifier, LoadOptions};
+    use sv_train::export::export_hf_dinov2;
+    let device = Device::default();
+    for name in ["hf_mlp", "hf_swiglu"] {
+        let src = fixture(&format!("dinov2/{name}.safetensors"));
+        let model = Dinov2Classifier::load(&src, &LoadOptions::default(), &device).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        export_hf_dinov2(&model, 56, &card(), dir.path()).unwrap();
+        let original = std::fs::read(&src).unwrap();
+        let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+        let (a, b) = (
+            SafeTensors::deserialize(&original).unwrap(),
+            SafeTensors::deserialize(&exported).unwrap(),
+        );
+        let mut names_a: Vec<String> = a.names().into_iter().map(String::from).collect();
+        let mut names_b: Vec<String> = b.names().into_iter().map(String::from).collect();
+        names_a.sort();
+        names_b.sort();
+        assert_eq!(names_a, names_b, "{name}: transformers' key names");
+        for key in &names_a {
+            let (ta, tb) = (a.tensor(key).unwrap(), b.tensor(key).unwrap());
+            assert_eq!(ta.shape(), tb.shape(), "{name} {key}");
+            assert_eq!(ta.data(), tb.data(), "{name} {key}: values");
+        }
+        let theirs: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("dinov2/{name}.config.json"))).unwrap(),
+        )
+        .unwrap();
+        let ours: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        for key in [
+            "model_type",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "mlp_ratio",
+            "num_register_tokens",
+            "patch_size",
+            "image_size",
+            "qkv_bias",
+            "layer_norm_eps",
+            "id2label",
+            "label2id",
+            "stage_names",
+            "out_features",
+            "out_indices",
+        ] {
+            assert_eq!(ours[key], theirs[key], "{name} config.json {key}");
+        }
+        assert_eq!(
+            ours["use_swiglu_ffn"].as_bool().unwrap_or(false),
+            theirs["use_swiglu_ffn"].as_bool().unwrap_or(false)
+        );
+        // Loaded back, transformers' logits.
+        let again = Dinov2Classifier::load(
+            &dir.path().join("model.safetensors"),
+            &LoadOptions::default(),
+            &device,
+        )
+        .unwrap();
+        let expected = read_expected(&format!("dinov2/{name}.expected.safetensors"));
+        let pixels = expected["pixels_native"].tensor::<4>(&device);
+        let worst = max_abs_diff(
+            "logits",
+            again.forward(pixels),
+            &expected["pixels_native.logits"],
+        );
+        assert!(worst < 1e-4, "{name}: logits differ by {worst}");
+    }
+}

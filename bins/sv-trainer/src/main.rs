@@ -1,8 +1,7 @@
 //! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
 //!
-//! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (ConvNeXt-V2 to the
-//! transformers layout) and `quickstart`. Not built yet: export of DINOv2 runs,
-//! plots.
+//! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (to the transformers
+//! layout) and `quickstart`. Not built yet: plots.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -48,8 +47,9 @@ enum Command {
     /// it is not, 2 on errors), so a daily loop can gate deployment on it.
     Ab(AbArgs),
     /// Write a finished run's model in the Hugging Face transformers layout
-    /// (ConvNextV2ForImageClassification): model.safetensors, config.json,
-    /// preprocessor_config.json and the subnet's model_card.json.
+    /// (ConvNextV2ForImageClassification or Dinov2WithRegistersForImageClassification):
+    /// model.safetensors, config.json, preprocessor_config.json and the subnet's
+    /// model_card.json.
     Export(ExportArgs),
     /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
     /// evaluate it on its held-out test split. No network, GPU or account needed.
@@ -678,7 +678,7 @@ fn run_export(a: ExportArgs) -> Result<bool> {
         .with_context(|| format!("reading {} (is this a run directory?)", path.display()))?;
     let config = FinetuneConfig::from_toml(&text, &path.display().to_string())?;
     let model = sv_train::finetune::load_trained(&run, &config, &Device::default())?;
-    let card = sv_train::export::ModelCard {
+    let mut card = sv_train::export::ModelCard {
         model_name: a.model_name,
         description: a.description,
         version: a.version,
@@ -687,15 +687,19 @@ fn run_export(a: ExportArgs) -> Result<bool> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        architecture: Some("ConvNextV2ForImageClassification".into()),
+        architecture: None,
         notes: None,
     };
-    let sv_train::finetune::Trained::ConvNext(model) = model else {
-        bail!(
-            "export of DINOv2 runs to the transformers layout is not built yet (ConvNeXt-V2 only)"
-        );
-    };
-    sv_train::export::export_hf(&model, config.image_size, &card, &a.out)?;
+    match model {
+        sv_train::finetune::Trained::ConvNext(m) => {
+            card.architecture = Some("ConvNextV2ForImageClassification".into());
+            sv_train::export::export_hf(&m, config.image_size, &card, &a.out)?
+        }
+        sv_train::finetune::Trained::Dinov2(m) => {
+            card.architecture = Some("Dinov2WithRegistersForImageClassification".into());
+            sv_train::export::export_hf_dinov2(&m, config.image_size, &card, &a.out)?
+        }
+    }
     println!("exported {} to {}", run.model().display(), a.out.display());
     Ok(true)
 }

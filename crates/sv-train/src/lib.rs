@@ -7,13 +7,13 @@
 //!
 //! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
 //! - [`evaluate`]: metrics per source, batch-1 latency, the paired-bootstrap A/B gate.
-//! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`), its
-//!   configs and the subnet's model card.
+//! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`,
+//!   `Dinov2WithRegistersForImageClassification`), its configs and the subnet's card.
 //! - [`finetune`]: the resumable fine-tuning loop and its run directory.
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
 //!
-//! Not built yet (issue 5): export of DINOv2 runs, plots.
+//! Not built yet (issue 5): plots of a run.
 
 pub mod checkpoint;
 pub mod error;
