@@ -1,7 +1,7 @@
 //! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
 //!
 //! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (to the transformers
-//! layout) and `quickstart`. Not built yet: plots.
+//! layout) and `quickstart`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

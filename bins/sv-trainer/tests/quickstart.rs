@@ -52,6 +52,10 @@ fn quickstart_learns_roadwork_from_synthetic_scenes() {
         assert!(dir.path().join("run").join(f).exists(), "{f} missing");
     }
     assert!(dir.path().join("data/manifest.jsonl").exists());
+    for plot in ["loss.png", "validation.png", "roc.png", "confusion.png"] {
+        let img = image::open(dir.path().join("run/plots").join(plot)).unwrap();
+        assert_eq!((img.width(), img.height()), (640, 400), "{plot}");
+    }
 
     let export = dir.path().join("export");
     let out = Command::new(BIN)

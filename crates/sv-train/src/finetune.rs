@@ -358,6 +358,10 @@ impl RunDir {
     pub fn eval(&self) -> PathBuf {
         self.root.join("eval.json")
     }
+    /// Plots of the run (PNG): loss, validation metrics, ROC, confusion matrix.
+    pub fn plots(&self) -> PathBuf {
+        self.root.join("plots")
+    }
 }
 
 /// Append one JSON line to the metrics log and sync it.
@@ -661,6 +665,7 @@ fn train_loop<M: Classifier>(
         .save(&run.checkpoint())
     };
     let mut last_report = None;
+    let mut last_pairs: Vec<(f64, bool)> = Vec::new();
     for epoch in position.epoch..config.epochs {
         batcher.set_epoch(epoch);
         let order: Vec<usize> = if config.balanced {
@@ -766,6 +771,7 @@ fn train_loop<M: Classifier>(
             &device.clone().inner(),
         );
         let report = Report::of(&pairs);
+        last_pairs = pairs;
         log_metrics(
             &run.metrics(),
             &serde_json::json!({
@@ -819,5 +825,59 @@ fn train_loop<M: Classifier>(
             .expect("serialisable")
             .as_bytes(),
     )?;
+    write_plots(run, &report, &last_pairs)?;
     Ok(report)
+}
+
+/// Loss per step and validation accuracy and MCC per epoch from the run's metric log,
+/// and the last validation's ROC curve and confusion matrix, as PNGs.
+pub fn write_plots(run: &RunDir, report: &Report, pairs: &[(f64, bool)]) -> Result<()> {
+    let text = std::fs::read_to_string(run.metrics()).unwrap_or_default();
+    let (mut loss, mut acc, mut mcc) = (Vec::new(), Vec::new(), Vec::new());
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let step = v["step"].as_f64().unwrap_or(0.0);
+        if let Some(l) = v["loss"].as_f64() {
+            loss.push((step, l));
+        }
+        if let Some(a) = v["val"]["accuracy"].as_f64() {
+            let epoch = v["epoch"].as_f64().unwrap_or(0.0) + 1.0;
+            acc.push((epoch, a));
+            mcc.push((epoch, v["val"]["mcc"].as_f64().unwrap_or(0.0)));
+        }
+    }
+    let dir = run.plots();
+    let png = |name: &str, img: image::RgbImage| -> Result<()> {
+        let mut bytes = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| TrainError::Empty(format!("encoding {name}: {e}")))?;
+        atomic_write(&dir.join(name), &bytes)
+    };
+    png(
+        "loss.png",
+        crate::plot::line_chart("training loss", "step", &[("loss", loss)], None),
+    )?;
+    let low = mcc.iter().map(|p| p.1).fold(0.0f64, f64::min).min(0.0);
+    png(
+        "validation.png",
+        crate::plot::line_chart(
+            "validation",
+            "epoch",
+            &[("accuracy", acc), ("mcc", mcc)],
+            Some((low, 1.0)),
+        ),
+    )?;
+    png(
+        "roc.png",
+        crate::plot::roc_chart(&crate::metrics::roc_curve(pairs), report.roc_auc),
+    )?;
+    png(
+        "confusion.png",
+        crate::plot::confusion_chart(&report.confusion),
+    )
 }

@@ -4,16 +4,14 @@
 //!   calibration error and the subnet's reward, with the validator's decision rule.
 //! - [`optim`]: AdamW with layer-wise learning-rate decay and no-decay groups, global-norm
 //!   clipping and the warmup-then-cosine schedule, as PyTorch computes them.
-//!
 //! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
 //! - [`evaluate`]: metrics per source, batch-1 latency, the paired-bootstrap A/B gate.
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`,
 //!   `Dinov2WithRegistersForImageClassification`), its configs and the subnet's card.
 //! - [`finetune`]: the resumable fine-tuning loop and its run directory.
+//! - [`plot`]: PNG charts of a run (loss, validation metrics, ROC, confusion matrix).
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
-//!
-//! Not built yet (issue 5): plots of a run.
 
 pub mod checkpoint;
 pub mod error;
@@ -22,6 +20,7 @@ pub mod export;
 pub mod finetune;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod probe;
 pub mod quickstart;
 
