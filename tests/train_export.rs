@@ -73,6 +73,13 @@ fn export_gives_back_the_transformers_file() {
             .unwrap();
     assert_eq!(card_back, card());
 
+    // Our ensemble file: one member, usable as it is.
+    let ensemble = sv_models::Ensemble::load(&dir.path().join("ensemble.json"), &device).unwrap();
+    let probs = ensemble
+        .classify_files(&[fixture("images/chelsea.png")])
+        .unwrap();
+    assert_eq!(probs.len(), 1);
+
     // Loaded back, the export computes transformers' logits.
     let again = ConvNextV2Classifier::load(
         &dir.path().join("model.safetensors"),
@@ -179,4 +186,61 @@ fn dinov2_export_gives_back_the_transformers_files() {
         );
         assert!(worst < 1e-4, "{name}: logits differ by {worst}");
     }
+}
+
+#[test]
+fn a_checkpoint_of_another_architecture_is_refused_by_name() {
+    use sv_models::{Dinov2Classifier, LoadOptions};
+    use sv_train::checkpoint::{load_params, params_of};
+    let device = Device::default();
+    let dino = Dinov2Classifier::load(
+        &fixture("dinov2/hf_mlp.safetensors"),
+        &LoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let convnext = ConvNextV2Classifier::load(
+        &fixture("convnext/hf_cls.safetensors"),
+        &ConvNextLoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let err = load_params(
+        convnext,
+        &params_of(&dino),
+        std::path::Path::new("dino.ckpt"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("dino.ckpt")
+            && err.contains("another architecture")
+            && err.contains("missing backbone.stem"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failed_checkpoint_write_leaves_the_old_one_and_no_debris() {
+    use sv_train::checkpoint::atomic_write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    atomic_write(&path, b"old").unwrap();
+    // The temporary file cannot be created: a directory is in the way of its name.
+    let blocker = dir.path().join(format!(
+        ".checkpoint.safetensors.tmp-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(atomic_write(&path, b"new").is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    std::fs::remove_dir(&blocker).unwrap();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("checkpoint.safetensors")]
+    );
 }

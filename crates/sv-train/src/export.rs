@@ -1,7 +1,9 @@
-//! Export a trained ConvNeXt-V2 classifier in the Hugging Face transformers layout
-//! (`ConvNextV2ForImageClassification`): `model.safetensors` with transformers' key
-//! names and PyTorch's tensor layouts, `config.json`, `preprocessor_config.json`, and the
-//! subnet's `model_card.json`. The subnet's base miner and plain transformers load it.
+//! Export a trained classifier in the Hugging Face transformers layout
+//! (`ConvNextV2ForImageClassification`, `Dinov2WithRegistersForImageClassification`):
+//! `model.safetensors` with transformers' key names and PyTorch's tensor layouts,
+//! `config.json`, `preprocessor_config.json`, the subnet's `model_card.json`, and our
+//! `ensemble.json` with the model as its one member. The subnet's base miner and plain
+//! transformers load it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -482,5 +484,20 @@ fn write_repository(
     atomic_write(
         &dir.join("model_card.json"),
         pretty(&serde_json::to_value(card).expect("json")).as_bytes(),
-    )
+    )?;
+    // Our own ensemble file with this model as its one member (paths relative to the
+    // repository), ready to merge with other members (`sv-miner classify --ensemble`).
+    let architecture = if config["model_type"] == "convnextv2" {
+        "convnextv2"
+    } else {
+        "dinov2"
+    };
+    let ensemble = json!({"members": [{
+        "name": card.model_name,
+        "checkpoint": "model.safetensors",
+        "architecture": architecture,
+        "config": "config.json",
+        "preprocessor": "preprocessor_config.json",
+    }]});
+    atomic_write(&dir.join("ensemble.json"), pretty(&ensemble).as_bytes())
 }
