@@ -46,6 +46,9 @@ enum Command {
     /// better by at least --threshold points and the 95 % interval excludes zero (1 when
     /// it is not, 2 on errors), so a daily loop can gate deployment on it.
     Ab(AbArgs),
+    /// Fit an ensemble file's member weights and temperatures (minimum log-loss) on a
+    /// manifest split and save them back (atomically) with a record of the fit.
+    FitEnsemble(FitEnsembleArgs),
     /// Write a finished run's model in the Hugging Face transformers layout
     /// (ConvNextV2ForImageClassification or Dinov2WithRegistersForImageClassification):
     /// model.safetensors, config.json, preprocessor_config.json and the subnet's
@@ -183,6 +186,31 @@ struct AbArgs {
 }
 
 #[derive(Args, Debug)]
+struct FitEnsembleArgs {
+    /// The ensemble file (JSON; see sv-miner classify --ensemble).
+    #[arg(long)]
+    ensemble: PathBuf,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Split to fit on: val, test, train or all.
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Keep the weights as they are (fit temperatures only).
+    #[arg(long)]
+    no_weights: bool,
+    /// Keep the temperatures as they are (fit weights only).
+    #[arg(long)]
+    no_temperatures: bool,
+    /// Where to save the fitted file [default: over --ensemble].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
 struct ExportArgs {
     /// A finished run directory (with config.toml and model.safetensors).
     #[arg(long)]
@@ -231,6 +259,7 @@ fn main() {
         Command::Export(a) => run_export(a),
         Command::Eval(a) => run_eval(a),
         Command::Probe(a) => run_probe(a),
+        Command::FitEnsemble(a) => run_fit_ensemble(a),
         Command::Ab(a) => run_ab(a),
     };
     match result {
@@ -578,6 +607,33 @@ fn run_probe(a: ProbeArgs) -> Result<bool> {
         serde_json::to_string_pretty(&serde_json::json!({"val": val_report, "test": test_report}))?
             .as_bytes(),
     )?;
+    Ok(true)
+}
+
+fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
+    if a.no_weights && a.no_temperatures {
+        bail!("--no-weights and --no-temperatures leave nothing to fit");
+    }
+    let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
+    let mut ensemble = sv_models::Ensemble::load(&a.ensemble, &device)?;
+    let samples = split_samples(&a.manifest, &a.split)?;
+    let opts = sv_models::ensemble::FitOptions {
+        weights: !a.no_weights,
+        temperatures: !a.no_temperatures,
+        ..Default::default()
+    };
+    let fit = sv_train::evaluate::fit_ensemble(&mut ensemble, &samples, opts, 64)?;
+    let out = a.out.clone().unwrap_or_else(|| a.ensemble.clone());
+    ensemble.save(&out)?;
+    println!(
+        "log-loss {:.4} -> {:.4} on {} images; weights {:?}, temperatures {:?}; saved {}",
+        fit.initial_log_loss,
+        fit.log_loss,
+        samples.len(),
+        fit.weights,
+        fit.temperatures,
+        out.display()
+    );
     Ok(true)
 }
 

@@ -278,6 +278,37 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     let (a, b) = (trained.logits(x.clone()), exported.forward(x));
     let diff = (a - b).abs().max().into_scalar::<f32>();
     assert!(diff < 1e-5, "logits differ by {diff}");
+
+    // The export's ensemble file takes a fitted temperature.
+    let fitted = dir.path().join("fitted.json");
+    let out = Command::new(BIN)
+        .args([
+            "fit-ensemble",
+            "--no-weights",
+            "--split",
+            "all",
+            "--ensemble",
+        ])
+        .arg(export.join("ensemble.json"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&fitted)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fitted).unwrap()).unwrap();
+    let fit = &spec["fit"];
+    assert!(
+        fit["log_loss"].as_f64().unwrap() <= fit["initial_log_loss"].as_f64().unwrap(),
+        "{spec}"
+    );
+    assert_eq!(fit["temperatures"].as_bool(), Some(true));
 }
 
 #[test]

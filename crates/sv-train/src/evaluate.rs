@@ -191,6 +191,48 @@ pub fn ab_gate(
     }
 }
 
+/// Fit an ensemble's weights and/or temperatures on labelled `samples` (decoded in chunks
+/// of `chunk`; unreadable ones left out), storing the result in the ensemble.
+pub fn fit_ensemble(
+    ensemble: &mut sv_models::Ensemble,
+    samples: &[Sample],
+    opts: sv_models::ensemble::FitOptions,
+    chunk: usize,
+) -> crate::Result<sv_models::ensemble::Fit> {
+    use rayon::prelude::*;
+    let mut raw: Vec<Vec<f64>> = vec![Vec::new(); ensemble.members.len()];
+    let mut labels = Vec::new();
+    for part in samples.chunks(chunk.max(1)) {
+        let decoded: Vec<(image::DynamicImage, bool)> = part
+            .par_iter()
+            .filter_map(|s| {
+                let y = s.label.target()? > 0.5;
+                let bytes = s.location.read().ok()?;
+                let img = sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS).ok()?;
+                Some((img, y))
+            })
+            .collect();
+        if decoded.is_empty() {
+            continue;
+        }
+        let images: Vec<_> = decoded.iter().map(|(i, _)| i.clone()).collect();
+        for (m, probs) in ensemble
+            .raw_member_probabilities(&images)
+            .into_iter()
+            .enumerate()
+        {
+            raw[m].extend(probs);
+        }
+        labels.extend(decoded.iter().map(|(_, y)| *y));
+    }
+    if labels.is_empty() {
+        return Err(crate::TrainError::Empty(
+            "no readable labelled images to fit on".into(),
+        ));
+    }
+    Ok(ensemble.fit(&raw, &labels, opts)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
