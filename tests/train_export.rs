@@ -25,7 +25,7 @@ fn export_gives_back_the_transformers_file() {
     let src = fixture("convnext/hf_cls.safetensors");
     let model = ConvNextV2Classifier::load(&src, &ConvNextLoadOptions::default(), &device).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    export_hf(&model, 224, &card(), dir.path()).unwrap();
+    export_hf(&model, 224, Some(&card()), dir.path()).unwrap();
 
     let original = std::fs::read(&src).unwrap();
     let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
@@ -109,7 +109,7 @@ fn a_bad_card_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut bad = card();
     bad.submitted_by = "not-a-hotkey".into();
-    let err = export_hf(&model, 224, &bad, dir.path()).unwrap_err();
+    let err = export_hf(&model, 224, Some(&bad), dir.path()).unwrap_err();
     assert!(err.to_string().contains("submitted_by"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
@@ -123,7 +123,7 @@ fn dinov2_export_gives_back_the_transformers_files() {
         let src = fixture(&format!("dinov2/{name}.safetensors"));
         let model = Dinov2Classifier::load(&src, &LoadOptions::default(), &device).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        export_hf_dinov2(&model, 56, &card(), dir.path()).unwrap();
+        export_hf_dinov2(&model, 56, Some(&card()), dir.path()).unwrap();
         let original = std::fs::read(&src).unwrap();
         let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
         let (a, b) = (

@@ -749,11 +749,11 @@ fn run_export(a: ExportArgs) -> Result<bool> {
     match model {
         sv_train::finetune::Trained::ConvNext(m) => {
             card.architecture = Some("ConvNextV2ForImageClassification".into());
-            sv_train::export::export_hf(&m, config.image_size, &card, &a.out)?
+            sv_train::export::export_hf(&m, config.image_size, Some(&card), &a.out)?
         }
         sv_train::finetune::Trained::Dinov2(m) => {
             card.architecture = Some("Dinov2WithRegistersForImageClassification".into());
-            sv_train::export::export_hf_dinov2(&m, config.image_size, &card, &a.out)?
+            sv_train::export::export_hf_dinov2(&m, config.image_size, Some(&card), &a.out)?
         }
     }
     println!("exported {} to {}", run.model().display(), a.out.display());
@@ -793,8 +793,16 @@ fn run_quickstart(a: QuickstartArgs) -> Result<()> {
     let pairs = predict(&model, &test, pipeline, 64, &device.inner());
     let test_report = Report::of(&pairs);
     print_report("test", &test_report);
+    let sv_train::finetune::Trained::ConvNext(model) = model else {
+        bail!("the quickstart trains a ConvNeXt-V2");
+    };
+    sv_train::export::export_hf(&model, config.image_size, None, &layout.export)?;
     println!("data:      {}", layout.manifest.display());
     println!("pipeline:  {}", layout.pipeline.display());
+    println!(
+        "export:    {} (transformers layout; `sv-trainer export --hotkey` adds the subnet's model_card.json)",
+        layout.export.display()
+    );
     println!(
         "run:       {} (config.toml, metrics.jsonl, model.safetensors, eval.json)",
         run.root.display()

@@ -52,6 +52,17 @@ fn quickstart_learns_roadwork_from_synthetic_scenes() {
         assert!(dir.path().join("run").join(f).exists(), "{f} missing");
     }
     assert!(dir.path().join("data/manifest.jsonl").exists());
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "ensemble.json",
+    ] {
+        assert!(
+            dir.path().join("export").join(f).exists(),
+            "export/{f} missing"
+        );
+    }
     for plot in ["loss.png", "validation.png", "roc.png", "confusion.png"] {
         let img = image::open(dir.path().join("run/plots").join(plot)).unwrap();
         assert_eq!((img.width(), img.height()), (640, 400), "{plot}");

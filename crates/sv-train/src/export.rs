@@ -188,16 +188,16 @@ pub fn hf_tensors(model: &ConvNextV2Classifier) -> BTreeMap<String, (Vec<usize>,
     out
 }
 
-/// Write `model` in the transformers layout into `dir`, with `card` (validated first;
-/// nothing is written when it is invalid). `image_size` is the side the model was
-/// trained at.
+/// Write `model` in the transformers layout into `dir`, with `card` when given
+/// (validated first; nothing is written when it is invalid). `image_size` is the side the
+/// model was trained at.
 pub fn export_hf(
     model: &ConvNextV2Classifier,
     image_size: u32,
-    card: &ModelCard,
+    card: Option<&ModelCard>,
     dir: &Path,
 ) -> Result<()> {
-    card.validate()?;
+    card.map(ModelCard::validate).transpose()?;
     let cfg = &model.backbone.config;
     let n = cfg.dims.len();
     let config = json!({
@@ -375,14 +375,15 @@ pub fn hf_tensors_dinov2(model: &Dinov2Classifier) -> BTreeMap<String, (Vec<usiz
 }
 
 /// Write a DINOv2-with-registers classifier in the transformers layout into `dir`, with
-/// `card` (validated first). `image_size` is the side the model was trained at.
+/// `card` when given (validated first). `image_size` is the side the model was trained
+/// at.
 pub fn export_hf_dinov2(
     model: &Dinov2Classifier,
     image_size: u32,
-    card: &ModelCard,
+    card: Option<&ModelCard>,
     dir: &Path,
 ) -> Result<()> {
-    card.validate()?;
+    card.map(ModelCard::validate).transpose()?;
     let cfg = &model.backbone.config;
     let config = json!({
         "architectures": ["Dinov2WithRegistersForImageClassification"],
@@ -440,14 +441,14 @@ pub fn export_hf_dinov2(
     write_repository(dir, &hf_tensors_dinov2(model), &config, &preprocessor, card)
 }
 
-/// Write the weights (safetensors with `format: pt`), both configs and the model card,
-/// each atomically.
+/// Write the weights (safetensors with `format: pt`), both configs, the model card when
+/// given and the ensemble file, each atomically.
 fn write_repository(
     dir: &Path,
     tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     config: &serde_json::Value,
     preprocessor: &serde_json::Value,
-    card: &ModelCard,
+    card: Option<&ModelCard>,
 ) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -481,10 +482,12 @@ fn write_repository(
         &dir.join("preprocessor_config.json"),
         pretty(preprocessor).as_bytes(),
     )?;
-    atomic_write(
-        &dir.join("model_card.json"),
-        pretty(&serde_json::to_value(card).expect("json")).as_bytes(),
-    )?;
+    if let Some(card) = card {
+        atomic_write(
+            &dir.join("model_card.json"),
+            pretty(&serde_json::to_value(card).expect("json")).as_bytes(),
+        )?;
+    }
     // Our own ensemble file with this model as its one member (paths relative to the
     // repository), ready to merge with other members (`sv-miner classify --ensemble`).
     let architecture = if config["model_type"] == "convnextv2" {
@@ -493,7 +496,7 @@ fn write_repository(
         "dinov2"
     };
     let ensemble = json!({"members": [{
-        "name": card.model_name,
+        "name": card.map_or("model", |c| c.model_name.as_str()),
         "checkpoint": "model.safetensors",
         "architecture": architecture,
         "config": "config.json",

@@ -45,6 +45,8 @@ pub struct Layout {
     pub pipeline: PathBuf,
     /// The training run.
     pub run: PathBuf,
+    /// The model in the transformers layout.
+    pub export: PathBuf,
 }
 
 impl Layout {
@@ -55,6 +57,7 @@ impl Layout {
             manifest: dir.join("data").join("manifest.jsonl"),
             pipeline: dir.join("augment.toml"),
             run: dir.join("run"),
+            export: dir.join("export"),
         }
     }
 }
