@@ -7,6 +7,40 @@ use sv_models::{ConvNextLoadOptions, ConvNextV2Classifier, Device};
 use sv_tests::{fixture, max_abs_diff, read_expected};
 use sv_train::export::{ModelCard, export_hf};
 
+/// Both safetensors files hold the same names, shapes and bytes.
+fn assert_same_tensors(what: &str, original: &std::path::Path, exported: &std::path::Path) {
+    let (original, exported) = (
+        std::fs::read(original).unwrap(),
+        std::fs::read(exported).unwrap(),
+    );
+    let (a, b) = (
+        SafeTensors::deserialize(&original).unwrap(),
+        SafeTensors::deserialize(&exported).unwrap(),
+    );
+    let names = |s: &SafeTensors| {
+        let mut n: Vec<String> = s.names().into_iter().map(String::from).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&a), names(&b), "{what}: transformers' key names");
+    for key in names(&a) {
+        let (ta, tb) = (a.tensor(&key).unwrap(), b.tensor(&key).unwrap());
+        assert_eq!(ta.shape(), tb.shape(), "{what} {key}");
+        assert_eq!(ta.data(), tb.data(), "{what} {key}: values");
+    }
+}
+
+/// The listed keys of two JSON files agree.
+fn assert_same_keys(what: &str, theirs: &std::path::Path, ours: &std::path::Path, keys: &[&str]) {
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (theirs, ours) = (read(theirs), read(ours));
+    for key in keys {
+        assert_eq!(ours[key], theirs[key], "{what} config.json {key}");
+    }
+}
+
 fn card() -> ModelCard {
     ModelCard {
         model_name: "roadwork-convnextv2-test".into(),
@@ -27,46 +61,29 @@ fn export_gives_back_the_transformers_file() {
     let dir = tempfile::tempdir().unwrap();
     export_hf(&model, 224, Some(&card()), dir.path()).unwrap();
 
-    let original = std::fs::read(&src).unwrap();
-    let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
-    let (a, b) = (
-        SafeTensors::deserialize(&original).unwrap(),
-        SafeTensors::deserialize(&exported).unwrap(),
+    assert_same_tensors("convnext", &src, &dir.path().join("model.safetensors"));
+    assert_same_keys(
+        "convnext",
+        &fixture("convnext/hf_cls.config.json"),
+        &dir.path().join("config.json"),
+        &[
+            "model_type",
+            "depths",
+            "hidden_sizes",
+            "num_stages",
+            "num_channels",
+            "patch_size",
+            "layer_norm_eps",
+            "id2label",
+            "label2id",
+            "stage_names",
+            "out_features",
+            "out_indices",
+        ],
     );
-    let mut names_a: Vec<String> = a.names().into_iter().map(String::from).collect();
-    let mut names_b: Vec<String> = b.names().into_iter().map(String::from).collect();
-    names_a.sort();
-    names_b.sort();
-    assert_eq!(names_a, names_b, "transformers' key names");
-    for name in &names_a {
-        let (ta, tb) = (a.tensor(name).unwrap(), b.tensor(name).unwrap());
-        assert_eq!(ta.shape(), tb.shape(), "{name}");
-        assert_eq!(ta.data(), tb.data(), "{name}: values");
-    }
-
-    let theirs: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("convnext/hf_cls.config.json")).unwrap(),
-    )
-    .unwrap();
     let ours: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
             .unwrap();
-    for key in [
-        "model_type",
-        "depths",
-        "hidden_sizes",
-        "num_stages",
-        "num_channels",
-        "patch_size",
-        "layer_norm_eps",
-        "id2label",
-        "label2id",
-        "stage_names",
-        "out_features",
-        "out_indices",
-    ] {
-        assert_eq!(ours[key], theirs[key], "config.json {key}");
-    }
     assert_eq!(ours["architectures"][0], "ConvNextV2ForImageClassification");
     let card_back: ModelCard =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("model_card.json")).unwrap())
@@ -124,48 +141,34 @@ fn dinov2_export_gives_back_the_transformers_files() {
         let model = Dinov2Classifier::load(&src, &LoadOptions::default(), &device).unwrap();
         let dir = tempfile::tempdir().unwrap();
         export_hf_dinov2(&model, 56, Some(&card()), dir.path()).unwrap();
-        let original = std::fs::read(&src).unwrap();
-        let exported = std::fs::read(dir.path().join("model.safetensors")).unwrap();
-        let (a, b) = (
-            SafeTensors::deserialize(&original).unwrap(),
-            SafeTensors::deserialize(&exported).unwrap(),
+        assert_same_tensors(name, &src, &dir.path().join("model.safetensors"));
+        let their_config = fixture(&format!("dinov2/{name}.config.json"));
+        assert_same_keys(
+            name,
+            &their_config,
+            &dir.path().join("config.json"),
+            &[
+                "model_type",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "mlp_ratio",
+                "num_register_tokens",
+                "patch_size",
+                "image_size",
+                "qkv_bias",
+                "layer_norm_eps",
+                "id2label",
+                "label2id",
+                "stage_names",
+                "out_features",
+                "out_indices",
+            ],
         );
-        let mut names_a: Vec<String> = a.names().into_iter().map(String::from).collect();
-        let mut names_b: Vec<String> = b.names().into_iter().map(String::from).collect();
-        names_a.sort();
-        names_b.sort();
-        assert_eq!(names_a, names_b, "{name}: transformers' key names");
-        for key in &names_a {
-            let (ta, tb) = (a.tensor(key).unwrap(), b.tensor(key).unwrap());
-            assert_eq!(ta.shape(), tb.shape(), "{name} {key}");
-            assert_eq!(ta.data(), tb.data(), "{name} {key}: values");
-        }
-        let theirs: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture(&format!("dinov2/{name}.config.json"))).unwrap(),
-        )
-        .unwrap();
-        let ours: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
-                .unwrap();
-        for key in [
-            "model_type",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "mlp_ratio",
-            "num_register_tokens",
-            "patch_size",
-            "image_size",
-            "qkv_bias",
-            "layer_norm_eps",
-            "id2label",
-            "label2id",
-            "stage_names",
-            "out_features",
-            "out_indices",
-        ] {
-            assert_eq!(ours[key], theirs[key], "{name} config.json {key}");
-        }
+        let read = |p: &std::path::Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let (theirs, ours) = (read(&their_config), read(&dir.path().join("config.json")));
         assert_eq!(
             ours["use_swiglu_ffn"].as_bool().unwrap_or(false),
             theirs["use_swiglu_ffn"].as_bool().unwrap_or(false)

@@ -5,43 +5,17 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, activation::log_softmax};
 use sv_models::{Dinov2Classifier, LoadOptions};
 use sv_tests::{fixture, read_expected};
 use sv_train::optim::{AdamW, AdamWSettings, Dinov2Grouping};
 
 /// Every float parameter, flattened, by module path.
-struct Params {
-    path: Vec<String>,
-    out: HashMap<String, Vec<f32>>,
-}
-
-impl ModuleVisitor for Params {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        let v = p
-            .val()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap();
-        self.out.insert(self.path.join("."), v);
-    }
-}
-
-fn params<M: Module>(m: &M) -> HashMap<String, Vec<f32>> {
-    let mut v = Params {
-        path: Vec::new(),
-        out: HashMap::new(),
-    };
-    m.visit(&mut v);
-    v.out
+fn params<M: burn::module::Module>(m: &M) -> HashMap<String, Vec<f32>> {
+    sv_train::checkpoint::params_of(m)
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect()
 }
 
 #[test]

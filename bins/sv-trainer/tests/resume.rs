@@ -57,6 +57,27 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     (manifest, config)
 }
 
+/// A finished one-epoch run in `dir/run` of the setup's config with `edits` (from, to)
+/// applied; returns the manifest and the run directory.
+fn one_epoch_run(dir: &Path, edits: &[(&str, String)]) -> (PathBuf, PathBuf) {
+    let (manifest, config) = setup(dir);
+    let mut text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("epochs = 2", "epochs = 1");
+    for (from, to) in edits {
+        text = text.replace(from, to);
+    }
+    std::fs::write(&config, text).unwrap();
+    let run = dir.join("run");
+    let out = finetune(&manifest, &config, &run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (manifest, run)
+}
+
 fn finetune(manifest: &Path, config: &Path, run: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.args(["finetune", "--manifest"])
@@ -226,18 +247,7 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     use sv_train::finetune::{FinetuneConfig, Logits, RunDir, load_trained};
 
     let dir = tempfile::tempdir().unwrap();
-    let (manifest, config) = setup(dir.path());
-    let run = dir.path().join("run");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("epochs = 2", "epochs = 1");
-    std::fs::write(&config, text).unwrap();
-    let out = finetune(&manifest, &config, &run).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (manifest, run) = one_epoch_run(dir.path(), &[]);
     let export = dir.path().join("export");
     let out = Command::new(BIN)
         .args(["export", "--model-name", "test-model", "--hotkey"])
@@ -314,18 +324,7 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
 #[test]
 fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let (manifest, config) = setup(dir.path());
-    let run = dir.path().join("run");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("epochs = 2", "epochs = 1");
-    std::fs::write(&config, text).unwrap();
-    let out = finetune(&manifest, &config, &run).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (manifest, run) = one_epoch_run(dir.path(), &[]);
 
     let out = Command::new(BIN)
         .args(["eval", "--json", "--latency", "5", "--model"])
@@ -377,23 +376,16 @@ fn finetunes_from_dinov2_and_convnext_checkpoints() {
         ("convnext/hf_cls.safetensors", 32, false),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let (manifest, config) = setup(dir.path());
         let path = fixtures.join(checkpoint);
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("epochs = 2", "epochs = 1")
-            .replace("image_size = 32", &format!("image_size = {size}"))
-            .replace(
-                "model = \"convnextv2-quickstart\"",
-                &format!("model = {:?}", path.display().to_string()),
-            );
-        std::fs::write(&config, text).unwrap();
-        let run = dir.path().join("run");
-        let out = finetune(&manifest, &config, &run).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{checkpoint}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (_, run) = one_epoch_run(
+            dir.path(),
+            &[
+                ("image_size = 32", format!("image_size = {size}")),
+                (
+                    "model = \"convnextv2-quickstart\"",
+                    format!("model = {:?}", path.display().to_string()),
+                ),
+            ],
         );
         let cfg = FinetuneConfig::from_toml(
             &std::fs::read_to_string(run.join("config.toml")).unwrap(),

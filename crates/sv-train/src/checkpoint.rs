@@ -29,6 +29,35 @@ pub struct Position {
 /// A parameter's shape and values.
 pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
+/// A tensor's values as `f32`, flattened (empty if they cannot be read).
+pub fn values_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Serialise named `f32` tensors (shape, values) to safetensors bytes with `meta`.
+pub fn serialize_f32<'a>(
+    tensors: impl IntoIterator<Item = (String, &'a [usize], &'a [f32])>,
+    meta: std::collections::HashMap<String, String>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(k, shape, v)| (k, shape.to_vec(), f32_bytes(v)))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(k, shape, bytes)| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree"),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(meta))
+}
+
 /// Every float parameter of `module` by path.
 pub fn params_of<M: Module>(module: &M) -> Values {
     struct Collect {
@@ -45,12 +74,7 @@ pub fn params_of<M: Module>(module: &M) -> Values {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             let t = p.val();
             let shape = t.dims().to_vec();
-            let values = t
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
-            self.out.insert(self.path.join("."), (shape, values));
+            self.out.insert(self.path.join("."), (shape, values_of(t)));
         }
     }
     let mut c = Collect {
@@ -149,41 +173,41 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 impl Checkpoint {
     /// Write to `path` atomically: a partial file never replaces a good one.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (k, (shape, v)) in &self.model {
-            owned.push((format!("model/{k}"), shape.clone(), f32_bytes(v)));
-        }
-        for (k, (shape, v)) in &self.ema {
-            owned.push((format!("ema/{k}"), shape.clone(), f32_bytes(v)));
-        }
+        let steps: BTreeMap<&String, [f32; 1]> = self
+            .moments
+            .iter()
+            .map(|(k, m)| (k, [m.step as f32]))
+            .collect();
         let mut keys: Vec<&String> = self.moments.keys().collect();
         keys.sort();
-        for k in keys {
-            let m = &self.moments[k];
-            owned.push((format!("m/{k}"), vec![m.m.len()], f32_bytes(&m.m)));
-            owned.push((format!("v/{k}"), vec![m.v.len()], f32_bytes(&m.v)));
-            let step = m.step as f32;
-            owned.push((format!("step/{k}"), vec![1], f32_bytes(&[step])));
-        }
-        let views: Vec<(String, TensorView<'_>)> = owned
+        let model = self
+            .model
             .iter()
-            .map(|(k, shape, bytes)| {
-                (
-                    k.clone(),
-                    TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree"),
-                )
-            })
-            .collect();
+            .map(|(k, (shape, v))| (format!("model/{k}"), shape.as_slice(), v.as_slice()));
+        let ema = self
+            .ema
+            .iter()
+            .map(|(k, (shape, v))| (format!("ema/{k}"), shape.as_slice(), v.as_slice()));
+        let lens: Vec<[usize; 1]> = keys.iter().map(|k| [self.moments[*k].m.len()]).collect();
+        let moments = keys.iter().zip(&lens).flat_map(|(k, len)| {
+            let m = &self.moments[*k];
+            [
+                (format!("m/{k}"), &len[..], m.m.as_slice()),
+                (format!("v/{k}"), &len[..], m.v.as_slice()),
+                (format!("step/{k}"), &[1usize][..], &steps[*k][..]),
+            ]
+        });
         let mut meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
         meta.insert(
             "position".into(),
             serde_json::to_string(&self.position).expect("serialisable"),
         );
-        let bytes =
-            safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Checkpoint {
+        let bytes = serialize_f32(model.chain(ema).chain(moments), meta).map_err(|e| {
+            TrainError::Checkpoint {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         atomic_write(path, &bytes)
     }
 

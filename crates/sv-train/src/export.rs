@@ -8,11 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
 use sv_models::{ConvNextV2Classifier, Dinov2Classifier};
 
-use crate::checkpoint::{atomic_write, params_of};
+use crate::checkpoint::{atomic_write, params_of, serialize_f32};
 use crate::error::{Result, TrainError};
 
 /// The subnet's model card (`model_card.json` at the repository root).
@@ -56,6 +55,18 @@ impl ModelCard {
     }
 }
 
+/// A row-major `[rows, cols]` matrix transposed.
+fn transpose((shape, v): &(Vec<usize>, Vec<f32>)) -> Vec<f32> {
+    let (rows, cols) = (shape[0], shape[1]);
+    let mut t = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = v[r * cols + c];
+        }
+    }
+    t
+}
+
 /// The transformers tensors of `model`: name → (shape, values).
 pub fn hf_tensors(model: &ConvNextV2Classifier) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     let params = params_of(model);
@@ -68,17 +79,6 @@ pub fn hf_tensors(model: &ConvNextV2Classifier) -> BTreeMap<String, (Vec<usize>,
         params
             .get(k)
             .unwrap_or_else(|| panic!("the classifier has {k}"))
-    };
-    // burn `Linear` is [in, out]; PyTorch is [out, in].
-    let transpose = |(shape, v): &(Vec<usize>, Vec<f32>)| -> Vec<f32> {
-        let (rows, cols) = (shape[0], shape[1]);
-        let mut t = vec![0f32; v.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = v[r * cols + c];
-            }
-        }
-        t
     };
     let norm = |put: &mut dyn FnMut(String, Vec<usize>, Vec<f32>), ours: &str, theirs: &str| {
         let g = get(&format!("{ours}.gamma"));
@@ -251,16 +251,6 @@ pub fn hf_tensors_dinov2(model: &Dinov2Classifier) -> BTreeMap<String, (Vec<usiz
         params
             .get(k)
             .unwrap_or_else(|| panic!("the classifier has {k}"))
-    };
-    let transpose = |(shape, v): &(Vec<usize>, Vec<f32>)| -> Vec<f32> {
-        let (rows, cols) = (shape[0], shape[1]);
-        let mut t = vec![0f32; v.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = v[r * cols + c];
-            }
-        }
-        t
     };
     let mut out = BTreeMap::new();
     let p = "dinov2_with_registers";
@@ -450,27 +440,14 @@ fn write_repository(
     preprocessor: &serde_json::Value,
     card: Option<&ModelCard>,
 ) -> Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, (shape, v))| {
-            (
-                k.clone(),
-                shape.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(k, shape, b)| {
-            (
-                k.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), b).expect("sizes agree"),
-            )
-        })
-        .collect();
     let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    let st = safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Config {
+    let st = serialize_f32(
+        tensors
+            .iter()
+            .map(|(k, (shape, v))| (k.clone(), shape.as_slice(), v.as_slice())),
+        meta,
+    )
+    .map_err(|e| TrainError::Config {
         source_name: dir.display().to_string(),
         reason: e.to_string(),
     })?;

@@ -18,7 +18,7 @@ use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
 use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classifier};
 
-use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of};
+use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of, values_of};
 use crate::error::{Result, TrainError};
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, Dinov2Grouping, Group, Grouping, warmup_cosine};
@@ -511,18 +511,8 @@ pub fn predict<M: Logits>(
         2,
         device.clone(),
     ) {
-        let probs = softmax(model.logits(batch.pixels), 1);
-        let values = probs
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
-        let targets = batch
-            .targets
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
+        let values = values_of(softmax(model.logits(batch.pixels), 1));
+        let targets = values_of(batch.targets);
         for (i, t) in targets.iter().enumerate() {
             out.push((f64::from(values[i * 2 + 1]), *t > 0.5));
         }
@@ -698,13 +688,7 @@ fn train_loop<M: Classifier>(
             // run draws what the uninterrupted one did.
             device.seed(seed_for(config.seed, position.step));
             let b = batch.ids.len();
-            let targets = batch
-                .targets
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
+            let targets = values_of(batch.targets.clone());
             let mut onehot = vec![0f32; b * 2];
             for (i, t) in targets.iter().enumerate() {
                 onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;

@@ -322,41 +322,15 @@ mod tests {
     #[test]
     fn dinov2_groups() {
         let g = Dinov2Grouping { depth: 12 };
-        assert_eq!(
-            g.group("backbone.cls_token", 3),
-            Group {
-                layer: 0,
-                decay: false
-            }
-        );
-        assert_eq!(
-            g.group("backbone.patch_weight", 4),
-            Group {
-                layer: 0,
-                decay: true
-            }
-        );
-        assert_eq!(
-            g.group("backbone.blocks.3.mlp.fc1.weight", 2),
-            Group {
-                layer: 4,
-                decay: true
-            }
-        );
-        assert_eq!(
-            g.group("backbone.blocks.3.norm1.gamma", 1),
-            Group {
-                layer: 4,
-                decay: false
-            }
-        );
-        assert_eq!(
-            g.group("head.weight", 2),
-            Group {
-                layer: 13,
-                decay: true
-            }
-        );
+        for (path, rank, layer, decay) in [
+            ("backbone.cls_token", 3, 0, false),
+            ("backbone.patch_weight", 4, 0, true),
+            ("backbone.blocks.3.mlp.fc1.weight", 2, 4, true),
+            ("backbone.blocks.3.norm1.gamma", 1, 4, false),
+            ("head.weight", 2, 13, true),
+        ] {
+            assert_eq!(g.group(path, rank), Group { layer, decay }, "{path}");
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sv_data::Sample;
@@ -22,7 +21,7 @@ use sv_models::{
     LoadOptions,
 };
 
-use crate::checkpoint::atomic_write;
+use crate::checkpoint::{atomic_write, serialize_f32, values_of};
 use crate::error::{Result, TrainError};
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, Group, Grouping};
@@ -153,18 +152,13 @@ impl FeatureCache {
     /// Write the cache atomically.
     pub fn save(&self) -> Result<()> {
         let ids: Vec<&String> = self.rows.keys().collect();
-        let data: Vec<u8> = self
-            .rows
-            .values()
-            .flat_map(|r| r.iter().flat_map(|v| v.to_le_bytes()))
-            .collect();
-        let view = TensorView::new(Dtype::F32, vec![ids.len(), self.dim], &data)
-            .map_err(|e| TrainError::Empty(e.to_string()))?;
+        let data: Vec<f32> = self.rows.values().flatten().copied().collect();
         let meta = std::collections::HashMap::from([(
             "ids".to_string(),
             serde_json::to_string(&ids).expect("json"),
         )]);
-        let bytes = safetensors::serialize([("features", view)], Some(meta))
+        let shape = [ids.len(), self.dim];
+        let bytes = serialize_f32([("features".to_string(), &shape[..], &data[..])], meta)
             .map_err(|e| TrainError::Empty(e.to_string()))?;
         atomic_write(&self.path, &bytes)
     }
@@ -210,12 +204,7 @@ pub fn features(
                 TensorData::new(flat, [ok.len(), 3, h as usize, w as usize]),
                 device,
             );
-            let f = backbone
-                .features(pixels)
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
+            let f = values_of(backbone.features(pixels));
             let dim = f.len() / ok.len();
             cache.dim = dim;
             for ((id, _), row) in ok.iter().zip(f.chunks_exact(dim)) {
@@ -362,24 +351,11 @@ pub fn fit(rows: &[Row], config: &ProbeConfig, device: &Device) -> Result<Probe>
         let grads = loss.backward();
         head = optim.step(head, config.lr, &grads).0;
     }
-    let weight = head
-        .weight
-        .val()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
+    let weight = values_of(head.weight.val());
     let bias = head
         .bias
         .as_ref()
-        .map(|b| {
-            b.val()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default()
-        })
-        .unwrap_or_else(|| vec![0.0; 2]);
+        .map_or_else(|| vec![0.0; 2], |b| values_of(b.val()));
     Ok(Probe {
         mean,
         std,
