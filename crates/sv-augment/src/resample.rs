@@ -283,16 +283,10 @@ impl PairedTaps {
                 p = p.wrapping_add(6);
             }
             let sum = _mm_add_epi32(
-                _mm_add_epi32(
-                    _mm256_castsi256_si128(acc),
-                    _mm256_extracti128_si256::<1>(acc),
-                ),
-                half,
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256::<1>(acc),
             );
-            let v = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(sum);
-            let v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
-            let rgb = _mm_cvtsi128_si32(v).to_le_bytes();
-            dst[x * 3..x * 3 + 3].copy_from_slice(&rgb[..3]);
+            store_rgb(sum, half, &mut dst[x * 3..x * 3 + 3]);
         }
     }
 
@@ -330,18 +324,23 @@ impl PairedTaps {
             let hi = _mm512_extracti64x4_epi64::<1>(acc);
             let acc = _mm256_add_epi32(lo, hi);
             let sum = _mm_add_epi32(
-                _mm_add_epi32(
-                    _mm256_castsi256_si128(acc),
-                    _mm256_extracti128_si256::<1>(acc),
-                ),
-                half,
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256::<1>(acc),
             );
-            let v = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(sum);
-            let v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
-            let rgb = _mm_cvtsi128_si32(v).to_le_bytes();
-            dst[x * 3..x * 3 + 3].copy_from_slice(&rgb[..3]);
+            store_rgb(sum, half, &mut dst[x * 3..x * 3 + 3]);
         }
     }
+}
+
+/// Round the fixed-point sums `[r, g, b, _]` (plus `half`) to 8 bits, clipped as PIL's
+/// `clip8`, into `dst`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store_rgb(sum: std::arch::x86_64::__m128i, half: std::arch::x86_64::__m128i, dst: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let v = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(_mm_add_epi32(sum, half));
+    let v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+    dst.copy_from_slice(&_mm_cvtsi128_si32(v).to_le_bytes()[..3]);
 }
 
 /// PyTorch's antialiased taps for float tensors (`_compute_weights_aa`): PIL's scheme,
