@@ -550,22 +550,29 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained
         )));
     }
     let path = Path::new(&config.model);
-    let (backbone, arch) = crate::probe::Backbone::load(path, device)?;
-    let _ = arch;
-    let with_head = |n: usize| n == 2;
-    Ok(match backbone {
-        crate::probe::Backbone::ConvNext(b) => {
-            let mut m = match ConvNextV2Classifier::load(path, &Default::default(), device) {
-                Ok(c) if with_head(c.num_labels()) => c,
-                _ => ConvNextV2Classifier::with_new_head(b, 2),
+    // A two-label head is kept; any other head is replaced; a file without one gets one.
+    Ok(match crate::probe::detect_architecture(path)? {
+        sv_models::Architecture::ConvNextV2 => {
+            let o = sv_models::ConvNextLoadOptions::default();
+            let mut m = match ConvNextV2Classifier::load(path, &o, device) {
+                Ok(c) if c.num_labels() == 2 => c,
+                Ok(c) => ConvNextV2Classifier::with_new_head(c.backbone, 2),
+                Err(_) => {
+                    ConvNextV2Classifier::with_new_head(ConvNextV2::load(path, &o, device)?, 2)
+                }
             };
             m.set_drop_path(config.drop_path);
             Trained::ConvNext(m)
         }
-        crate::probe::Backbone::Dinov2(b) => {
-            let mut m = match Dinov2Classifier::load(path, &Default::default(), device) {
-                Ok(c) if with_head(c.num_labels()) => c,
-                _ => Dinov2Classifier::with_new_head(b, 2),
+        sv_models::Architecture::Dinov2 => {
+            let o = sv_models::LoadOptions::default();
+            let mut m = match Dinov2Classifier::load(path, &o, device) {
+                Ok(c) if c.num_labels() == 2 => c,
+                Ok(c) => Dinov2Classifier::with_new_head(c.backbone, 2),
+                Err(_) => Dinov2Classifier::with_new_head(
+                    sv_models::dinov2::Dinov2::load(path, &o, device)?,
+                    2,
+                ),
             };
             m.set_drop_path(config.drop_path);
             Trained::Dinov2(m)

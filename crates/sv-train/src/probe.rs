@@ -26,6 +26,22 @@ use crate::error::{Result, TrainError};
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, Group, Grouping};
 
+/// The architecture of a checkpoint: from `config.json` beside it, else from its keys.
+pub fn detect_architecture(path: &Path) -> Result<Architecture> {
+    sv_models::find_sidecar(path, "config.json")
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|t| Architecture::from_hf_config(&t))
+        .or_else(|| {
+            sv_models::weights::WeightMap::from_file(path)
+                .ok()
+                .and_then(|m| Architecture::from_keys(&m))
+        })
+        .ok_or_else(|| TrainError::Config {
+            source_name: path.display().to_string(),
+            reason: "neither DINOv2 with registers nor ConvNeXt-V2".into(),
+        })
+}
+
 /// A frozen backbone of either architecture.
 #[derive(Debug)]
 pub enum Backbone {
@@ -39,20 +55,7 @@ impl Backbone {
     /// Load the backbone of a checkpoint (with or without a head), detecting the
     /// architecture from `config.json` beside it or from the keys.
     pub fn load(path: &Path, device: &Device) -> Result<(Self, Architecture)> {
-        let config = sv_models::find_sidecar(path, "config.json");
-        let arch = config
-            .as_ref()
-            .and_then(|c| std::fs::read_to_string(c).ok())
-            .and_then(|t| Architecture::from_hf_config(&t))
-            .or_else(|| {
-                sv_models::weights::WeightMap::from_file(path)
-                    .ok()
-                    .and_then(|m| Architecture::from_keys(&m))
-            })
-            .ok_or_else(|| TrainError::Config {
-                source_name: path.display().to_string(),
-                reason: "neither DINOv2 with registers nor ConvNeXt-V2".into(),
-            })?;
+        let arch = detect_architecture(path)?;
         let backbone = match arch {
             Architecture::ConvNextV2 => {
                 let o = ConvNextLoadOptions::default();
