@@ -804,7 +804,7 @@ fn run_quickstart(a: QuickstartArgs) -> Result<()> {
         layout.export.display()
     );
     println!(
-        "run:       {} (config.toml, metrics.jsonl, model.safetensors, eval.json)",
+        "run:       {} (config.toml, metrics.jsonl, model.safetensors, eval.json, plots/)",
         run.root.display()
     );
     println!("took {:.0} s", started.elapsed().as_secs_f64());
