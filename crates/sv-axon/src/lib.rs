@@ -1,10 +1,13 @@
 //! The Bittensor axon protocol as SDK 9.x speaks it (what this subnet's validators use):
 //! SS58 addresses, the signed message, sr25519 verification, the body hash and nonce
-//! rules. Started: the HTTP server, synapse types, blacklist/priority and the dendrite
-//! client are not built yet (issue 6).
+//! rules ([`verify`]), synapses ([`synapse`]) and the request pipeline with its status
+//! codes and response headers ([`gate`]). Started: the HTTP server, the metagraph-backed
+//! caller view and the dendrite client are not built yet (issue 6).
 
 pub mod error;
+pub mod gate;
 pub mod ss58;
+pub mod synapse;
 pub mod verify;
 
 pub use error::AxonError;

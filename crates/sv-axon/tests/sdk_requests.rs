@@ -68,3 +68,118 @@ fn ss58_keys_equal_the_sdk_keypairs() {
         assert_eq!(ss58::encode(&key, 42), address);
     }
 }
+
+mod gate {
+    use std::collections::HashMap;
+
+    use sv_axon::gate::{Allowlist, Gate};
+    use sv_axon::synapse::IMAGE_ROUTES;
+
+    fn request() -> (HashMap<String, String>, Vec<u8>, u64, String, String) {
+        let f = super::fixture();
+        let headers: HashMap<String, String> = f["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let body = serde_json::to_vec(&f["body"]).unwrap();
+        let nonce: u64 = headers["bt_header_dendrite_nonce"].parse().unwrap();
+        let validator = f["validator"]["ss58"].as_str().unwrap().to_string();
+        let miner = f["miner"]["ss58"].as_str().unwrap().to_string();
+        (headers, body, nonce, validator, miner)
+    }
+
+    fn gate(miner: &str, allowed: &[&str]) -> Gate {
+        let list = Allowlist(allowed.iter().map(|h| (h.to_string(), 1000.0)).collect());
+        Gate::new(miner, &IMAGE_ROUTES, Box::new(list))
+    }
+
+    #[test]
+    fn the_sdk_request_is_answered_with_the_sdk_status_headers() {
+        let (headers, body, nonce, validator, miner) = request();
+        let g = gate(&miner, &[&validator]);
+        let reply = g.process("ImageSynapse", &headers, &body, nonce + 1_000_000, |s| {
+            assert_eq!(s.image_request().unwrap().image, "aGVsbG8=");
+            s.set_prediction(0.75);
+            Ok(())
+        });
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.headers["bt_header_axon_status_code"], "200");
+        assert_eq!(reply.headers["bt_header_axon_status_message"], "Success");
+        assert!(reply.headers.contains_key("bt_header_axon_process_time"));
+        let echoed: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(echoed["prediction"], 0.75);
+        assert_eq!(echoed["testnet_label"], -1, "unknown fields are echoed");
+        assert_eq!(reply.stake, Some(1000.0));
+
+        // The same request again: a replayed nonce.
+        let again = g.process("ImageSynapse", &headers, &body, nonce + 2_000_000, |_| {
+            Ok(())
+        });
+        assert_eq!(again.status, 401);
+    }
+
+    #[test]
+    fn strangers_forgeries_stale_and_future_nonces_are_refused() {
+        let (headers, body, nonce, validator, miner) = request();
+        let ok = |_: &mut sv_axon::synapse::Synapse| Ok(());
+        // Unknown hotkey: 403.
+        let r = gate(&miner, &[]).process("ImageSynapse", &headers, &body, nonce, ok);
+        assert_eq!(r.status, 403);
+        // Addressed to another axon (the signature covers the axon's hotkey): 401.
+        let r = gate(&validator, &[&validator]).process("ImageSynapse", &headers, &body, nonce, ok);
+        assert_eq!(r.status, 401);
+        // A forged signature: 401.
+        let mut forged = headers.clone();
+        forged.insert(
+            "bt_header_dendrite_signature".into(),
+            format!("0x{}", "00".repeat(64)),
+        );
+        let r = gate(&miner, &[&validator]).process("ImageSynapse", &forged, &body, nonce, ok);
+        assert_eq!(r.status, 401);
+        // Stale (a minute later) and future (a minute earlier) nonces: 401.
+        let minute = 60_000_000_000;
+        let r = gate(&miner, &[&validator]).process(
+            "ImageSynapse",
+            &headers,
+            &body,
+            nonce + minute,
+            ok,
+        );
+        assert_eq!(r.status, 401);
+        let r = gate(&miner, &[&validator]).process(
+            "ImageSynapse",
+            &headers,
+            &body,
+            nonce - minute,
+            ok,
+        );
+        assert_eq!(r.status, 401);
+        // Unknown route: 404; oversized and nesting-bomb bodies: 400.
+        let r = gate(&miner, &[&validator]).process("Other", &headers, &body, nonce, ok);
+        assert_eq!(r.status, 404);
+        let mut g = gate(&miner, &[&validator]);
+        g.max_body = 100;
+        assert_eq!(
+            g.process("ImageSynapse", &headers, &body, nonce, ok).status,
+            400
+        );
+        let bomb = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let r = gate(&miner, &[&validator]).process(
+            "ImageSynapse",
+            &headers,
+            bomb.as_bytes(),
+            nonce,
+            ok,
+        );
+        assert_eq!(r.status, 400);
+        let msg: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(msg["message"].as_str().unwrap().contains("not a synapse"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The axon's request pipeline, independent of the HTTP server: route → size → parse →
+//! blacklist → verify (signature, body hash, nonce) → handler, answering with the SDK's
+//! status codes, the synapse echoed back and the `bt_header_axon_*` response headers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crate::synapse::{Synapse, TerminalInfo, python_float};
+use crate::verify::{NonceTracker, body_hash, signing_message, verify_signature};
+
+/// What the chain (or an offline allowlist) says about a caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Access {
+    /// Registered; `permit` when it holds a validator permit; `stake` orders requests.
+    Registered {
+        /// Holds a validator permit.
+        permit: bool,
+        /// Stake, for priority.
+        stake: f64,
+    },
+    /// Not registered on the subnet.
+    Unknown,
+}
+
+/// Who may call: the metagraph view a chain client refreshes, or a fixed allowlist.
+pub trait Callers: Send + Sync {
+    /// The access of `hotkey`.
+    fn access(&self, hotkey: &str) -> Access;
+}
+
+/// A fixed allowlist of validator hotkeys with their stakes (offline mode).
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist(pub HashMap<String, f64>);
+
+impl Callers for Allowlist {
+    fn access(&self, hotkey: &str) -> Access {
+        match self.0.get(hotkey) {
+            Some(&stake) => Access::Registered {
+                permit: true,
+                stake,
+            },
+            None => Access::Unknown,
+        }
+    }
+}
+
+/// An answer to send: HTTP status, headers and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status (the SDK's codes: 200, 400, 401, 403, 404, 500).
+    pub status: u16,
+    /// Response headers.
+    pub headers: BTreeMap<String, String>,
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// The caller's stake when it got past the blacklist (for priority).
+    pub stake: Option<f64>,
+}
+
+/// The verifying pipeline of one axon.
+pub struct Gate {
+    /// This axon's hotkey (SS58): the third field of every signed message.
+    pub axon_hotkey: String,
+    /// Routes served.
+    pub routes: Vec<String>,
+    /// Largest body accepted, in bytes.
+    pub max_body: usize,
+    /// Refuse callers without a validator permit.
+    pub require_permit: bool,
+    callers: Box<dyn Callers>,
+    nonces: Mutex<NonceTracker>,
+}
+
+struct Refusal(u16, String);
+
+impl Gate {
+    /// A gate for `axon_hotkey` serving `routes`, taking callers from `callers`.
+    pub fn new(axon_hotkey: &str, routes: &[&str], callers: Box<dyn Callers>) -> Self {
+        Self {
+            axon_hotkey: axon_hotkey.to_string(),
+            routes: routes.iter().map(|r| r.to_string()).collect(),
+            max_body: 4 << 20,
+            require_permit: true,
+            callers,
+            nonces: Mutex::new(NonceTracker::new(4096)),
+        }
+    }
+
+    /// Run a request for `route` (its headers, lower-case names, and body) received at
+    /// `now_ns`; `handler` fills in the answer of an accepted synapse or refuses it with
+    /// a status and message.
+    pub fn process(
+        &self,
+        route: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+        now_ns: u64,
+        handler: impl FnOnce(&mut Synapse) -> Result<(), (u16, String)>,
+    ) -> Reply {
+        let started = std::time::Instant::now();
+        let mut stake = None;
+        let result = self
+            .admit(route, headers, body, now_ns, &mut stake)
+            .and_then(|mut synapse| {
+                handler(&mut synapse)
+                    .map_err(|(code, msg)| Refusal(code, msg))
+                    .map(|()| synapse)
+            });
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(mut synapse) => {
+                let axon = synapse.axon.get_or_insert_with(TerminalInfo::default);
+                axon.status_code = Some(200);
+                axon.status_message = Some("Success".into());
+                axon.process_time = Some(elapsed);
+                self.reply(200, synapse, stake)
+            }
+            Err(Refusal(code, message)) => {
+                let dendrite = TerminalInfo::from_headers(headers, "dendrite");
+                let synapse = Synapse {
+                    name: Some(route.to_string()),
+                    timeout: headers.get("timeout").and_then(|t| t.parse().ok()),
+                    total_size: None,
+                    header_size: None,
+                    dendrite: Some(dendrite),
+                    axon: Some(TerminalInfo {
+                        status_code: Some(i64::from(code)),
+                        status_message: Some(message.clone()),
+                        process_time: Some(elapsed),
+                        hotkey: Some(self.axon_hotkey.clone()),
+                        ..TerminalInfo::default()
+                    }),
+                    computed_body_hash: None,
+                    fields: Default::default(),
+                };
+                let mut r = self.reply(code, synapse, stake);
+                r.body =
+                    serde_json::to_vec(&serde_json::json!({ "message": message })).expect("json");
+                r
+            }
+        }
+    }
+
+    fn admit(
+        &self,
+        route: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+        now_ns: u64,
+        stake: &mut Option<f64>,
+    ) -> Result<Synapse, Refusal> {
+        if !self.routes.iter().any(|r| r == route) {
+            return Err(Refusal(404, format!("no synapse {route} here")));
+        }
+        if body.len() > self.max_body {
+            return Err(Refusal(
+                400,
+                format!(
+                    "body of {} bytes is over the {}-byte limit",
+                    body.len(),
+                    self.max_body
+                ),
+            ));
+        }
+        // serde_json refuses nesting deeper than 128 levels.
+        let mut synapse: Synapse = serde_json::from_slice(body)
+            .map_err(|e| Refusal(400, format!("body is not a synapse: {e}")))?;
+        let dendrite = TerminalInfo::from_headers(headers, "dendrite");
+        let hotkey = dendrite
+            .hotkey
+            .clone()
+            .ok_or_else(|| Refusal(401, "no dendrite hotkey".into()))?;
+        // Blacklist.
+        match self.callers.access(&hotkey) {
+            Access::Unknown => {
+                return Err(Refusal(403, format!("hotkey {hotkey} is not registered")));
+            }
+            Access::Registered { permit, .. } if self.require_permit && !permit => {
+                return Err(Refusal(
+                    403,
+                    format!("hotkey {hotkey} has no validator permit"),
+                ));
+            }
+            Access::Registered { stake: s, .. } => *stake = Some(s),
+        }
+        // Verify: signature over our own hotkey, body hash, nonce.
+        let (Some(nonce), Some(uuid), Some(signature)) = (
+            dendrite.nonce,
+            dendrite.uuid.clone(),
+            dendrite.signature.clone(),
+        ) else {
+            return Err(Refusal(401, "unsigned request".into()));
+        };
+        let claimed = headers
+            .get("computed_body_hash")
+            .cloned()
+            .unwrap_or_default();
+        let expected = body_hash(&[]);
+        if claimed != expected {
+            return Err(Refusal(
+                400,
+                "body hash does not match the required fields".into(),
+            ));
+        }
+        let message = signing_message(nonce, &hotkey, &self.axon_hotkey, &uuid, &expected);
+        verify_signature(&hotkey, &message, &signature).map_err(|e| Refusal(401, e.to_string()))?;
+        let timeout = headers
+            .get("timeout")
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(12.0);
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(&format!("{hotkey}:{uuid}"), nonce, now_ns, timeout)
+            .map_err(|e| Refusal(401, e.to_string()))?;
+        synapse.dendrite = Some(dendrite);
+        synapse.axon = Some(TerminalInfo {
+            hotkey: Some(self.axon_hotkey.clone()),
+            ..TerminalInfo::from_headers(headers, "axon")
+        });
+        synapse.computed_body_hash = Some(expected);
+        Ok(synapse)
+    }
+
+    fn reply(&self, status: u16, synapse: Synapse, stake: Option<f64>) -> Reply {
+        let mut headers = BTreeMap::new();
+        if let Some(n) = &synapse.name {
+            headers.insert("name".into(), n.clone());
+        }
+        if let Some(t) = synapse.timeout {
+            headers.insert("timeout".into(), python_float(t));
+        }
+        if let Some(a) = &synapse.axon {
+            a.to_headers("axon", &mut headers);
+        }
+        if let Some(d) = &synapse.dendrite {
+            d.to_headers("dendrite", &mut headers);
+        }
+        if let Some(h) = &synapse.computed_body_hash {
+            headers.insert("computed_body_hash".into(), h.clone());
+        }
+        Reply {
+            status,
+            headers,
+            body: serde_json::to_vec(&synapse).expect("json"),
+            stake,
+        }
+    }
+}
