@@ -183,3 +183,96 @@ mod gate {
         assert!(msg["message"].as_str().unwrap().contains("not a synapse"));
     }
 }
+
+mod http {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+
+    use sv_axon::gate::{Allowlist, Gate};
+    use sv_axon::server::serve;
+    use sv_axon::synapse::IMAGE_ROUTES;
+
+    /// Send a raw HTTP/1.1 POST and return (status, headers, body).
+    fn post(
+        addr: std::net::SocketAddr,
+        path: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut req = format!(
+            "POST /{path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let hs = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        (status, hs, raw[split + 4..].to_vec())
+    }
+
+    #[test]
+    fn the_sdk_request_over_http_gets_the_prediction_and_status_headers() {
+        let f = super::fixture();
+        let headers: Vec<(String, String)> = f["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let nonce: u64 = f["headers"]["bt_header_dendrite_nonce"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let validator = f["validator"]["ss58"].as_str().unwrap();
+        let miner = f["miner"]["ss58"].as_str().unwrap();
+        let list = Allowlist([(validator.to_string(), 1.0)].into_iter().collect());
+        let gate = Arc::new(Gate::new(miner, &IMAGE_ROUTES, Box::new(list)));
+        let handler: sv_axon::server::Handler = Arc::new(|s| {
+            s.set_prediction(0.25);
+            Ok(())
+        });
+        let running = serve(
+            "127.0.0.1:0",
+            gate,
+            handler,
+            Arc::new(move || nonce + 1_000_000),
+            2,
+        )
+        .unwrap();
+        let body = serde_json::to_vec(&f["body"]).unwrap();
+        let (status, hs, reply) = post(running.addr, "ImageSynapse", &headers, &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        let get = |k: &str| hs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("bt_header_axon_status_code").as_deref(), Some("200"));
+        let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(v["prediction"], 0.25);
+        // The replay over HTTP: 401 with a JSON message.
+        let (status, _, reply) = post(running.addr, "ImageSynapse", &headers, &body);
+        assert_eq!(status, 401, "{}", String::from_utf8_lossy(&reply));
+        let (status, _, _) = post(running.addr, "Nope", &headers, &body);
+        assert_eq!(status, 404);
+        running.shutdown();
+    }
+}
