@@ -69,13 +69,19 @@ fn one_epoch_run(dir: &Path, edits: &[(&str, String)]) -> (PathBuf, PathBuf) {
     }
     std::fs::write(&config, text).unwrap();
     let run = dir.join("run");
-    let out = finetune(&manifest, &config, &run).output().unwrap();
+    succeed(&mut finetune(&manifest, &config, &run));
+    (manifest, run)
+}
+
+/// Run `command` and return its output, failing the test with its stderr if it failed.
+fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (manifest, run)
+    out
 }
 
 fn finetune(manifest: &Path, config: &Path, run: &Path) -> Command {
@@ -97,12 +103,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
     let (manifest, config) = setup(dir.path());
 
     let whole = dir.path().join("whole");
-    let out = finetune(&manifest, &config, &whole).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(&mut finetune(&manifest, &config, &whole));
 
     let killed = dir.path().join("killed");
     let mut child = finetune(&manifest, &config, &killed).spawn().unwrap();
@@ -144,17 +145,12 @@ fn a_killed_run_resumes_to_the_same_weights() {
         "the average differs from the weights"
     );
 
-    let out = Command::new(BIN)
-        .args(["finetune", "--resume", "--manifest"])
-        .arg(&manifest)
-        .arg("--run-dir")
-        .arg(&killed)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(BIN)
+            .args(["finetune", "--resume", "--manifest"])
+            .arg(&manifest)
+            .arg("--run-dir")
+            .arg(&killed),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming at epoch 1"));
 
@@ -249,19 +245,14 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
     let dir = tempfile::tempdir().unwrap();
     let (manifest, run) = one_epoch_run(dir.path(), &[]);
     let export = dir.path().join("export");
-    let out = Command::new(BIN)
-        .args(["export", "--model-name", "test-model", "--hotkey"])
-        .arg("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY")
-        .arg("--run-dir")
-        .arg(&run)
-        .arg("--out")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(BIN)
+            .args(["export", "--model-name", "test-model", "--hotkey"])
+            .arg("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY")
+            .arg("--run-dir")
+            .arg(&run)
+            .arg("--out")
+            .arg(&export),
     );
     for f in [
         "model.safetensors",
@@ -291,25 +282,20 @@ fn an_exported_run_loads_as_transformers_layout_with_the_same_logits() {
 
     // The export's ensemble file takes a fitted temperature.
     let fitted = dir.path().join("fitted.json");
-    let out = Command::new(BIN)
-        .args([
-            "fit-ensemble",
-            "--no-weights",
-            "--split",
-            "all",
-            "--ensemble",
-        ])
-        .arg(export.join("ensemble.json"))
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--out")
-        .arg(&fitted)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(BIN)
+            .args([
+                "fit-ensemble",
+                "--no-weights",
+                "--split",
+                "all",
+                "--ensemble",
+            ])
+            .arg(export.join("ensemble.json"))
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--out")
+            .arg(&fitted),
     );
     let spec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&fitted).unwrap()).unwrap();
@@ -326,17 +312,12 @@ fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
     let dir = tempfile::tempdir().unwrap();
     let (manifest, run) = one_epoch_run(dir.path(), &[]);
 
-    let out = Command::new(BIN)
-        .args(["eval", "--json", "--latency", "5", "--model"])
-        .arg(&run)
-        .arg("--manifest")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(BIN)
+            .args(["eval", "--json", "--latency", "5", "--model"])
+            .arg(&run)
+            .arg("--manifest")
+            .arg(&manifest),
     );
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tests = sv_data::read_manifest(&manifest)
