@@ -31,12 +31,29 @@ class ImageSynapse(bittensor.Synapse):
     testnet_label: int = -1
 
 
+MNEMONIC = ("legal winner thank year wave sausage worth useful legal winner thank yellow")
+
+
+def write_wallets() -> None:
+    """Hotkey files as the SDK writes them (tests/fixtures/axon/wallets): one from a seed,
+    one from a mnemonic, with their SS58 addresses and a signature to check."""
+    root = OUT / "wallets"
+    expected = {}
+    for hotkey, pair in [("seeded", Keypair.create_from_seed("0x" + "11" * 32)),
+                         ("phrase", Keypair.create_from_mnemonic(MNEMONIC))]:
+        wallet = bittensor.Wallet(name="fixture", hotkey=hotkey, path=str(root))
+        wallet.set_hotkey(pair, encrypt=False, overwrite=True)
+        expected[hotkey] = {"ss58": pair.ss58_address, "public": pair.public_key.hex()}
+    (root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
 def main() -> None:
     validator = Keypair.create_from_seed("0x" + "11" * 32)
     miner = Keypair.create_from_seed("0x" + "22" * 32)
     wallet = bittensor.Wallet(name="fixture", path="/tmp/sv-axon-fixture-wallets")
     wallet.set_hotkey(validator, encrypt=False, overwrite=True)
     wallet.set_coldkeypub(validator, overwrite=True)
+    write_wallets()
     dendrite = bittensor.Dendrite(wallet=wallet)
     axon = bittensor.AxonInfo(version=0, ip="127.0.0.2", port=8091, ip_type=4,
                               hotkey=miner.ss58_address, coldkey=miner.ss58_address)

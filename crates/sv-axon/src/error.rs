@@ -18,4 +18,10 @@ pub enum AxonError {
     /// A request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A key file cannot be read or does not hold a key.
+    #[error("key: {0}")]
+    Key(String),
+    /// A configuration file (allowlist, metagraph snapshot) is invalid.
+    #[error("{0}")]
+    Config(String),
 }

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use crate::dendrite::SDK_VERSION;
+use crate::keys::Hotkey;
 use crate::synapse::{Synapse, TerminalInfo, python_float};
 use crate::verify::{NonceTracker, body_hash, signing_message, verify_signature};
 
@@ -44,6 +46,17 @@ impl Callers for Allowlist {
     }
 }
 
+/// An admitted caller, handed to the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// Its SS58 hotkey.
+    pub hotkey: String,
+    /// Its stake: requests are served in stake order when they queue.
+    pub stake: f64,
+    /// The caller's timeout in seconds (`timeout` header, else 12).
+    pub timeout: f64,
+}
+
 /// An answer to send: HTTP status, headers and JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -69,6 +82,8 @@ pub struct Gate {
     pub require_permit: bool,
     callers: Box<dyn Callers>,
     nonces: Mutex<NonceTracker>,
+    signer: Option<Hotkey>,
+    uuid: String,
 }
 
 struct Refusal(u16, String);
@@ -83,7 +98,18 @@ impl Gate {
             require_permit: true,
             callers,
             nonces: Mutex::new(NonceTracker::new(4096)),
+            signer: None,
+            uuid: uuid::Uuid::new_v4().to_string(),
         }
+    }
+
+    /// Sign answers with this axon's hotkey (`bt_header_axon_signature` over
+    /// `"{axon_nonce}.{dendrite_hotkey}.{axon_hotkey}.{axon_uuid}"`, as the SDK's axon
+    /// does); the gate's hotkey becomes the key's address.
+    pub fn with_signer(mut self, hotkey: Hotkey) -> Self {
+        self.axon_hotkey = hotkey.ss58.clone();
+        self.signer = Some(hotkey);
+        self
     }
 
     /// Run a request for `route` (its headers, lower-case names, and body) received at
@@ -95,14 +121,14 @@ impl Gate {
         headers: &HashMap<String, String>,
         body: &[u8],
         now_ns: u64,
-        handler: impl FnOnce(&mut Synapse) -> Result<(), (u16, String)>,
+        handler: impl FnOnce(&mut Synapse, &Caller) -> Result<(), (u16, String)>,
     ) -> Reply {
         let started = std::time::Instant::now();
         let mut stake = None;
         let result = self
             .admit(route, headers, body, now_ns, &mut stake)
-            .and_then(|mut synapse| {
-                handler(&mut synapse)
+            .and_then(|(mut synapse, caller)| {
+                handler(&mut synapse, &caller)
                     .map_err(|(code, msg)| Refusal(code, msg))
                     .map(|()| synapse)
             });
@@ -113,6 +139,22 @@ impl Gate {
                 axon.status_code = Some(200);
                 axon.status_message = Some("Success".into());
                 axon.process_time = Some(elapsed);
+                axon.version = Some(SDK_VERSION);
+                axon.uuid = Some(self.uuid.clone());
+                let axon_nonce = now_ns.max(1);
+                axon.nonce = Some(axon_nonce);
+                if let Some(key) = &self.signer {
+                    let dendrite_hotkey = synapse
+                        .dendrite
+                        .as_ref()
+                        .and_then(|d| d.hotkey.clone())
+                        .unwrap_or_default();
+                    let message = format!(
+                        "{axon_nonce}.{dendrite_hotkey}.{}.{}",
+                        self.axon_hotkey, self.uuid
+                    );
+                    axon.signature = Some(key.sign(message.as_bytes()));
+                }
                 self.reply(200, synapse, stake)
             }
             Err(Refusal(code, message)) => {
@@ -148,7 +190,7 @@ impl Gate {
         body: &[u8],
         now_ns: u64,
         stake: &mut Option<f64>,
-    ) -> Result<Synapse, Refusal> {
+    ) -> Result<(Synapse, Caller), Refusal> {
         if !self.routes.iter().any(|r| r == route) {
             return Err(Refusal(404, format!("no synapse {route} here")));
         }
@@ -219,7 +261,12 @@ impl Gate {
             ..TerminalInfo::from_headers(headers, "axon")
         });
         synapse.computed_body_hash = Some(expected);
-        Ok(synapse)
+        let caller = Caller {
+            hotkey,
+            stake: stake.unwrap_or(0.0),
+            timeout,
+        };
+        Ok((synapse, caller))
     }
 
     fn reply(&self, status: u16, synapse: Synapse, stake: Option<f64>) -> Reply {

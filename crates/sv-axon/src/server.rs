@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::AxonError;
-use crate::gate::Gate;
+use crate::gate::{Caller, Gate};
 use crate::synapse::Synapse;
 
 /// Answers an admitted synapse (sets `prediction`) or refuses it with a status and message.
-pub type Handler = Arc<dyn Fn(&mut Synapse) -> Result<(), (u16, String)> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(&mut Synapse, &Caller) -> Result<(), (u16, String)> + Send + Sync>;
 
 /// Nanoseconds since the Unix epoch (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -105,13 +105,17 @@ fn answer(
     let limit = gate.max_body as u64 + 1;
     let read = request.as_reader().take(limit).read_to_end(&mut body);
     let reply = if request.method() != &tiny_http::Method::Post {
-        gate.process("", &headers, b"", now, |_| Ok(()))
+        gate.process("", &headers, b"", now, |_, _| Ok(()))
     } else if read.is_err() {
-        gate.process(&route, &headers, &vec![0; gate.max_body + 1], now, |_| {
-            Ok(())
-        })
+        gate.process(
+            &route,
+            &headers,
+            &vec![0; gate.max_body + 1],
+            now,
+            |_, _| Ok(()),
+        )
     } else {
-        gate.process(&route, &headers, &body, now, |s| handler(s))
+        gate.process(&route, &headers, &body, now, |s, c| handler(s, c))
     };
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     let content_type =

@@ -99,11 +99,17 @@ mod gate {
     fn the_sdk_request_is_answered_with_the_sdk_status_headers() {
         let (headers, body, nonce, validator, miner) = request();
         let g = gate(&miner, &[&validator]);
-        let reply = g.process("ImageSynapse", &headers, &body, nonce + 1_000_000, |s| {
-            assert_eq!(s.image_request().unwrap().image, "aGVsbG8=");
-            s.set_prediction(0.75);
-            Ok(())
-        });
+        let reply = g.process(
+            "ImageSynapse",
+            &headers,
+            &body,
+            nonce + 1_000_000,
+            |s, _| {
+                assert_eq!(s.image_request().unwrap().image, "aGVsbG8=");
+                s.set_prediction(0.75);
+                Ok(())
+            },
+        );
         assert_eq!(
             reply.status,
             200,
@@ -119,16 +125,20 @@ mod gate {
         assert_eq!(reply.stake, Some(1000.0));
 
         // The same request again: a replayed nonce.
-        let again = g.process("ImageSynapse", &headers, &body, nonce + 2_000_000, |_| {
-            Ok(())
-        });
+        let again = g.process(
+            "ImageSynapse",
+            &headers,
+            &body,
+            nonce + 2_000_000,
+            |_, _| Ok(()),
+        );
         assert_eq!(again.status, 401);
     }
 
     #[test]
     fn strangers_forgeries_stale_and_future_nonces_are_refused() {
         let (headers, body, nonce, validator, miner) = request();
-        let ok = |_: &mut sv_axon::synapse::Synapse| Ok(());
+        let ok = |_: &mut sv_axon::synapse::Synapse, _: &sv_axon::gate::Caller| Ok(());
         // Unknown hotkey: 403.
         let r = gate(&miner, &[]).process("ImageSynapse", &headers, &body, nonce, ok);
         assert_eq!(r.status, 403);
@@ -249,7 +259,7 @@ mod http {
         let miner = f["miner"]["ss58"].as_str().unwrap();
         let list = Allowlist([(validator.to_string(), 1.0)].into_iter().collect());
         let gate = Arc::new(Gate::new(miner, &IMAGE_ROUTES, Box::new(list)));
-        let handler: sv_axon::server::Handler = Arc::new(|s| {
+        let handler: sv_axon::server::Handler = Arc::new(|s, _| {
             s.set_prediction(0.25);
             Ok(())
         });
