@@ -1,7 +1,7 @@
 //! `sv-miner`: the StreetVision (netuid 72) miner.
 //!
-//! Today it classifies images from the command line; serving the axon protocol comes with
-//! the `serve` subcommand (not built yet).
+//! `serve` answers validators over the axon protocol; `challenge` sends validator-style
+//! challenges to a miner and scores the answers; `classify` runs the model on files.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the axon protocol: verified, signed requests from permitted validators are
+    /// answered with P(roadwork), micro-batched on one inference pool; `/metrics` and
+    /// `/healthz` on their own port; a prediction log; the model reloads when its files
+    /// change or on SIGHUP. Settings: defaults < --config file < environment (NETUID,
+    /// WALLET_NAME, WALLET_HOTKEY, MINER_AXON_PORT, BLACKLIST_FORCE_VALIDATOR_PERMIT,
+    /// SUBTENSOR_CHAIN_ENDPOINT, BT_WALLET_PATH) < flags.
+    Serve(serve::ServeArgs),
+    /// Send validator-style challenges to a miner: each labelled image goes through one of
+    /// the validator's augmentation levels 0–3 and becomes a 224×224 quality-75 JPEG,
+    /// signed with a wallet hotkey; prints accuracy, MCC, the subnet's reward and latency.
+    Challenge(serve::ChallengeArgs),
     /// Classify image files with a DINOv2-with-registers or ConvNeXt-V2 classifier and
     /// print, per image, the roadwork probability and the latency.
     Classify(ClassifyArgs),
@@ -86,9 +97,13 @@ struct ClassifyArgs {
     images: Vec<PathBuf>,
 }
 
+mod serve;
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Classify(args) => classify(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Challenge(args) => serve::challenge(args),
     }
 }
 

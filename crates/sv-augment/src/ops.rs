@@ -177,22 +177,26 @@ pub fn gaussian_blur(img: &RgbImage, kernel: usize, sigma: f64) -> RgbImage {
     RgbImage::from_raw(img.width(), img.height(), out).expect("same size")
 }
 
-/// Re-encode as baseline JPEG at `quality` (1–100) with 4:2:0 chroma subsampling, as
-/// PIL's `save(..., "JPEG", quality=q)` does by default, and decode again. Images wider
-/// or taller than 65535 pixels (beyond JPEG's limit) come back unchanged.
-pub fn jpeg_recompress(img: &RgbImage, quality: u8) -> RgbImage {
+/// Encode as baseline JPEG at `quality` (1–100) with 4:2:0 chroma subsampling, as PIL's
+/// `save(..., "JPEG", quality=q)` does by default; `None` beyond JPEG's 65535-pixel sides.
+pub fn jpeg_encode(img: &RgbImage, quality: u8) -> Option<Vec<u8>> {
     let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
-        return img.clone();
+        return None;
     };
     let mut bytes = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut bytes, quality.clamp(1, 100));
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-    if enc
-        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
-        .is_err()
-    {
+    enc.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+        .ok()?;
+    Some(bytes)
+}
+
+/// Re-encode as [`jpeg_encode`] does and decode again. Images wider or taller than 65535
+/// pixels (beyond JPEG's limit) come back unchanged.
+pub fn jpeg_recompress(img: &RgbImage, quality: u8) -> RgbImage {
+    let Some(bytes) = jpeg_encode(img, quality) else {
         return img.clone();
-    }
+    };
     image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
         .map(|d| d.to_rgb8())
         .unwrap_or_else(|_| img.clone())

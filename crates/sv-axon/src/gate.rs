@@ -70,6 +70,10 @@ pub struct Reply {
     pub stake: Option<f64>,
 }
 
+/// Called once per request with the status sent, the caller when it was admitted, and
+/// the time taken (for metrics).
+pub type Observer = Box<dyn Fn(u16, Option<&Caller>, std::time::Duration) + Send + Sync>;
+
 /// The verifying pipeline of one axon.
 pub struct Gate {
     /// This axon's hotkey (SS58): the third field of every signed message.
@@ -84,6 +88,7 @@ pub struct Gate {
     nonces: Mutex<NonceTracker>,
     signer: Option<Hotkey>,
     uuid: String,
+    observer: Option<Observer>,
 }
 
 struct Refusal(u16, String);
@@ -100,7 +105,14 @@ impl Gate {
             nonces: Mutex::new(NonceTracker::new(4096)),
             signer: None,
             uuid: uuid::Uuid::new_v4().to_string(),
+            observer: None,
         }
+    }
+
+    /// Report every request's outcome to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Sign answers with this axon's hotkey (`bt_header_axon_signature` over
@@ -125,14 +137,24 @@ impl Gate {
     ) -> Reply {
         let started = std::time::Instant::now();
         let mut stake = None;
+        let mut admitted = None;
         let result = self
             .admit(route, headers, body, now_ns, &mut stake)
             .and_then(|(mut synapse, caller)| {
-                handler(&mut synapse, &caller)
+                let r = handler(&mut synapse, &caller)
                     .map_err(|(code, msg)| Refusal(code, msg))
-                    .map(|()| synapse)
+                    .map(|()| synapse);
+                admitted = Some(caller);
+                r
             });
         let elapsed = started.elapsed().as_secs_f64();
+        if let Some(observe) = &self.observer {
+            let status = match &result {
+                Ok(_) => 200,
+                Err(Refusal(code, _)) => *code,
+            };
+            observe(status, admitted.as_ref(), started.elapsed());
+        }
         match result {
             Ok(mut synapse) => {
                 let axon = synapse.axon.get_or_insert_with(TerminalInfo::default);

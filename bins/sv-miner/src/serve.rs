@@ -1,0 +1,274 @@
+//! `sv-miner serve` and `sv-miner challenge`: flags onto sv-serve.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sv_axon::Hotkey;
+use sv_axon::dendrite::Target;
+use sv_serve::challenge::{ChallengeSettings, run};
+use sv_serve::{Miner, MinerConfig};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML config file (keys as in `MinerConfig`: model, allowlist, metagraph, axon_port,
+    /// metrics_port, max_batch, max_wait_ms, log_dir, store_images, …).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model: an export directory (`sv-trainer export`), ensemble file, checkpoint, or a
+    /// Hugging Face repository `owner/name[@revision]`.
+    #[arg(long)]
+    model: Option<String>,
+    /// Offline mode: file of validator hotkeys allowed to call (one per line, optional stake).
+    #[arg(long, value_name = "FILE")]
+    allowlist: Option<PathBuf>,
+    /// Metagraph snapshot (JSON list of {uid, hotkey, validator_permit, stake}), re-read
+    /// when it changes.
+    #[arg(long, value_name = "FILE")]
+    metagraph: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    host: Option<String>,
+    /// Axon port (default 8091; env MINER_AXON_PORT).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Port of /metrics and /healthz (default 9091).
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Wallet name (env WALLET_NAME).
+    #[arg(long)]
+    wallet_name: Option<String>,
+    /// Hotkey name (env WALLET_HOTKEY).
+    #[arg(long)]
+    wallet_hotkey: Option<String>,
+    /// Wallets directory (env BT_WALLET_PATH; default ~/.bittensor/wallets).
+    #[arg(long)]
+    wallet_path: Option<PathBuf>,
+    /// Accept registered callers without a validator permit.
+    #[arg(long)]
+    no_permit_required: bool,
+    /// Most images per forward pass (default 8).
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Longest a request waits for a batch to fill, ms (default 5).
+    #[arg(long)]
+    max_wait_ms: Option<u64>,
+    /// Prediction log directory (default miner-log).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Store each challenge image by hash beside the log (for `sv-curator`).
+    #[arg(long)]
+    store_images: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+/// Resolve the layers: defaults < file < environment < flags.
+fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
+    let mut c = MinerConfig::load(args.config.as_deref())?;
+    c.apply_env(|k| std::env::var(k).ok())?;
+    macro_rules! set {
+        ($field:ident, $value:expr) => {
+            if let Some(v) = $value.clone() {
+                c.$field = v;
+            }
+        };
+    }
+    if args.model.is_some() {
+        c.model = args.model.clone();
+    }
+    if args.allowlist.is_some() {
+        c.allowlist = args.allowlist.clone();
+        c.metagraph = None;
+    }
+    if args.metagraph.is_some() {
+        c.metagraph = args.metagraph.clone();
+        c.allowlist = None;
+    }
+    if args.wallet_path.is_some() {
+        c.wallet_path = args.wallet_path.clone();
+    }
+    set!(host, args.host);
+    set!(axon_port, args.port);
+    set!(metrics_port, args.metrics_port);
+    set!(wallet_name, args.wallet_name);
+    set!(wallet_hotkey, args.wallet_hotkey);
+    set!(max_batch, args.max_batch);
+    set!(max_wait_ms, args.max_wait_ms);
+    set!(log_dir, args.log_dir);
+    set!(device, args.device);
+    if args.no_permit_required {
+        c.force_validator_permit = false;
+    }
+    if args.store_images {
+        c.store_images = true;
+    }
+    Ok(c)
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let config = resolve(&args)?;
+    let miner = Miner::start(&config).context("starting the miner")?;
+    eprintln!(
+        "sv-miner: serving netuid {} as {} on {} (model {}); metrics on {}; log in {}",
+        config.netuid,
+        miner.hotkey,
+        miner.axon_addr,
+        miner.model_version(),
+        miner
+            .metrics_addr
+            .map_or_else(|| "(off)".to_string(), |a| a.to_string()),
+        config.log_dir.display()
+    );
+    miner.wait_for_termination();
+    eprintln!("sv-miner: stopping");
+    miner.shutdown();
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ChallengeArgs {
+    /// The miner's axon, host:port.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    miner: String,
+    /// The miner's hotkey (SS58), signed into every request.
+    #[arg(long)]
+    miner_hotkey: String,
+    /// Image folder with `roadwork/` and `no_roadwork/` (or `1/` and `0/`) at any depth.
+    #[arg(
+        long,
+        conflicts_with = "manifest",
+        required_unless_present = "manifest"
+    )]
+    folder: Option<PathBuf>,
+    /// Or a manifest (JSON Lines) of labelled samples.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Challenge at most this many images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Wallet whose hotkey signs (a validator's; the miner must allow it).
+    #[arg(long, default_value = "default")]
+    wallet_name: String,
+    /// Hotkey name.
+    #[arg(long, default_value = "default")]
+    wallet_hotkey: String,
+    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
+    #[arg(long)]
+    wallet_path: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Seconds the miner has per challenge (validators: 9).
+    #[arg(long, default_value_t = 9.0)]
+    timeout: f64,
+    /// Seed of the augmentation draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Synapse route: ImageSynapse or ExtendedImageSynapse.
+    #[arg(long, default_value = "ImageSynapse")]
+    route: String,
+    /// Write the full report (every exchange) as JSON here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+pub fn challenge(args: ChallengeArgs) -> Result<()> {
+    let wallets = args
+        .wallet_path
+        .clone()
+        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
+    let hotkey = Hotkey::from_wallet(&wallets, &args.wallet_name, &args.wallet_hotkey)
+        .context("reading the signing hotkey")?;
+    sv_axon::ss58::decode(&args.miner_hotkey)
+        .with_context(|| format!("--miner-hotkey {}", args.miner_hotkey))?;
+    let (ip, port) = args
+        .miner
+        .rsplit_once(':')
+        .with_context(|| format!("--miner {} is not host:port", args.miner))?;
+    let target = Target {
+        ip: ip.to_string(),
+        port: port
+            .parse()
+            .with_context(|| format!("--miner {}: port", args.miner))?,
+        hotkey: args.miner_hotkey.clone(),
+    };
+    let mut samples = if let Some(folder) = &args.folder {
+        let (samples, skipped) = sv_data::read_folder(folder, &sv_data::FolderOptions::default())
+            .with_context(|| format!("reading {}", folder.display()))?;
+        if skipped.total() > 0 {
+            eprintln!("skipped {} unreadable images", skipped.total());
+        }
+        samples
+    } else {
+        let path = args.manifest.as_ref().expect("clap requires one");
+        sv_data::read_manifest(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    samples.retain(|s| s.label.target().is_some());
+    if let Some(n) = args.limit {
+        samples.truncate(n);
+    }
+    if samples.is_empty() {
+        bail!("no labelled images to challenge with");
+    }
+    let settings = ChallengeSettings {
+        route: args.route.clone(),
+        timeout: args.timeout,
+        seed: args.seed,
+        concurrency: args.concurrency,
+        ..ChallengeSettings::default()
+    };
+    let bar = ProgressBar::new(samples.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("challenges {bar:40} {pos}/{len} {elapsed_precise}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let report = run(&samples, &hotkey, &target, &settings, &|n| {
+        bar.set_position(n as u64)
+    });
+    bar.finish_and_clear();
+    println!(
+        "{} challenges to {} ({}), {} answered",
+        report.sent, args.miner, args.miner_hotkey, report.answered
+    );
+    for (status, n) in &report.failures {
+        let what = if *status == 0 {
+            "no response".to_string()
+        } else {
+            format!("status {status}")
+        };
+        let example = report
+            .exchanges
+            .iter()
+            .find(|e| e.status == *status && e.prediction.is_none())
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default();
+        println!("  failed: {n} × {what} (e.g. {example})");
+    }
+    if let Some(r) = &report.scored {
+        println!(
+            "accuracy {:.4}  MCC {:.4}  ROC-AUC {}  (failures count as wrong)",
+            r.accuracy,
+            r.mcc,
+            r.roc_auc.map_or("n/a".into(), |a| format!("{a:.4}"))
+        );
+        println!(
+            "subnet reward: {:.4} over the whole run, {:.4} per answer on average (MCC of the last 100, accuracy of the last 10, cubed)",
+            r.subnet_reward, report.mean_reward
+        );
+    }
+    for (level, n, acc) in &report.per_level {
+        println!("  level {level}: {n} challenges, accuracy {acc:.4}");
+    }
+    let [p50, p95, p99, max] = report.latency_ms;
+    println!("latency ms: p50 {p50:.1}  p95 {p95:.1}  p99 {p99:.1}  max {max:.1}");
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        sv_train::checkpoint::atomic_write(path, &json)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,488 @@
+//! `sv-miner serve` as a real process on loopback, called by our dendrite: answers equal the
+//! reference pipeline (transformers, `tests/fixtures/ensemble`) under concurrent load, bad
+//! images are refused before the model, the prediction log and metrics record what was
+//! answered, a model swap under load fails no request, and a deadline that cannot be met
+//! is answered with an error.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sv_axon::dendrite::{Answer, Dendrite, Target};
+use sv_axon::keys::Hotkey;
+use sv_tests::{fixture, read_expected};
+
+/// The validator key the miners allow (the SDK fixture's seed 0x11…).
+fn validator() -> Hotkey {
+    Hotkey::from_seed(&[0x11; 32])
+}
+
+fn wallets() -> PathBuf {
+    fixture("axon/wallets")
+}
+
+/// The miner's key: the SDK-written `fixture/phrase` hotkey.
+fn miner_key() -> Hotkey {
+    Hotkey::from_wallet(&wallets(), "fixture", "phrase").unwrap()
+}
+
+/// The reference ensemble of `tests/ensemble.rs` (`shared` or `mixed` processors).
+fn ensemble_json(tag: &str) -> Value {
+    let cnx = match tag {
+        "shared" => "dinov2/hub/preprocessor_config.json",
+        _ => "preprocess/convnext384.preprocessor_config.json",
+    };
+    let member = |name: &str, ckpt: &str, pre: &str, t: f64| serde_json::json!({"name": name, "checkpoint": fixture(ckpt), "preprocessor": fixture(pre), "temperature": t});
+    serde_json::json!({"members": [
+        member("dinov2", "dinov2/hf_mlp.safetensors", "dinov2/hub/preprocessor_config.json", 1.5),
+        member("convnext", "convnext/hf_cls.safetensors", cnx, 0.7),
+    ]})
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+struct MinerProcess {
+    child: Child,
+    axon: SocketAddr,
+    metrics: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl MinerProcess {
+    /// Start `sv-miner serve` with `extra` config lines (the model dir, callers, ports 0).
+    fn start(dir: &Path, extra: &str) -> Self {
+        let config = dir.join("miner.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "host = \"127.0.0.1\"\naxon_port = 0\nmetrics_port = 0\nwallet_name = \"fixture\"\nwallet_hotkey = \"phrase\"\nwallet_path = {:?}\nlog_dir = {:?}\nwatch_seconds = 1\nmax_wait_ms = 20\n{extra}",
+                wallets(),
+                dir.join("log"),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("MINER_AXON_PORT")
+            .env_remove("BLACKLIST_FORCE_VALIDATOR_PERMIT")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the miner did not start:\n{}", log.lock().unwrap());
+            };
+            if let Some(rest) = line.strip_prefix("sv-miner: serving") {
+                let addr = |after: &str| -> SocketAddr {
+                    let tail = rest.split(after).nth(1).unwrap().trim_start();
+                    tail.split([' ', ';']).next().unwrap().parse().unwrap()
+                };
+                let (axon, metrics) = (addr(" on "), addr("metrics on"));
+                return Self {
+                    child,
+                    axon,
+                    metrics,
+                    log,
+                };
+            }
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            ip: "127.0.0.1".into(),
+            port: self.axon.port(),
+            hotkey: miner_key().ss58,
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        ureq::get(&format!("http://{}{path}", self.metrics))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
+    fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self.get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for MinerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn image_fields(bytes: &[u8]) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert(
+        "image".into(),
+        Value::from(sv_serve::payload::encode(bytes)),
+    );
+    fields.insert("prediction".into(), Value::from(-1.0));
+    fields.insert("testnet_label".into(), Value::from(-1));
+    fields
+}
+
+fn photos() -> Vec<Vec<u8>> {
+    ["images/chelsea.png", "images/camera_grey.png"]
+        .iter()
+        .map(|p| std::fs::read(fixture(p)).unwrap())
+        .collect()
+}
+
+fn reference(tag: &str) -> Vec<f32> {
+    read_expected("ensemble/expected.safetensors")[&format!("{tag}.combined")]
+        .data
+        .clone()
+}
+
+fn allowlist(dir: &Path) -> PathBuf {
+    let path = dir.join("validators.txt");
+    std::fs::write(&path, format!("{} 1000\n", validator().ss58)).unwrap();
+    path
+}
+
+#[test]
+fn concurrent_answers_equal_the_reference_and_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    write_atomic(
+        &model.join("ensemble.json"),
+        &serde_json::to_vec(&ensemble_json("mixed")).unwrap(),
+    );
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\nmax_batch = 4\n",
+            model,
+            allowlist(dir.path())
+        ),
+    );
+    let want = reference("mixed");
+    let photos = photos();
+    let target = miner.target();
+    // 6 validators' dendrites × 4 requests each, all at once.
+    let answers: Vec<(usize, Answer)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let (photos, target) = (&photos, &target);
+                s.spawn(move || {
+                    let d = Dendrite::new(validator());
+                    (0..4)
+                        .map(|i| {
+                            let which = (t + i) % 2;
+                            let a =
+                                d.call("ImageSynapse", image_fields(&photos[which]), target, 9.0);
+                            (which, a)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    for (which, a) in &answers {
+        assert_eq!(
+            a.status,
+            200,
+            "{:?}\n{}",
+            a.message,
+            miner.log.lock().unwrap()
+        );
+        let p = a.prediction().unwrap() as f32;
+        assert!(
+            (p - want[*which]).abs() <= 1e-4,
+            "image {which}: {p} vs {}",
+            want[*which]
+        );
+        assert_eq!(a.axon.status_code, Some(200));
+    }
+    // The older route answers too.
+    let d = Dendrite::new(validator());
+    let a = d.call(
+        "ExtendedImageSynapse",
+        image_fields(&photos[0]),
+        &target,
+        9.0,
+    );
+    assert_eq!(a.status, 200, "{:?}", a.message);
+
+    // Bad images: 400, never reaching the model or the log.
+    let mut huge = Vec::new();
+    image::RgbImage::new(5000, 4000)
+        .write_to(
+            &mut std::io::Cursor::new(&mut huge),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let truncated = &photos[0][..photos[0].len() / 2];
+    let bad: Vec<Map<String, Value>> = vec![
+        image_fields(b"GIF89a not allowed"),
+        image_fields(truncated),
+        image_fields(&huge),
+        {
+            let mut f = Map::new();
+            f.insert("image".into(), Value::from("%%% not base64"));
+            f
+        },
+        Map::new(),
+    ];
+    for fields in bad {
+        let a = d.call("ImageSynapse", fields, &target, 9.0);
+        assert_eq!(a.status, 400, "{:?}", a.message);
+        assert!(a.prediction().is_none());
+    }
+    // An unknown hotkey: 403.
+    let stranger = Dendrite::new(Hotkey::from_seed(&[0x44; 32]));
+    assert_eq!(
+        stranger
+            .call("ImageSynapse", image_fields(&photos[0]), &target, 9.0)
+            .status,
+        403
+    );
+
+    assert_eq!(
+        miner.metric("sv_miner_requests_total{outcome=\"answered\""),
+        25.0
+    );
+    assert_eq!(
+        miner.metric("sv_miner_requests_total{outcome=\"bad_request\""),
+        5.0
+    );
+    assert_eq!(
+        miner.metric("sv_miner_requests_total{outcome=\"blacklisted\""),
+        1.0
+    );
+    assert_eq!(miner.metric("sv_miner_batch_size_sum"), 25.0);
+    let health: Value = serde_json::from_str(&miner.get("/healthz")).unwrap();
+    assert_eq!(health["status"], "ok");
+    let version = health["model_version"].as_str().unwrap().to_string();
+
+    let log_dir = dir.path().join("log");
+    assert!(miner.stop().success());
+    // The log: one line per answer, with the image hash and the answer.
+    let text = std::fs::read_to_string(log_dir.join("predictions.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 25);
+    let hashes: Vec<String> = photos
+        .iter()
+        .map(|p| {
+            use sha2::Digest;
+            sv_serve::payload::hex(&sha2::Sha256::digest(p))
+        })
+        .collect();
+    for l in &lines {
+        let which = hashes
+            .iter()
+            .position(|h| h == l["image_sha256"].as_str().unwrap())
+            .expect("a sent image");
+        let p = l["prediction"].as_f64().unwrap() as f32;
+        assert!((p - want[which]).abs() <= 1e-4);
+        assert_eq!(l["validator"], validator().ss58.as_str());
+        assert_eq!(l["model_version"], version.as_str());
+    }
+}
+
+#[test]
+fn a_model_swap_under_load_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let ensemble = model.join("ensemble.json");
+    write_atomic(
+        &ensemble,
+        &serde_json::to_vec(&ensemble_json("mixed")).unwrap(),
+    );
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\n",
+            model,
+            allowlist(dir.path())
+        ),
+    );
+    let (mixed, shared) = (reference("mixed")[0], reference("shared")[0]);
+    let photo = photos().swap_remove(0);
+    let target = miner.target();
+    let stop = AtomicBool::new(false);
+    let seen_shared = AtomicBool::new(false);
+    let answers = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let d = Dendrite::new(validator());
+                    let mut out = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let a = d.call("ImageSynapse", image_fields(&photo), &target, 9.0);
+                        if a.prediction()
+                            .is_some_and(|p| ((p as f32) - shared).abs() <= 1e-4)
+                        {
+                            seen_shared.store(true, Ordering::SeqCst);
+                        }
+                        out.push(a);
+                    }
+                    out
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        // A broken model file first: the old model keeps serving.
+        write_atomic(&ensemble, b"{\"members\": 3}");
+        let t0 = Instant::now();
+        while miner.metric("sv_miner_model_swap_failures_total") < 1.0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no failed swap seen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Then the new model.
+        write_atomic(
+            &ensemble,
+            &serde_json::to_vec(&ensemble_json("shared")).unwrap(),
+        );
+        let t0 = Instant::now();
+        while !seen_shared.load(Ordering::SeqCst) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the new model never answered:\n{}",
+                miner.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect::<Vec<Answer>>()
+    });
+    assert!(answers.len() >= 6, "{} answers", answers.len());
+    for a in &answers {
+        assert_eq!(a.status, 200, "{:?}", a.message);
+        let p = a.prediction().unwrap() as f32;
+        assert!(
+            (p - mixed).abs() <= 1e-4 || (p - shared).abs() <= 1e-4,
+            "{p} is neither model's answer"
+        );
+    }
+    assert_eq!(miner.metric("sv_miner_model_swaps_total"), 1.0);
+    // SIGHUP reloads too.
+    miner.signal("-HUP");
+    let t0 = Instant::now();
+    while miner.metric("sv_miner_model_swaps_total") < 2.0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(miner.stop().success());
+}
+
+#[test]
+fn a_deadline_that_cannot_be_met_is_an_error_not_a_late_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\ndeadline_margin_ms = 400\n",
+            fixture("convnext/hf_cls.safetensors"),
+            allowlist(dir.path())
+        ),
+    );
+    let d = Dendrite::new(validator());
+    let photo = photos().swap_remove(0);
+    let a = d.call("ImageSynapse", image_fields(&photo), &miner.target(), 0.3);
+    assert_eq!(a.status, 408, "{:?}", a.message);
+    assert!(a.prediction().is_none());
+    let a = d.call("ImageSynapse", image_fields(&photo), &miner.target(), 9.0);
+    assert_eq!(a.status, 200, "{:?}", a.message);
+    assert_eq!(
+        miner.metric("sv_miner_requests_total{outcome=\"late\""),
+        1.0
+    );
+}
+
+#[test]
+fn bad_configs_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "axon_prot = 1\n").unwrap();
+    let err = run(&["serve", "--config", config.to_str().unwrap()], &[]);
+    assert!(
+        err.contains("bad.toml") && err.contains("axon_prot"),
+        "{err}"
+    );
+    let err = run(
+        &["serve", "--model", "x/y"],
+        &[("MINER_AXON_PORT", "eighty")],
+    );
+    assert!(err.contains("MINER_AXON_PORT"), "{err}");
+    let err = run(&["serve", "--model", "x/y"], &[]);
+    assert!(err.contains("allowlist"), "{err}");
+}

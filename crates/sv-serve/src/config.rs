@@ -1,0 +1,196 @@
+//! The miner's configuration: defaults, then a TOML file (unknown keys refused by name),
+//! then the environment (the subnet's `miner.env` names), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServeError;
+
+/// Everything `sv-miner serve` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinerConfig {
+    /// Subnet (`NETUID`).
+    pub netuid: u16,
+    /// Wallet name (`WALLET_NAME`).
+    pub wallet_name: String,
+    /// Hotkey name (`WALLET_HOTKEY`).
+    pub wallet_hotkey: String,
+    /// Wallets directory (`BT_WALLET_PATH`; default `~/.bittensor/wallets`).
+    pub wallet_path: Option<PathBuf>,
+    /// Address to listen on.
+    pub host: String,
+    /// Axon port (`MINER_AXON_PORT`).
+    pub axon_port: u16,
+    /// Serve `/metrics` and `/healthz`.
+    pub metrics: bool,
+    /// Their port (0: any free port).
+    pub metrics_port: u16,
+    /// Refuse callers without a validator permit (`BLACKLIST_FORCE_VALIDATOR_PERMIT`).
+    pub force_validator_permit: bool,
+    /// Subtensor endpoint (`SUBTENSOR_CHAIN_ENDPOINT`), for the metagraph refresh.
+    pub chain_endpoint: Option<String>,
+    /// Offline mode: a file of validator hotkeys (one per line, optional stake).
+    pub allowlist: Option<PathBuf>,
+    /// A metagraph snapshot (JSON list of uid, hotkey, validator_permit, stake), re-read
+    /// when it changes.
+    pub metagraph: Option<PathBuf>,
+    /// The model: an export directory, ensemble file, checkpoint, or `owner/name[@rev]`.
+    pub model: Option<String>,
+    /// Device: cpu, cuda or cuda:N.
+    pub device: String,
+    /// Most images per forward pass.
+    pub max_batch: usize,
+    /// Longest a request waits for others to join its batch (ms).
+    pub max_wait_ms: u64,
+    /// Answer this long before the caller's timeout runs out (ms).
+    pub deadline_margin_ms: u64,
+    /// HTTP worker threads.
+    pub http_workers: usize,
+    /// Largest request body (bytes).
+    pub max_body_bytes: usize,
+    /// Largest challenge image (pixels).
+    pub max_pixels: u64,
+    /// Prediction log directory.
+    pub log_dir: PathBuf,
+    /// Rotate the log at this size (bytes).
+    pub log_max_bytes: u64,
+    /// Rotated log files kept.
+    pub log_keep: usize,
+    /// Store each challenge image by hash beside the log.
+    pub store_images: bool,
+    /// Reload the model when its files change (seconds between checks; 0: off).
+    pub watch_seconds: u64,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        Self {
+            netuid: 72,
+            wallet_name: "default".into(),
+            wallet_hotkey: "default".into(),
+            wallet_path: None,
+            host: "0.0.0.0".into(),
+            axon_port: 8091,
+            metrics: true,
+            metrics_port: 9091,
+            force_validator_permit: true,
+            chain_endpoint: None,
+            allowlist: None,
+            metagraph: None,
+            model: None,
+            device: "cpu".into(),
+            max_batch: 8,
+            max_wait_ms: 5,
+            deadline_margin_ms: 500,
+            http_workers: 32,
+            max_body_bytes: 4 << 20,
+            max_pixels: 4096 * 4096,
+            log_dir: PathBuf::from("miner-log"),
+            log_max_bytes: 64 << 20,
+            log_keep: 20,
+            store_images: false,
+            watch_seconds: 2,
+        }
+    }
+}
+
+/// The environment variables read, in the subnet's `miner.env` names.
+pub const ENV_NAMES: [&str; 7] = [
+    "NETUID",
+    "WALLET_NAME",
+    "WALLET_HOTKEY",
+    "MINER_AXON_PORT",
+    "BLACKLIST_FORCE_VALIDATOR_PERMIT",
+    "SUBTENSOR_CHAIN_ENDPOINT",
+    "BT_WALLET_PATH",
+];
+
+impl MinerConfig {
+    /// Defaults overlaid with `file` (TOML) when given.
+    pub fn load(file: Option<&Path>) -> Result<Self, ServeError> {
+        let Some(path) = file else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ServeError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Overlay the environment (`get` reads a variable); a value that does not parse is an
+    /// error naming the variable.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
+        let bad = |name: &str, v: &str, what: &str| {
+            ServeError::Config(format!("environment {name}={v:?} is not {what}"))
+        };
+        if let Some(v) = get("NETUID") {
+            self.netuid = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("NETUID", &v, "a subnet id"))?;
+        }
+        if let Some(v) = get("WALLET_NAME") {
+            self.wallet_name = v;
+        }
+        if let Some(v) = get("WALLET_HOTKEY") {
+            self.wallet_hotkey = v;
+        }
+        if let Some(v) = get("MINER_AXON_PORT") {
+            self.axon_port = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("MINER_AXON_PORT", &v, "a port"))?;
+        }
+        if let Some(v) = get("BLACKLIST_FORCE_VALIDATOR_PERMIT") {
+            self.force_validator_permit = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(bad("BLACKLIST_FORCE_VALIDATOR_PERMIT", &v, "true or false")),
+            };
+        }
+        if let Some(v) = get("SUBTENSOR_CHAIN_ENDPOINT") {
+            self.chain_endpoint = Some(v);
+        }
+        if let Some(v) = get("BT_WALLET_PATH") {
+            self.wallet_path = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    /// Check the values that cannot work.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        let bad = |m: &str| Err(ServeError::Config(m.to_string()));
+        if self.model.is_none() {
+            return bad(
+                "no model: set `model` (an export directory, ensemble file, checkpoint or owner/name)",
+            );
+        }
+        if self.max_batch == 0 {
+            return bad("max_batch must be at least 1");
+        }
+        if self.http_workers == 0 {
+            return bad("http_workers must be at least 1");
+        }
+        if self.allowlist.is_none() && self.metagraph.is_none() {
+            return bad(match &self.chain_endpoint {
+                Some(_) => {
+                    "the metagraph refresh from SUBTENSOR_CHAIN_ENDPOINT is not built yet (it comes with sv-chain); give `allowlist` (validator hotkeys) or `metagraph` (a snapshot file)"
+                }
+                None => {
+                    "no callers: give `allowlist` (a file of validator hotkeys) or `metagraph` (a snapshot file)"
+                }
+            });
+        }
+        if self.allowlist.is_some() && self.metagraph.is_some() {
+            return bad("give either `allowlist` or `metagraph`, not both");
+        }
+        Ok(())
+    }
+
+    /// The wallets directory in use.
+    pub fn wallets_dir(&self) -> PathBuf {
+        self.wallet_path
+            .clone()
+            .unwrap_or_else(sv_axon::keys::default_wallets_dir)
+    }
+}

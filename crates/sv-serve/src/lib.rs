@@ -1,0 +1,30 @@
+//! The StreetVision miner's serving logic, behind `sv-miner serve` and `sv-miner challenge`:
+//!
+//! - [`payload`]: the challenge image checks (base64, JPEG/PNG only, pixel limit) that
+//!   refuse bad input before it reaches a model;
+//! - [`model`]: loading a model or ensemble from an export directory, a checkpoint or a
+//!   Hugging Face repository, with its version and age; [`slot`] swaps it atomically;
+//! - [`batcher`]: micro-batching concurrent requests (max batch, max wait) in stake order,
+//!   answering a request whose deadline cannot be met with an error rather than late;
+//! - [`predlog`]: the JSON Lines prediction log with size-based rotation and optional
+//!   storage of challenge images by hash, written off the answer path;
+//! - [`metrics`]: Prometheus counters and histograms, served with `/healthz`;
+//! - [`config`]: the miner's TOML config with the subnet's `miner.env` names;
+//! - [`miner`]: all of it wired to an axon ([`sv_axon`]);
+//! - [`challenge`]: validator-style challenges sent through our dendrite, scored with the
+//!   subnet's reward.
+
+pub mod batcher;
+pub mod challenge;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod miner;
+pub mod model;
+pub mod payload;
+pub mod predlog;
+pub mod slot;
+
+pub use config::MinerConfig;
+pub use error::ServeError;
+pub use miner::Miner;

@@ -1,0 +1,238 @@
+//! Prometheus metrics of a miner: requests by outcome and validator, answer latency,
+//! batch sizes and times, the model's version and age, swaps and dropped log lines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    bounds: Vec<f64>,
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len()],
+            ..Self::default()
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(&mut self.counts) {
+            if v <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct ModelInfo {
+    version: String,
+    created_unix: Option<u64>,
+    loaded_unix: u64,
+}
+
+/// The miner's counters; every method is cheap and never blocks for long.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, String), u64>>,
+    latency: Mutex<Histogram>,
+    batch_size: Mutex<Histogram>,
+    batch_seconds: Mutex<Histogram>,
+    model: Mutex<ModelInfo>,
+    swaps: AtomicU64,
+    swap_failures: AtomicU64,
+    /// Prediction-log lines dropped because the writer fell behind.
+    pub log_dropped: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            latency: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
+            batch_size: Mutex::new(Histogram::new(&BATCH_BUCKETS)),
+            batch_seconds: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
+            model: Mutex::default(),
+            swaps: AtomicU64::new(0),
+            swap_failures: AtomicU64::new(0),
+            log_dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The outcome label of an HTTP status.
+pub fn outcome(status: u16) -> &'static str {
+    match status {
+        200 => "answered",
+        400 => "bad_request",
+        401 => "unverified",
+        403 => "blacklisted",
+        404 => "unknown_synapse",
+        408 => "late",
+        _ => "error",
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Metrics {
+    /// Count a request that ended with `status`, from `validator` (a verified caller's
+    /// hotkey; refused requests are counted without one) after `elapsed`.
+    pub fn request(&self, status: u16, validator: Option<&str>, elapsed: Duration) {
+        let who = validator.unwrap_or("unattributed").to_string();
+        *lock(&self.requests)
+            .entry((outcome(status), who))
+            .or_default() += 1;
+        if status == 200 {
+            lock(&self.latency).observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Record a batch of `size` that took `took`.
+    pub fn batch(&self, size: usize, took: Duration) {
+        lock(&self.batch_size).observe(size as f64);
+        lock(&self.batch_seconds).observe(took.as_secs_f64());
+    }
+
+    /// A model went into service.
+    pub fn model_loaded(&self, version: &str, created_unix: Option<u64>, swap: bool) {
+        *lock(&self.model) = ModelInfo {
+            version: version.to_string(),
+            created_unix,
+            loaded_unix: unix_now(),
+        };
+        if swap {
+            self.swaps.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A new model failed to load (the old one stays).
+    pub fn swap_failed(&self) {
+        self.swap_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered so far with each outcome (all validators).
+    pub fn count(&self, outcome_label: &str) -> u64 {
+        lock(&self.requests)
+            .iter()
+            .filter(|((o, _), _)| *o == outcome_label)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP sv_miner_requests_total Requests by outcome and validator hotkey.\n");
+        out.push_str("# TYPE sv_miner_requests_total counter\n");
+        for ((o, who), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "sv_miner_requests_total{{outcome=\"{o}\",validator=\"{}\"}} {n}",
+                escape(who)
+            );
+        }
+        out.push_str("# HELP sv_miner_answer_seconds Time from request to answer.\n");
+        out.push_str("# TYPE sv_miner_answer_seconds histogram\n");
+        lock(&self.latency).render("sv_miner_answer_seconds", &mut out);
+        out.push_str("# HELP sv_miner_batch_size Images per forward pass.\n");
+        out.push_str("# TYPE sv_miner_batch_size histogram\n");
+        lock(&self.batch_size).render("sv_miner_batch_size", &mut out);
+        out.push_str("# HELP sv_miner_batch_seconds Time of one forward pass.\n");
+        out.push_str("# TYPE sv_miner_batch_seconds histogram\n");
+        lock(&self.batch_seconds).render("sv_miner_batch_seconds", &mut out);
+        let m = lock(&self.model);
+        out.push_str("# HELP sv_miner_model_info The model in service.\n");
+        out.push_str("# TYPE sv_miner_model_info gauge\n");
+        let _ = writeln!(
+            out,
+            "sv_miner_model_info{{version=\"{}\"}} 1",
+            escape(&m.version)
+        );
+        out.push_str("# HELP sv_miner_model_loaded_timestamp_seconds When it went into service.\n");
+        out.push_str("# TYPE sv_miner_model_loaded_timestamp_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "sv_miner_model_loaded_timestamp_seconds {}",
+            m.loaded_unix
+        );
+        if let Some(c) = m.created_unix {
+            out.push_str(
+                "# HELP sv_miner_model_age_seconds Age of the model (rewards decay with it).\n",
+            );
+            out.push_str("# TYPE sv_miner_model_age_seconds gauge\n");
+            let _ = writeln!(
+                out,
+                "sv_miner_model_age_seconds {}",
+                unix_now().saturating_sub(c)
+            );
+        }
+        drop(m);
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "sv_miner_model_swaps_total",
+            "Models swapped in while serving.",
+            self.swaps.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "sv_miner_model_swap_failures_total",
+            "New models that failed to load (the old one kept serving).",
+            self.swap_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "sv_miner_log_dropped_total",
+            "Prediction-log lines dropped because the writer fell behind.",
+            self.log_dropped.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,453 @@
+//! A running miner: the axon (verified, blacklisted, prioritised requests), the batcher
+//! over the model slot, the prediction log, `/metrics` + `/healthz` on their own port, and
+//! a watcher that swaps in a new model when its files change or on SIGHUP, and re-reads
+//! a metagraph snapshot when it changes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use sv_axon::gate::{Callers, Gate};
+use sv_axon::metagraph::{Metagraph, read_allowlist};
+use sv_axon::server::{self, Handler};
+use sv_axon::synapse::IMAGE_ROUTES;
+use sv_axon::{Caller, Hotkey};
+use sv_models::{Device, device_by_name};
+
+use crate::batcher::{BatchSettings, Batcher, Outcome};
+use crate::config::MinerConfig;
+use crate::error::ServeError;
+use crate::metrics::{Metrics, unix_now};
+use crate::model::{LoadedModel, ModelSource};
+use crate::payload::{self, Limits};
+use crate::predlog::{Entry, LogSettings, PredictionLog};
+use crate::slot::ModelSlot;
+
+/// A miner serving requests until [`Miner::shutdown`].
+pub struct Miner {
+    /// Where the axon listens.
+    pub axon_addr: SocketAddr,
+    /// Where `/metrics` and `/healthz` listen (None when off).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    /// The axon's hotkey.
+    pub hotkey: String,
+    slot: Arc<ModelSlot>,
+    reloader: Arc<Reloader>,
+    axon: Option<server::Running>,
+    health: Option<(Arc<tiny_http::Server>, JoinHandle<()>)>,
+    watcher: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    reload_requested: Arc<AtomicBool>,
+    batcher: Option<Arc<Batcher>>,
+    log: Option<Arc<PredictionLog>>,
+}
+
+/// Loads a model beside the one in service and swaps it in.
+struct Reloader {
+    source: ModelSource,
+    device: Device,
+    slot: Arc<ModelSlot>,
+    metrics: Arc<Metrics>,
+    busy: Mutex<()>,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<String, ServeError> {
+        let _one_at_a_time = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        match LoadedModel::load(&self.source, &self.device) {
+            Ok(model) => {
+                let version = model.version.clone();
+                self.metrics
+                    .model_loaded(&model.version, model.created_unix, true);
+                let old = self.slot.swap(model);
+                eprintln!("sv-miner: model {version} in service (was {})", old.version);
+                Ok(version)
+            }
+            Err(e) => {
+                self.metrics.swap_failed();
+                eprintln!("sv-miner: new model not loaded, the old one keeps serving: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Miner {
+    /// Start serving with `config` (validated here), signing answers with the wallet's hotkey.
+    pub fn start(config: &MinerConfig) -> Result<Self, ServeError> {
+        config.validate()?;
+        let hotkey = Hotkey::from_wallet(
+            &config.wallets_dir(),
+            &config.wallet_name,
+            &config.wallet_hotkey,
+        )?;
+        Self::start_with_key(config, hotkey)
+    }
+
+    /// Start serving with `config`, signing with `hotkey`.
+    pub fn start_with_key(config: &MinerConfig, hotkey: Hotkey) -> Result<Self, ServeError> {
+        config.validate()?;
+        let source = ModelSource::parse(config.model.as_deref().expect("validated"))?;
+        let device = device_by_name(&config.device)
+            .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
+        let model = LoadedModel::load(&source, &device)?;
+        if let Some(days) = model.age_days(SystemTime::now()) {
+            for limit in [90.0, 75.0, 60.0, 45.0] {
+                if days >= limit {
+                    eprintln!(
+                        "sv-miner: warning: the model is {days:.0} days old (past {limit:.0}); rewards decay with model age, retrain and publish"
+                    );
+                    break;
+                }
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        metrics.model_loaded(&model.version, model.created_unix, false);
+        let slot = Arc::new(ModelSlot::new(model));
+        let callers = CallerSource::open(config)?;
+        let log = Arc::new(PredictionLog::open(
+            LogSettings {
+                dir: config.log_dir.clone(),
+                max_bytes: config.log_max_bytes,
+                keep: config.log_keep,
+                store_images: config.store_images,
+            },
+            metrics.clone(),
+        )?);
+        let batcher = Arc::new(Batcher::start(
+            slot.clone(),
+            BatchSettings {
+                max_batch: config.max_batch,
+                max_wait: Duration::from_millis(config.max_wait_ms),
+            },
+            metrics.clone(),
+        ));
+        let observer_metrics = metrics.clone();
+        let mut gate = Gate::new(&hotkey.ss58, &IMAGE_ROUTES, callers.boxed())
+            .with_signer(hotkey.clone())
+            .with_observer(Box::new(move |status, caller, took| {
+                observer_metrics.request(status, caller.map(|c| c.hotkey.as_str()), took)
+            }));
+        gate.max_body = config.max_body_bytes;
+        gate.require_permit = config.force_validator_permit;
+        let handler = answer_handler(
+            batcher.clone(),
+            log.clone(),
+            Limits {
+                max_pixels: config.max_pixels,
+            },
+            Duration::from_millis(config.deadline_margin_ms),
+        );
+        let addr = format!("{}:{}", config.host, config.axon_port);
+        let axon = server::serve(
+            &addr,
+            Arc::new(gate),
+            handler,
+            server::system_clock(),
+            config.http_workers,
+        )?;
+        let health = if !config.metrics {
+            None
+        } else {
+            Some(serve_health(
+                &format!("{}:{}", config.host, config.metrics_port),
+                metrics.clone(),
+                slot.clone(),
+                batcher.clone(),
+            )?)
+        };
+        let reloader = Arc::new(Reloader {
+            source: source.clone(),
+            device,
+            slot: slot.clone(),
+            metrics: metrics.clone(),
+            busy: Mutex::new(()),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload_requested = Arc::new(AtomicBool::new(false));
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone());
+        let watcher = {
+            let (reloader, stop, flag) = (reloader.clone(), stop.clone(), reload_requested.clone());
+            let every = Duration::from_secs(config.watch_seconds);
+            let snapshot = callers.snapshot_source();
+            std::thread::Builder::new()
+                .name("sv-watch".into())
+                .spawn(move || watch(&reloader, &stop, &flag, every, snapshot))
+                .map_err(|e| ServeError::Config(format!("starting the watcher: {e}")))?
+        };
+        Ok(Self {
+            axon_addr: axon.addr,
+            metrics_addr: health.as_ref().and_then(|(s, _)| s.server_addr().to_ip()),
+            metrics,
+            hotkey: hotkey.ss58,
+            slot,
+            reloader,
+            axon: Some(axon),
+            health,
+            watcher: Some(watcher),
+            stop,
+            reload_requested,
+            batcher: Some(batcher),
+            log: Some(log),
+        })
+    }
+
+    /// The version of the model in service.
+    pub fn model_version(&self) -> String {
+        self.slot.current().version.clone()
+    }
+
+    /// Load the model source again beside the current model and swap it in; on failure the
+    /// current model keeps serving.
+    pub fn reload(&self) -> Result<String, ServeError> {
+        self.reloader.reload()
+    }
+
+    /// Ask the watcher to reload (what SIGHUP does).
+    pub fn request_reload(&self) {
+        self.reload_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Block until SIGINT or SIGTERM.
+    pub fn wait_for_termination(&self) {
+        let term = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(sig, term.clone());
+        }
+        while !term.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stop accepting, answer what is in flight, write out the log.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(axon) = self.axon.take() {
+            axon.shutdown();
+        }
+        if let Some((server, thread)) = self.health.take() {
+            server.unblock();
+            let _ = thread.join();
+        }
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        self.batcher.take();
+        self.log.take();
+    }
+}
+
+/// The answer path: check the image, queue it, wait for the batch or the deadline, log.
+fn answer_handler(
+    batcher: Arc<Batcher>,
+    log: Arc<PredictionLog>,
+    limits: Limits,
+    margin: Duration,
+) -> Handler {
+    Arc::new(move |synapse, caller: &Caller| {
+        let started = Instant::now();
+        let image = synapse
+            .image_request()
+            .ok_or_else(|| (400, "the synapse has no `image` string".to_string()))?
+            .image;
+        let challenge = payload::decode(&image, &limits).map_err(|e| (400, e))?;
+        let budget = Duration::from_secs_f64(caller.timeout.clamp(0.0, 3600.0));
+        let deadline = started + budget.saturating_sub(margin);
+        let rx = batcher.submit(challenge.image, deadline, caller.stake);
+        let outcome = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(Outcome::Late);
+        match outcome {
+            Outcome::Answered {
+                probability,
+                version,
+                ..
+            } => {
+                synapse.set_prediction(f64::from(probability));
+                let label = synapse
+                    .fields
+                    .get("testnet_label")
+                    .and_then(serde_json::Value::as_i64)
+                    .filter(|l| *l >= 0);
+                log.record(
+                    Entry {
+                        time: SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs_f64())
+                            .unwrap_or(0.0),
+                        validator: caller.hotkey.clone(),
+                        synapse: synapse.name.clone().unwrap_or_default(),
+                        image_sha256: challenge.sha256,
+                        prediction: probability,
+                        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                        model_version: version.to_string(),
+                        label,
+                    },
+                    Some(challenge.bytes),
+                );
+                Ok(())
+            }
+            Outcome::Late => Err((
+                408,
+                format!(
+                    "no answer could be ready within the caller's {:.1} s timeout",
+                    caller.timeout
+                ),
+            )),
+            Outcome::Failed(m) => Err((500, m)),
+        }
+    })
+}
+
+/// The caller view chosen by the config, and the snapshot file to re-read (if any).
+enum CallerSource {
+    Allowlist(sv_axon::Allowlist),
+    Snapshot(Arc<Metagraph>, PathBuf),
+}
+
+impl CallerSource {
+    fn open(config: &MinerConfig) -> Result<Self, ServeError> {
+        if let Some(path) = &config.allowlist {
+            return Ok(Self::Allowlist(read_allowlist(path)?));
+        }
+        let path = config.metagraph.clone().expect("validated");
+        let metagraph = Arc::new(Metagraph::new());
+        metagraph.replace(Metagraph::read_snapshot(&path)?);
+        Ok(Self::Snapshot(metagraph, path))
+    }
+
+    fn boxed(&self) -> Box<dyn Callers> {
+        match self {
+            Self::Allowlist(list) => Box::new(list.clone()),
+            Self::Snapshot(m, _) => Box::new(m.clone()),
+        }
+    }
+
+    fn snapshot_source(&self) -> Option<(Arc<Metagraph>, PathBuf)> {
+        match self {
+            Self::Snapshot(m, p) => Some((m.clone(), p.clone())),
+            Self::Allowlist(_) => None,
+        }
+    }
+}
+
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok();
+            (
+                f.clone(),
+                m.as_ref().map_or(0, |m| m.len()),
+                m.and_then(|m| m.modified().ok()),
+            )
+        })
+        .collect()
+}
+
+/// Reload on SIGHUP at once; reload when the model's files changed and then stayed the
+/// same for one more check (a copy in progress is not loaded); re-read the snapshot.
+fn watch(
+    reloader: &Reloader,
+    stop: &AtomicBool,
+    flag: &AtomicBool,
+    every: Duration,
+    snapshot: Option<(Arc<Metagraph>, PathBuf)>,
+) {
+    let files = || reloader.source.watched_files();
+    let mut loaded = fingerprint(&files());
+    let mut pending: Option<Fingerprint> = None;
+    let mut snap_print = snapshot
+        .as_ref()
+        .map(|(_, p)| fingerprint(std::slice::from_ref(p)));
+    let mut last_check = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if flag.swap(false, Ordering::SeqCst) {
+            let before = fingerprint(&files());
+            if reloader.reload().is_ok() {
+                loaded = before;
+            }
+            pending = None;
+            continue;
+        }
+        if every.is_zero() || last_check.elapsed() < every {
+            continue;
+        }
+        last_check = Instant::now();
+        let now = fingerprint(&files());
+        if now != loaded {
+            if pending.as_ref() == Some(&now) {
+                // Reload once per change; a failed load waits for the next change.
+                let _ = reloader.reload();
+                loaded = now;
+                pending = None;
+            } else {
+                pending = Some(now);
+            }
+        }
+        if let Some((metagraph, path)) = &snapshot {
+            let p = fingerprint(std::slice::from_ref(path));
+            if snap_print.as_ref() != Some(&p) {
+                match Metagraph::read_snapshot(path) {
+                    Ok(neurons) => {
+                        metagraph.replace(neurons);
+                        snap_print = Some(p);
+                    }
+                    Err(e) => eprintln!("sv-miner: metagraph snapshot not re-read: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// `/metrics` (Prometheus text) and `/healthz` (JSON) on their own listener.
+fn serve_health(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    slot: Arc<ModelSlot>,
+    batcher: Arc<Batcher>,
+) -> Result<(Arc<tiny_http::Server>, JoinHandle<()>), ServeError> {
+    let server = Arc::new(
+        tiny_http::Server::http(addr)
+            .map_err(|e| ServeError::Config(format!("listen {addr} (metrics): {e}")))?,
+    );
+    let s = server.clone();
+    let thread = std::thread::Builder::new()
+        .name("sv-metrics".into())
+        .spawn(move || {
+            while let Ok(request) = s.recv() {
+                let (status, body, kind) = match request.url() {
+                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
+                    "/healthz" => {
+                        let model = slot.current();
+                        let body = serde_json::json!({
+                            "status": "ok",
+                            "model_version": model.version,
+                            "model_age_days": model.age_days(SystemTime::now()),
+                            "queued": batcher.queued(),
+                            "time": unix_now(),
+                        });
+                        (200, body.to_string(), "application/json")
+                    }
+                    _ => (404, "not found\n".to_string(), "text/plain"),
+                };
+                let header = tiny_http::Header::from_bytes(&b"content-type"[..], kind.as_bytes())
+                    .expect("header");
+                let _ = request.respond(
+                    tiny_http::Response::from_string(body)
+                        .with_status_code(status)
+                        .with_header(header),
+                );
+            }
+        })
+        .map_err(|e| ServeError::Config(format!("starting the metrics server: {e}")))?;
+    Ok((server, thread))
+}

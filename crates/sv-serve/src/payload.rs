@@ -1,0 +1,81 @@
+//! Challenge images as validators send them: base64 of a JPEG (PNG accepted too). Anything
+//! else, or an image over the pixel limit, is refused before it reaches a model.
+
+use base64::Engine;
+use image::DynamicImage;
+use sha2::{Digest, Sha256};
+
+/// A decoded challenge image.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The decoded pixels.
+    pub image: DynamicImage,
+    /// The encoded bytes, as sent.
+    pub bytes: Vec<u8>,
+    /// SHA-256 hex of the encoded bytes.
+    pub sha256: String,
+}
+
+/// Limits on a challenge image.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest width × height accepted.
+    pub max_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 4096 * 4096,
+        }
+    }
+}
+
+/// Decode a base64 challenge: standard alphabet with padding (as Python's `b64encode`),
+/// JPEG or PNG by content, within `limits`. The error says what was wrong.
+pub fn decode(b64: &str, limits: &Limits) -> Result<Challenge, String> {
+    if b64.is_empty() {
+        return Err("image is empty".into());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("image is not base64: {e}"))?;
+    let kind = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "JPEG"
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "PNG"
+    } else {
+        return Err(format!(
+            "image is not a JPEG or PNG (starts with {})",
+            hex_prefix(&bytes)
+        ));
+    };
+    let image = sv_data::decode_image(&bytes, limits.max_pixels)
+        .map_err(|e| format!("{kind} image: {e}"))?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(format!("{kind} image has no pixels"));
+    }
+    let sha256 = hex(&Sha256::digest(&bytes));
+    Ok(Challenge {
+        image,
+        bytes,
+        sha256,
+    })
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "nothing".into();
+    }
+    format!("0x{}", hex(&bytes[..bytes.len().min(8)]))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Base64 (standard, padded) of `bytes`, as validators encode challenges.
+pub fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
