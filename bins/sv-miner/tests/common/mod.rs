@@ -1,0 +1,188 @@
+//! A real `sv-miner serve` process for the tests: start it on loopback ports with a
+//! config, find its addresses, read its metrics, signal and stop it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sv_axon::dendrite::Target;
+use sv_axon::keys::Hotkey;
+use sv_tests::{fixture, read_expected};
+
+/// The validator key the miners allow (the SDK fixture's seed 0x11…).
+pub fn validator() -> Hotkey {
+    Hotkey::from_seed(&[0x11; 32])
+}
+
+pub fn wallets() -> PathBuf {
+    fixture("axon/wallets")
+}
+
+/// The miner's key: the SDK-written `fixture/phrase` hotkey.
+pub fn miner_key() -> Hotkey {
+    Hotkey::from_wallet(&wallets(), "fixture", "phrase").unwrap()
+}
+
+/// The reference ensemble of `tests/ensemble.rs` (`shared` or `mixed` processors).
+pub fn ensemble_json(tag: &str) -> Value {
+    let cnx = match tag {
+        "shared" => "dinov2/hub/preprocessor_config.json",
+        _ => "preprocess/convnext384.preprocessor_config.json",
+    };
+    let member = |name: &str, ckpt: &str, pre: &str, t: f64| serde_json::json!({"name": name, "checkpoint": fixture(ckpt), "preprocessor": fixture(pre), "temperature": t});
+    serde_json::json!({"members": [
+        member("dinov2", "dinov2/hf_mlp.safetensors", "dinov2/hub/preprocessor_config.json", 1.5),
+        member("convnext", "convnext/hf_cls.safetensors", cnx, 0.7),
+    ]})
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+pub struct MinerProcess {
+    pub child: Child,
+    pub axon: SocketAddr,
+    pub metrics: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl MinerProcess {
+    /// Start `sv-miner serve` with `extra` config lines (the model dir, callers, ports 0).
+    pub fn start(dir: &Path, extra: &str) -> Self {
+        let config = dir.join("miner.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "host = \"127.0.0.1\"\naxon_port = 0\nmetrics_port = 0\nwallet_name = \"fixture\"\nwallet_hotkey = \"phrase\"\nwallet_path = {:?}\nlog_dir = {:?}\nwatch_seconds = 1\nmax_wait_ms = 20\n{extra}",
+                wallets(),
+                dir.join("log"),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("MINER_AXON_PORT")
+            .env_remove("BLACKLIST_FORCE_VALIDATOR_PERMIT")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the miner did not start:\n{}", log.lock().unwrap());
+            };
+            if let Some(rest) = line.strip_prefix("sv-miner: serving") {
+                let addr = |after: &str| -> SocketAddr {
+                    let tail = rest.split(after).nth(1).unwrap().trim_start();
+                    tail.split([' ', ';']).next().unwrap().parse().unwrap()
+                };
+                let (axon, metrics) = (addr(" on "), addr("metrics on"));
+                return Self {
+                    child,
+                    axon,
+                    metrics,
+                    log,
+                };
+            }
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            ip: "127.0.0.1".into(),
+            port: self.axon.port(),
+            hotkey: miner_key().ss58,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        ureq::get(&format!("http://{}{path}", self.metrics))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
+    pub fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self.get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for MinerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn image_fields(bytes: &[u8]) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert(
+        "image".into(),
+        Value::from(sv_serve::payload::encode(bytes)),
+    );
+    fields.insert("prediction".into(), Value::from(-1.0));
+    fields.insert("testnet_label".into(), Value::from(-1));
+    fields
+}
+
+pub fn photos() -> Vec<Vec<u8>> {
+    ["images/chelsea.png", "images/camera_grey.png"]
+        .iter()
+        .map(|p| std::fs::read(fixture(p)).unwrap())
+        .collect()
+}
+
+pub fn reference(tag: &str) -> Vec<f32> {
+    read_expected("ensemble/expected.safetensors")[&format!("{tag}.combined")]
+        .data
+        .clone()
+}
+
+pub fn allowlist(dir: &Path) -> PathBuf {
+    let path = dir.join("validators.txt");
+    std::fs::write(&path, format!("{} 1000\n", validator().ss58)).unwrap();
+    path
+}
