@@ -51,7 +51,8 @@ pub struct ServeArgs {
     /// Most images per forward pass (default 8).
     #[arg(long)]
     max_batch: Option<usize>,
-    /// Longest a request waits for a batch to fill, ms (default 5).
+    /// Longest a request waits for a batch to fill, ms (default 0: a batch is what queued
+    /// while the previous one ran).
     #[arg(long)]
     max_wait_ms: Option<u64>,
     /// Prediction log directory (default miner-log).
@@ -146,6 +147,9 @@ pub struct ChallengeArgs {
     /// Or a manifest (JSON Lines) of labelled samples.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Only samples of this split: train, val or test (manifests carry splits).
+    #[arg(long)]
+    split: Option<String>,
     /// Challenge at most this many images.
     #[arg(long)]
     limit: Option<usize>,
@@ -207,6 +211,9 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
         sv_data::read_manifest(path).with_context(|| format!("reading {}", path.display()))?
     };
     samples.retain(|s| s.label.target().is_some());
+    if let Some(split) = &args.split {
+        samples.retain(|s| s.split.is_some_and(|sp| sp.as_str() == split));
+    }
     if let Some(n) = args.limit {
         samples.truncate(n);
     }

@@ -219,7 +219,9 @@ impl Dendrite {
             match serde_json::from_slice::<Synapse>(&body) {
                 Ok(s) => Answer {
                     status,
-                    axon,
+                    // As the SDK's dendrite: the answered synapse's axon info, with every
+                    // field the headers carry taking precedence.
+                    axon: merge(s.axon.clone().unwrap_or_default(), axon),
                     synapse: Some(s),
                     message: None,
                     latency,
@@ -245,6 +247,22 @@ impl Dendrite {
                 latency,
             }
         }
+    }
+}
+
+/// `base` with every field that `over` has set replaced by it.
+fn merge(base: TerminalInfo, over: TerminalInfo) -> TerminalInfo {
+    TerminalInfo {
+        status_code: over.status_code.or(base.status_code),
+        status_message: over.status_message.or(base.status_message),
+        process_time: over.process_time.or(base.process_time),
+        ip: over.ip.or(base.ip),
+        port: over.port.or(base.port),
+        version: over.version.or(base.version),
+        nonce: over.nonce.or(base.nonce),
+        uuid: over.uuid.or(base.uuid),
+        hotkey: over.hotkey.or(base.hotkey),
+        signature: over.signature.or(base.signature),
     }
 }
 

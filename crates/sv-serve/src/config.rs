@@ -42,7 +42,8 @@ pub struct MinerConfig {
     pub device: String,
     /// Most images per forward pass.
     pub max_batch: usize,
-    /// Longest a request waits for others to join its batch (ms).
+    /// Longest a request waits for others to join its batch (ms). At 0 a batch is what
+    /// queued while the previous one ran: no wait when idle, full batches under load.
     pub max_wait_ms: u64,
     /// Answer this long before the caller's timeout runs out (ms).
     pub deadline_margin_ms: u64,
@@ -82,7 +83,7 @@ impl Default for MinerConfig {
             model: None,
             device: "cpu".into(),
             max_batch: 8,
-            max_wait_ms: 5,
+            max_wait_ms: 0,
             deadline_margin_ms: 500,
             http_workers: 32,
             max_body_bytes: 4 << 20,

@@ -1,0 +1,121 @@
+//! `sv-miner challenge` against a running `sv-miner serve`, both as real processes: every
+//! validator-style challenge is answered, the levels are drawn, and the report's answers
+//! are the ones the miner logged.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use sv_tests::fixture;
+
+#[test]
+fn challenge_scores_every_answer_the_miner_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes = sv_data::synthetic::generate(&dir.path().join("scenes"), 16, 96, 3).unwrap();
+    let manifest = dir.path().join("manifest.jsonl");
+    sv_data::write_manifest(&manifest, scenes.iter()).unwrap();
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\n",
+            fixture("convnext/hf_cls.safetensors"),
+            fixture("axon/demo-validators.txt")
+        ),
+    );
+    let report_path = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+        .args(["challenge", "--miner", &miner.axon.to_string()])
+        .args(["--miner-hotkey", &miner_key().ss58])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--wallet-path")
+        .arg(wallets())
+        .args(["--wallet-name", "fixture", "--wallet-hotkey", "seeded"])
+        .args(["--concurrency", "3", "--seed", "5"])
+        .arg("--report")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("16 challenges") && stdout.contains("16 answered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("subnet reward") && stdout.contains("latency ms"),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let exchanges = report["exchanges"].as_array().unwrap();
+    assert_eq!(exchanges.len(), 16);
+    let mut levels = std::collections::BTreeSet::new();
+    let mut answered: Vec<f64> = Vec::new();
+    for e in exchanges {
+        assert_eq!(e["status"], 200, "{e}");
+        levels.insert(e["level"].as_u64().unwrap());
+        answered.push(e["prediction"].as_f64().unwrap());
+    }
+    assert!(levels.len() >= 3, "levels drawn: {levels:?}");
+    // The validator's reward per answer, recomputed from the exchanges in order.
+    let pairs: Vec<(f64, bool)> = exchanges
+        .iter()
+        .map(|e| {
+            (
+                e["prediction"].as_f64().unwrap(),
+                e["roadwork"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let mcc = |w: &[(f64, bool)]| {
+        let (mut tp, mut tn, mut fp, mut fn_) = (0.0, 0.0, 0.0, 0.0);
+        for &(p, y) in w {
+            match (p > 0.5, y) {
+                (true, true) => tp += 1.0,
+                (false, false) => tn += 1.0,
+                (true, false) => fp += 1.0,
+                (false, true) => fn_ += 1.0,
+            }
+        }
+        let d: f64 = (tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_);
+        if d == 0.0 {
+            0.0
+        } else {
+            (tp * tn - fp * fn_) / d.sqrt()
+        }
+    };
+    let acc = |w: &[(f64, bool)]| {
+        w.iter().filter(|(p, y)| (*p > 0.5) == *y).count() as f64 / w.len() as f64
+    };
+    let mean: f64 = (0..pairs.len())
+        .map(|i| {
+            let m = mcc(&pairs[i.saturating_sub(99)..=i]).max(0.0);
+            let a = acc(&pairs[i.saturating_sub(9)..=i]);
+            (0.5 * m + 0.5 * a).powi(3)
+        })
+        .sum::<f64>()
+        / pairs.len() as f64;
+    assert!((report["mean_reward"].as_f64().unwrap() - mean).abs() < 1e-12);
+    // The miner logged the same answers (as f32).
+    let log_dir = dir.path().join("log");
+    assert!(miner.stop().success());
+    let mut logged: Vec<f64> = std::fs::read_to_string(log_dir.join("predictions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["prediction"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let mut sent: Vec<f64> = answered.iter().map(|p| f64::from(*p as f32)).collect();
+    logged.sort_by(f32::total_cmp);
+    sent.sort_by(f32::total_cmp);
+    assert_eq!(logged, sent);
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The Bittensor SDK's own axon (bittensor==9.12.2) serving the subnet's ImageSynapse with a
+fixed answer, for testing our dendrite against the real verifier:
+
+    python tools/sdk_axon.py --port 8093 [--answer 0.37]
+
+The axon's hotkey comes from the seed 0x22…; it prints "ready <hotkey>" once it serves and
+runs until killed. Its default verification applies (signature, nonce); no blacklist.
+Offline: the SDK's external-IP lookup is replaced by loopback.
+"""
+
+import argparse
+import tempfile
+import time
+
+import bittensor
+import pydantic
+from bittensor.utils import networking
+from bittensor_wallet import Keypair
+
+networking.get_external_ip = lambda: "127.0.0.1"
+
+
+class ImageSynapse(bittensor.Synapse):
+    testnet_label: int = -1
+    image: str = pydantic.Field(title="Image", description="A base64 encoded image", default="",
+                                frozen=False)
+    prediction: float = pydantic.Field(title="Prediction", description="Probability",
+                                       default=-1.0, frozen=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--answer", type=float, default=0.37)
+    args = ap.parse_args()
+
+    async def forward(synapse: ImageSynapse) -> ImageSynapse:
+        synapse.prediction = args.answer if synapse.image else -1.0
+        return synapse
+
+    key = Keypair.create_from_seed("0x" + "22" * 32)
+    wallet = bittensor.Wallet(name="axon", path=tempfile.mkdtemp(prefix="sv-sdk-axon-"))
+    wallet.set_hotkey(key, encrypt=False, overwrite=True)
+    wallet.set_coldkeypub(key, overwrite=True)
+    axon = bittensor.Axon(wallet=wallet, port=args.port, ip="127.0.0.1",
+                          external_ip="127.0.0.1")
+    axon.attach(forward_fn=forward)
+    axon.start()
+    print("ready", key.ss58_address, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
