@@ -105,16 +105,16 @@ fn challenge_scores_every_answer_the_miner_logged() {
     // The miner logged the same answers (as f32).
     let log_dir = dir.path().join("log");
     assert!(miner.stop().success());
-    let mut logged: Vec<f64> = std::fs::read_to_string(log_dir.join("predictions.jsonl"))
+    let mut logged: Vec<f32> = std::fs::read_to_string(log_dir.join("predictions.jsonl"))
         .unwrap()
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["prediction"]
                 .as_f64()
-                .unwrap()
+                .unwrap() as f32
         })
         .collect();
-    let mut sent: Vec<f64> = answered.iter().map(|p| f64::from(*p as f32)).collect();
+    let mut sent: Vec<f32> = answered.iter().map(|p| *p as f32).collect();
     logged.sort_by(f32::total_cmp);
     sent.sort_by(f32::total_cmp);
     assert_eq!(logged, sent);
