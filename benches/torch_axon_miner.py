@@ -15,8 +15,7 @@ import argparse
 import base64
 import io
 import sys
-import tempfile
-import time
+from pathlib import Path
 
 
 def main() -> None:
@@ -29,22 +28,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.torch_site:
         sys.path.append(args.torch_site)
-    import bittensor
-    import pydantic
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     import torch
-    from bittensor.utils import networking
-    from bittensor_wallet import Keypair
     from PIL import Image
+    from sdk_axon import ImageSynapse, serve_forever
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    networking.get_external_ip = lambda: "127.0.0.1"
     torch.set_num_threads(args.threads)
-
-    class ImageSynapse(bittensor.Synapse):
-        testnet_label: int = -1
-        image: str = pydantic.Field(title="Image", description="base64", default="", frozen=False)
-        prediction: float = pydantic.Field(title="Prediction", description="p", default=-1.0,
-                                           frozen=False)
 
     members = []
     for d in args.model:
@@ -67,17 +57,7 @@ def main() -> None:
         synapse.prediction = predict(img)
         return synapse
 
-    miner = Keypair.create_from_seed("0x" + "22" * 32)
-    wallet = bittensor.Wallet(name="bench", path=tempfile.mkdtemp(prefix="sv-bench-"))
-    wallet.set_hotkey(miner, encrypt=False, overwrite=True)
-    wallet.set_coldkeypub(miner, overwrite=True)
-    axon = bittensor.Axon(wallet=wallet, port=args.port, ip="127.0.0.1",
-                          external_ip="127.0.0.1")
-    axon.attach(forward_fn=forward)
-    axon.start()
-    print("ready", miner.ss58_address, flush=True)
-    while True:
-        time.sleep(3600)
+    serve_forever(forward, args.port)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,7 @@ const FILES: [&str; 3] = [
 ];
 
 fn python() -> Command {
-    let python = std::env::var("SV_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "SV_TEST_PYTHON is not set: run the suite with `bash tools/test.sh`, or point it at \
-             a Python with huggingface_hub from tools/requirements-test.txt"
-        )
-    });
+    let python = sv_tests::test_python();
     let mut cmd = Command::new(python);
     cmd.env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -236,3 +236,14 @@ pub fn image_diff(what: &str, got: &image::RgbImage, want: &Expected) -> (f32, f
     let max = d.iter().copied().fold(0.0, f32::max);
     (max, d.iter().sum::<f32>() / d.len().max(1) as f32)
 }
+
+/// The Python that `tools/test.sh` provides (`SV_TEST_PYTHON`: a venv with the reference
+/// clients of `tools/requirements-test.txt`); a clear failure when it is not set.
+pub fn test_python() -> String {
+    std::env::var("SV_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "SV_TEST_PYTHON is not set: run the suite with `bash tools/test.sh`, or point it at \
+             a Python with the packages of tools/requirements-test.txt"
+        )
+    })
+}

@@ -22,30 +22,10 @@ import tempfile
 import time
 
 import bittensor
-import pydantic
-from bittensor.utils import networking
 from bittensor_wallet import Keypair
 
-networking.get_external_ip = lambda: "127.0.0.1"
-
-
-class ImageSynapse(bittensor.Synapse):
-    """The subnet's synapse, field for field."""
-
-    testnet_label: int = -1
-    image: str = pydantic.Field(title="Image", description="A base64 encoded image",
-                                default="", frozen=False)
-    prediction: float = pydantic.Field(title="Prediction", description="Probability",
-                                       default=-1.0, frozen=False)
-
-    def deserialize(self) -> float:
-        return self.prediction
-
-
-class ExtendedImageSynapse(ImageSynapse):
-    model_url: str = ""
-    explanation: str = pydantic.Field(title="Explanation", description="Indicators",
-                                      default="", frozen=False)
+# The subnet's synapse classes; importing it also replaces the external-IP lookup.
+from sdk_axon import ExtendedImageSynapse, ImageSynapse
 
 
 def wallet_for(seed_byte: str, root: str) -> bittensor.Wallet:

@@ -15,19 +15,9 @@ use sv_tests::fixture;
 
 #[test]
 fn the_python_sdk_reads_our_answers_and_our_refusals() {
-    let python = std::env::var("SV_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "SV_TEST_PYTHON is not set: run the suite with `bash tools/test.sh`, or point it at \
-             a Python with bittensor from tools/requirements-test.txt"
-        )
-    });
+    let python = sv_tests::test_python();
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    write_atomic(
-        &model.join("ensemble.json"),
-        &serde_json::to_vec(&ensemble_json("mixed")).unwrap(),
-    );
+    let model = ensemble_dir(dir.path(), "mixed");
     // The metagraph: the validator with a permit, 0x55… registered without one.
     let snapshot = dir.path().join("metagraph.json");
     let no_permit = Hotkey::from_seed(&[0x55; 32]).ss58;

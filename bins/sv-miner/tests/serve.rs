@@ -19,12 +19,7 @@ use sv_tests::fixture;
 #[test]
 fn concurrent_answers_equal_the_reference_and_are_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    write_atomic(
-        &model.join("ensemble.json"),
-        &serde_json::to_vec(&ensemble_json("mixed")).unwrap(),
-    );
+    let model = ensemble_dir(dir.path(), "mixed");
     let miner = MinerProcess::start(
         dir.path(),
         &format!(
@@ -167,13 +162,8 @@ fn concurrent_answers_equal_the_reference_and_are_logged() {
 #[test]
 fn a_model_swap_under_load_fails_no_request() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
+    let model = ensemble_dir(dir.path(), "mixed");
     let ensemble = model.join("ensemble.json");
-    write_atomic(
-        &ensemble,
-        &serde_json::to_vec(&ensemble_json("mixed")).unwrap(),
-    );
     let miner = MinerProcess::start(
         dir.path(),
         &format!(

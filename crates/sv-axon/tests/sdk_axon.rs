@@ -22,12 +22,7 @@ impl Drop for Killed {
 
 #[test]
 fn the_sdk_axon_accepts_and_answers_our_dendrite() {
-    let python = std::env::var("SV_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "SV_TEST_PYTHON is not set: run the suite with `bash tools/test.sh`, or point it at \
-             a Python with bittensor from tools/requirements-test.txt"
-        )
-    });
+    let python = sv_tests::test_python();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

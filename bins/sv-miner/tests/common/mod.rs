@@ -41,6 +41,17 @@ pub fn ensemble_json(tag: &str) -> Value {
     ]})
 }
 
+/// `dir/model/ensemble.json` holding the `tag` reference ensemble; returns the directory.
+pub fn ensemble_dir(dir: &Path, tag: &str) -> PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    write_atomic(
+        &model.join("ensemble.json"),
+        &serde_json::to_vec(&ensemble_json(tag)).unwrap(),
+    );
+    model
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).unwrap();
