@@ -31,6 +31,7 @@ class ImageSynapse(bittensor.Synapse):
     testnet_label: int = -1
 
 
+PASSWORD = "correct horse battery"
 MNEMONIC = ("legal winner thank year wave sausage worth useful legal winner thank yellow")
 
 
@@ -44,6 +45,12 @@ def write_wallets() -> None:
         wallet = bittensor.Wallet(name="fixture", hotkey=hotkey, path=str(root))
         wallet.set_hotkey(pair, encrypt=False, overwrite=True)
         expected[hotkey] = {"ss58": pair.ss58_address, "public": pair.public_key.hex()}
+    # The coldkey: the phrase key, encrypted ($NACL) with a known password.
+    cold = Keypair.create_from_mnemonic(MNEMONIC)
+    wallet = bittensor.Wallet(name="fixture", path=str(root))
+    wallet.coldkey_file.set_keypair(cold, encrypt=True, overwrite=True, password=PASSWORD)
+    wallet.set_coldkeypub(cold, overwrite=True)
+    expected["coldkey"] = {"ss58": cold.ss58_address, "password": PASSWORD}
     (root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

@@ -12,6 +12,7 @@ use crate::error::AxonError;
 #[derive(Clone)]
 pub struct Hotkey {
     pair: Keypair,
+    seed: Option<[u8; 32]>,
     /// SS58 address.
     pub ss58: String,
 }
@@ -35,7 +36,9 @@ impl Hotkey {
     /// From a 32-byte mini secret (substrate's seed; `Keypair.create_from_seed`).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         let mini = MiniSecretKey::from_bytes(seed).expect("32 bytes");
-        Self::from_pair(mini.expand_to_keypair(ExpansionMode::Ed25519))
+        let mut key = Self::from_pair(mini.expand_to_keypair(ExpansionMode::Ed25519));
+        key.seed = Some(*seed);
+        key
     }
 
     /// From a BIP-39 mnemonic as substrate derives it (no password):
@@ -58,7 +61,21 @@ impl Hotkey {
 
     fn from_pair(pair: Keypair) -> Self {
         let ss58 = crate::ss58::encode(&pair.public.to_bytes(), 42);
-        Self { pair, ss58 }
+        Self {
+            pair,
+            seed: None,
+            ss58,
+        }
+    }
+
+    /// The 32-byte mini secret, when the key was made from one (seed or mnemonic).
+    pub fn seed(&self) -> Option<[u8; 32]> {
+        self.seed
+    }
+
+    /// The 64-byte secret key (a key file's `privateKey`).
+    pub fn secret_key_bytes(&self) -> [u8; 64] {
+        self.pair.secret.to_bytes()
     }
 
     /// The 32-byte public key.
@@ -79,18 +96,25 @@ impl Hotkey {
     /// `privateKey`, as the SDK reads them); the file's `ss58Address`, when present, must
     /// match the key.
     pub fn from_key_file(path: &Path) -> Result<Self, AxonError> {
-        let at = |m: String| AxonError::Key(format!("{}: {m}", path.display()));
-        let text = std::fs::read(path).map_err(|e| at(e.to_string()))?;
+        let text =
+            std::fs::read(path).map_err(|e| AxonError::Key(format!("{}: {e}", path.display())))?;
         if text.starts_with(b"$NACL")
             || text.starts_with(b"$ANSIBLE_VAULT")
             || text.starts_with(b"gAAAAA")
         {
-            return Err(at(
-                "the key file is encrypted; hotkeys are read unencrypted".into(),
-            ));
+            return Err(AxonError::Key(format!(
+                "{}: the key file is encrypted; hotkeys are read unencrypted",
+                path.display()
+            )));
         }
+        Self::from_key_data(&text, &path.display().to_string())
+    }
+
+    /// Read the JSON of an unencrypted (or decrypted) key file; `source` names it in errors.
+    pub fn from_key_data(text: &[u8], source: &str) -> Result<Self, AxonError> {
+        let at = |m: String| AxonError::Key(format!("{source}: {m}"));
         let file: KeyFile =
-            serde_json::from_slice(&text).map_err(|e| at(format!("not a key file: {e}")))?;
+            serde_json::from_slice(text).map_err(|e| at(format!("not a key file: {e}")))?;
         let key = if let Some(phrase) = file.secret_phrase.as_deref().filter(|p| !p.is_empty()) {
             Self::from_phrase(phrase).map_err(|e| at(e.to_string()))?
         } else if let Some(seed) = file.secret_seed.as_deref().filter(|s| !s.is_empty()) {
