@@ -38,6 +38,10 @@ enum Command {
     /// the validator's augmentation levels 0–3 and becomes a 224×224 quality-75 JPEG,
     /// signed with a wallet hotkey; prints accuracy, MCC, the subnet's reward and latency.
     Challenge(serve::ChallengeArgs),
+    /// Register a published model with the subnet operator as the subnet's `register.sh`
+    /// does: the current time signed by the hotkey, the uid and the model repository,
+    /// then the registration status polled until it settles (up to 3 minutes).
+    RegisterModel(register::RegisterModelArgs),
     /// Classify image files with a DINOv2-with-registers or ConvNeXt-V2 classifier and
     /// print, per image, the roadwork probability and the latency.
     Classify(ClassifyArgs),
@@ -97,6 +101,7 @@ struct ClassifyArgs {
     images: Vec<PathBuf>,
 }
 
+mod register;
 mod serve;
 
 fn main() -> Result<()> {
@@ -104,6 +109,7 @@ fn main() -> Result<()> {
         Command::Classify(args) => classify(args),
         Command::Serve(args) => serve::serve(args),
         Command::Challenge(args) => serve::challenge(args),
+        Command::RegisterModel(args) => register::register_model(args),
     }
 }
 

@@ -11,6 +11,10 @@
 //!   in tests);
 //! - `HF_TOKEN` — an access token for gated or private repositories;
 //! - `HF_HUB_OFFLINE=1` — never touch the network, serve only from the cache.
+//!
+//! [`operator`] registers a published model with the subnet operator.
+
+pub mod operator;
 
 use std::path::{Path, PathBuf};
 

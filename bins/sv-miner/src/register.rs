@@ -1,0 +1,89 @@
+//! `sv-miner register-model`: flags onto sv-hub's operator client.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sv_hub::operator::{DEFAULT_BASE, Operator, Registration, State};
+
+#[derive(Args, Debug)]
+pub struct RegisterModelArgs {
+    /// The miner's uid on the subnet.
+    #[arg(long)]
+    uid: u16,
+    /// The published model, `owner/name` on Hugging Face.
+    #[arg(long)]
+    model_repo: String,
+    /// Wallet name (env WALLET_NAME).
+    #[arg(long, env = "WALLET_NAME", default_value = "default")]
+    wallet_name: String,
+    /// Hotkey name (env WALLET_HOTKEY).
+    #[arg(long, env = "WALLET_HOTKEY", default_value = "default")]
+    wallet_hotkey: String,
+    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
+    #[arg(long)]
+    wallet_path: Option<PathBuf>,
+    /// The operator's endpoint.
+    #[arg(long, default_value = DEFAULT_BASE)]
+    base_url: String,
+    /// Do not ask before sending.
+    #[arg(long)]
+    yes: bool,
+    /// Seconds between status polls.
+    #[arg(long, default_value_t = 3.0)]
+    poll_seconds: f64,
+}
+
+pub fn register_model(args: RegisterModelArgs) -> Result<()> {
+    let parts: Vec<&str> = args.model_repo.split('/').collect();
+    if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+        bail!("--model-repo {:?} is not owner/name", args.model_repo);
+    }
+    let wallets = args
+        .wallet_path
+        .clone()
+        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
+    let hotkey = sv_axon::Hotkey::from_wallet(&wallets, &args.wallet_name, &args.wallet_hotkey)
+        .context("reading the hotkey")?;
+    let registration = Registration {
+        uid: args.uid,
+        hotkey: hotkey.ss58.clone(),
+        model_repo: args.model_repo.clone(),
+    };
+    println!(
+        "will register model {} for uid {} (hotkey {}) with {}",
+        args.model_repo, args.uid, hotkey.ss58, args.base_url
+    );
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("not on a terminal: pass --yes to register without being asked");
+        }
+        print!("go ahead? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("not registered");
+        }
+    }
+    let mut operator = Operator::new(&args.base_url);
+    operator.poll_every = Duration::from_secs_f64(args.poll_seconds.max(0.01));
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let reply = operator
+        .register(&registration, timestamp, |m| hotkey.sign(m))
+        .context("sending the registration")?;
+    println!("sent; the operator answered {reply}");
+    operator
+        .wait(args.uid, |state| match state {
+            State::Pending(s) => println!("status: {s}"),
+            State::Succeeded => println!("status: succeeded"),
+            State::Failed(m) => println!("status: failed ({m})"),
+        })
+        .context("waiting for the registration")?;
+    println!("model {} registered for uid {}", args.model_repo, args.uid);
+    Ok(())
+}
