@@ -12,8 +12,11 @@ use common::*;
 use serde_json::Value;
 use sv_axon::verify::verify_signature;
 
+/// Requests received: method and path, JSON body.
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// Serve `register` and `registration-status` (pending twice, then `final_status`).
-fn operator(final_status: &'static str) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+fn operator(final_status: &'static str) -> (String, Seen) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let base = format!("http://{}", server.server_addr().to_ip().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
