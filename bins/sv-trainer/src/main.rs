@@ -54,6 +54,12 @@ enum Command {
     /// model.safetensors, config.json, preprocessor_config.json and the subnet's
     /// model_card.json.
     Export(ExportArgs),
+    /// Publish an export directory to a Hugging Face model repository in one commit
+    /// (weights, config.json, preprocessor_config.json, model_card.json, a README model
+    /// card). Refuses a model_card.json whose submitted_by is not --hotkey, whose
+    /// submission_time is not recent, or whose model_name is in --taken-names. Needs
+    /// HF_TOKEN (or `huggingface-cli login`); HF_ENDPOINT selects the server.
+    Publish(publish::PublishArgs),
     /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
     /// evaluate it on its held-out test split. No network, GPU or account needed.
     Quickstart(QuickstartArgs),
@@ -251,12 +257,15 @@ struct QuickstartArgs {
     seed: u64,
 }
 
+mod publish;
+
 fn main() {
     let cli = Cli::parse();
     let result: Result<bool> = match cli.command {
         Command::Finetune(a) => run_finetune(a).map(|()| true),
         Command::Quickstart(a) => run_quickstart(a).map(|()| true),
         Command::Export(a) => run_export(a),
+        Command::Publish(a) => publish::run_publish(a),
         Command::Eval(a) => run_eval(a),
         Command::Probe(a) => run_probe(a),
         Command::FitEnsemble(a) => run_fit_ensemble(a),

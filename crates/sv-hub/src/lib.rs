@@ -12,9 +12,11 @@
 //! - `HF_TOKEN` — an access token for gated or private repositories;
 //! - `HF_HUB_OFFLINE=1` — never touch the network, serve only from the cache.
 //!
-//! [`operator`] registers a published model with the subnet operator.
+//! [`publish`] commits a directory to a model repository; [`operator`] registers a
+//! published model with the subnet operator.
 
 pub mod operator;
+pub mod publish;
 
 use std::path::{Path, PathBuf};
 

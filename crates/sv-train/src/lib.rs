@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod probe;
+pub mod publish;
 pub mod quickstart;
 
 pub use error::{Result, TrainError};

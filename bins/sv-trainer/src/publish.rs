@@ -1,0 +1,112 @@
+//! `sv-trainer publish`: flags onto sv-train's publication check and sv-hub's publisher.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sv_hub::publish::{Publisher, Upload};
+use sv_train::metrics::Report;
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// The export directory (`sv-trainer export --model-name … --hotkey …`).
+    #[arg(long)]
+    export: PathBuf,
+    /// The model repository, `owner/name` (created when missing).
+    #[arg(long)]
+    repo: String,
+    /// Branch to commit to.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// The miner's hotkey (SS58): model_card.json's submitted_by must be it.
+    #[arg(long)]
+    hotkey: String,
+    /// File of model names other miners already use (one per line).
+    #[arg(long)]
+    taken_names: Option<PathBuf>,
+    /// The run's eval.json (held-out metrics for the commit message and README).
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// Create the repository private.
+    #[arg(long)]
+    private: bool,
+    /// Do not ask before publishing.
+    #[arg(long)]
+    yes: bool,
+}
+
+pub fn run_publish(a: PublishArgs) -> Result<bool> {
+    let taken: Vec<String> = match &a.taken_names {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    let report: Option<Report> = match &a.eval {
+        Some(p) => Some(
+            serde_json::from_slice(
+                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not an eval.json", p.display()))?,
+        ),
+        None => None,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let plan = sv_train::publish::plan(&a.export, &a.hotkey, now, &taken, report.as_ref())?;
+    let settings = sv_hub::HubSettings::from_env();
+    println!(
+        "will publish to {}/{} ({}):",
+        settings.endpoint, a.repo, a.revision
+    );
+    for (local, remote) in &plan.files {
+        println!("  {remote}  ({} bytes)", std::fs::metadata(local)?.len());
+    }
+    println!("  README.md  (model card)");
+    println!("commit: {}", plan.summary);
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("not on a terminal: pass --yes to publish without being asked");
+        }
+        print!("go ahead? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("not published");
+        }
+    }
+    let mut uploads = plan
+        .files
+        .iter()
+        .map(|(local, remote)| Upload::read(local, remote))
+        .collect::<Result<Vec<_>, _>>()?;
+    uploads.push(Upload {
+        path_in_repo: "README.md".into(),
+        bytes: plan.readme.clone().into_bytes(),
+    });
+    let publisher = Publisher::new(&settings.endpoint, settings.token.as_deref())?;
+    publisher
+        .create_repo(&a.repo, a.private)
+        .with_context(|| format!("creating {}", a.repo))?;
+    let done = publisher
+        .commit(
+            &a.repo,
+            &a.revision,
+            &uploads,
+            &plan.summary,
+            &plan.description,
+        )
+        .with_context(|| format!("committing to {}", a.repo))?;
+    println!(
+        "published {} as commit {} ({})",
+        a.repo, done.commit, done.url
+    );
+    Ok(true)
+}

@@ -1,0 +1,275 @@
+//! Publishing a directory to a Hugging Face model repository in one commit, as
+//! `huggingface_hub`'s `upload_folder` does: create the repository if needed, ask which
+//! files go through LFS (`preupload`), upload those through the LFS batch API (basic
+//! transfer, then verify), and commit everything with an NDJSON body (small files inline
+//! as base64, large ones by their SHA-256).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A local file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The Hub refused or did not answer a step (names it).
+    #[error("{step} ({url}): {message}")]
+    Http {
+        /// Which step: create, preupload, lfs batch, lfs upload, lfs verify, commit.
+        step: &'static str,
+        /// The URL.
+        url: String,
+        /// Status and body, or the transport error.
+        message: String,
+    },
+    /// Publishing needs a token (`HF_TOKEN` or `huggingface-cli login`).
+    #[error("no Hugging Face token: set HF_TOKEN or log in with `huggingface-cli login`")]
+    NoToken,
+}
+
+/// A finished commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The commit's id, as the Hub reports it.
+    pub commit: String,
+    /// The commit's URL, as the Hub reports it.
+    pub url: String,
+    /// Files committed (repository paths) and whether each went through LFS.
+    pub files: Vec<(String, bool)>,
+}
+
+/// One file to commit.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// Path inside the repository.
+    pub path_in_repo: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Upload {
+    /// Read `file` as `path_in_repo`.
+    pub fn read(file: &Path, path_in_repo: &str) -> Result<Self, PublishError> {
+        Ok(Self {
+            path_in_repo: path_in_repo.to_string(),
+            bytes: std::fs::read(file).map_err(|e| PublishError::Io {
+                path: file.to_path_buf(),
+                message: e.to_string(),
+            })?,
+        })
+    }
+}
+
+/// A client that writes to the Hub at `endpoint` with `token`.
+pub struct Publisher {
+    endpoint: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+fn status_error(step: &'static str, url: &str, e: ureq::Error) -> PublishError {
+    let message = match e {
+        ureq::Error::Status(code, r) => {
+            format!(
+                "status {code}: {}",
+                r.into_string().unwrap_or_default().trim()
+            )
+        }
+        other => other.to_string(),
+    };
+    PublishError::Http {
+        step,
+        url: url.to_string(),
+        message,
+    }
+}
+
+impl Publisher {
+    /// A publisher for `endpoint` (e.g. `https://huggingface.co`) authenticated by `token`.
+    pub fn new(endpoint: &str, token: Option<&str>) -> Result<Self, PublishError> {
+        Ok(Self {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token: token.ok_or(PublishError::NoToken)?.to_string(),
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(30))
+                .build(),
+        })
+    }
+
+    fn auth(&self, r: ureq::Request) -> ureq::Request {
+        r.set("authorization", &format!("Bearer {}", self.token))
+    }
+
+    /// Create model repository `repo` (`owner/name`); an existing one is fine.
+    pub fn create_repo(&self, repo: &str, private: bool) -> Result<(), PublishError> {
+        let url = format!("{}/api/repos/create", self.endpoint);
+        let (org, name) = repo.split_once('/').unwrap_or(("", repo));
+        let mut body = json!({"name": name, "type": "model", "private": private});
+        if !org.is_empty() {
+            body["organization"] = json!(org);
+        }
+        match self.auth(self.agent.post(&url)).send_json(body) {
+            Ok(_) | Err(ureq::Error::Status(409, _)) => Ok(()),
+            Err(e) => Err(status_error("create", &url, e)),
+        }
+    }
+
+    /// Commit `files` to `repo` at `revision` with `summary` and `description`.
+    pub fn commit(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[Upload],
+        summary: &str,
+        description: &str,
+    ) -> Result<Published, PublishError> {
+        let modes = self.preupload(repo, revision, files)?;
+        let mut lines = vec![
+            json!({"key": "header", "value": {"summary": summary, "description": description}}),
+        ];
+        let mut committed = Vec::new();
+        for (file, lfs) in files.iter().zip(&modes) {
+            if *lfs {
+                let oid = hex(&Sha256::digest(&file.bytes));
+                self.lfs_upload(repo, revision, &oid, &file.bytes)?;
+                lines.push(json!({"key": "lfsFile", "value": {
+                    "path": file.path_in_repo, "algo": "sha256", "oid": oid, "size": file.bytes.len()}}));
+            } else {
+                lines.push(json!({"key": "file", "value": {
+                    "content": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+                    "path": file.path_in_repo, "encoding": "base64"}}));
+            }
+            committed.push((file.path_in_repo.clone(), *lfs));
+        }
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let url = format!("{}/api/models/{repo}/commit/{revision}", self.endpoint);
+        let reply: Value = self
+            .auth(self.agent.post(&url))
+            .set("content-type", "application/x-ndjson")
+            .send_string(&body)
+            .map_err(|e| status_error("commit", &url, e))?
+            .into_json()
+            .map_err(|e| PublishError::Http {
+                step: "commit",
+                url: url.clone(),
+                message: format!("answer is not JSON: {e}"),
+            })?;
+        Ok(Published {
+            commit: reply["commitOid"].as_str().unwrap_or_default().to_string(),
+            url: reply["commitUrl"].as_str().unwrap_or_default().to_string(),
+            files: committed,
+        })
+    }
+
+    /// Which files must go through LFS (the Hub decides from size and a sample).
+    fn preupload(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[Upload],
+    ) -> Result<Vec<bool>, PublishError> {
+        let url = format!("{}/api/models/{repo}/preupload/{revision}", self.endpoint);
+        let listed: Vec<Value> = files
+            .iter()
+            .map(|f| {
+                let sample = &f.bytes[..f.bytes.len().min(512)];
+                json!({"path": f.path_in_repo, "size": f.bytes.len(),
+                       "sample": base64::engine::general_purpose::STANDARD.encode(sample)})
+            })
+            .collect();
+        let reply: Value = self
+            .auth(self.agent.post(&url))
+            .send_json(json!({"files": listed}))
+            .map_err(|e| status_error("preupload", &url, e))?
+            .into_json()
+            .map_err(|e| PublishError::Http {
+                step: "preupload",
+                url: url.clone(),
+                message: format!("answer is not JSON: {e}"),
+            })?;
+        let modes = reply["files"].as_array().cloned().unwrap_or_default();
+        Ok(files
+            .iter()
+            .map(|f| {
+                modes.iter().any(|m| {
+                    m["path"].as_str() == Some(f.path_in_repo.as_str())
+                        && m["uploadMode"].as_str() == Some("lfs")
+                })
+            })
+            .collect())
+    }
+
+    /// Upload one LFS object unless the Hub has it: batch, PUT, verify.
+    fn lfs_upload(
+        &self,
+        repo: &str,
+        revision: &str,
+        oid: &str,
+        bytes: &[u8],
+    ) -> Result<(), PublishError> {
+        let url = format!("{}/{repo}.git/info/lfs/objects/batch", self.endpoint);
+        let reply: Value = self
+            .auth(self.agent.post(&url))
+            .set("accept", "application/vnd.git-lfs+json")
+            .set("content-type", "application/vnd.git-lfs+json")
+            .send_string(
+                &json!({"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
+                        "objects": [{"oid": oid, "size": bytes.len()}],
+                        "ref": {"name": revision}})
+                .to_string(),
+            )
+            .map_err(|e| status_error("lfs batch", &url, e))?
+            .into_json()
+            .map_err(|e| PublishError::Http {
+                step: "lfs batch",
+                url: url.clone(),
+                message: format!("answer is not JSON: {e}"),
+            })?;
+        let object = &reply["objects"][0];
+        if let Some(err) = object.get("error") {
+            return Err(PublishError::Http {
+                step: "lfs batch",
+                url,
+                message: err.to_string(),
+            });
+        }
+        let Some(actions) = object.get("actions") else {
+            return Ok(()); // Already stored.
+        };
+        let with_headers = |mut r: ureq::Request, action: &Value| {
+            if let Some(h) = action["header"].as_object() {
+                for (k, v) in h {
+                    r = r.set(k, v.as_str().unwrap_or_default());
+                }
+            }
+            r
+        };
+        if let Some(upload) = actions.get("upload") {
+            let href = upload["href"].as_str().unwrap_or_default();
+            with_headers(self.agent.put(href), upload)
+                .send_bytes(bytes)
+                .map_err(|e| status_error("lfs upload", href, e))?;
+        }
+        if let Some(verify) = actions.get("verify") {
+            let href = verify["href"].as_str().unwrap_or_default();
+            with_headers(self.auth(self.agent.post(href)), verify)
+                .send_json(json!({"oid": oid, "size": bytes.len()}))
+                .map_err(|e| status_error("lfs verify", href, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
