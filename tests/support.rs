@@ -1,5 +1,7 @@
 //! Helpers shared by the cross-crate tests: fixture paths and reference tensors.
 
+pub mod hub_writer;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,5 @@
-//! Publishing against a loopback server that implements the Hub's documented write
-//! endpoints (create, preupload, LFS batch/upload/verify, NDJSON commit): what it received
-//! rebuilds the files byte for byte, every API call carries the token, LFS objects are
-//! checked by SHA-256, and an object the server already has is not sent again.
+//! A loopback server implementing the Hub's documented write endpoints (create, preupload,
+//! LFS batch/upload/verify, NDJSON commit), recording what it received.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,16 +7,16 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sv_hub::publish::{PublishError, Publisher, Upload};
 
+/// What the fake Hub received.
 #[derive(Default)]
-struct Store {
-    repos: Vec<String>,
-    lfs: HashMap<String, Vec<u8>>,
-    puts: usize,
-    files: HashMap<String, Vec<u8>>,
-    summary: String,
-    unauthorised: Vec<String>,
+pub struct Store {
+    pub repos: Vec<String>,
+    pub lfs: HashMap<String, Vec<u8>>,
+    pub puts: usize,
+    pub files: HashMap<String, Vec<u8>>,
+    pub summary: String,
+    pub unauthorised: Vec<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -107,7 +105,9 @@ fn answer(st: &mut Store, url: &str, body: &[u8], base: &str) -> (u16, Value) {
     (404, json!({"error": "not found"}))
 }
 
-fn fake_hub() -> (String, Arc<Mutex<Store>>) {
+/// A loopback Hub that accepts writes authorised by `Bearer hf_test`: its base URL and
+/// what it received.
+pub fn fake_hub() -> (String, Arc<Mutex<Store>>) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let base = format!("http://{}", server.server_addr().to_ip().unwrap());
     let store = Arc::new(Mutex::new(Store::default()));
@@ -133,72 +133,4 @@ fn fake_hub() -> (String, Arc<Mutex<Store>>) {
         }
     });
     (base, store)
-}
-
-#[test]
-fn a_folder_is_committed_with_lfs_for_weights_and_read_back_byte_for_byte() {
-    let (base, store) = fake_hub();
-    let weights: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
-    let files = vec![
-        Upload {
-            path_in_repo: "model.safetensors".into(),
-            bytes: weights,
-        },
-        Upload {
-            path_in_repo: "config.json".into(),
-            bytes: br#"{"model_type": "convnextv2"}"#.to_vec(),
-        },
-        Upload {
-            path_in_repo: "model_card.json".into(),
-            bytes: b"{}".to_vec(),
-        },
-    ];
-    let p = Publisher::new(&base, Some("hf_test")).unwrap();
-    p.create_repo("streetvision/roadwork", false).unwrap();
-    p.create_repo("streetvision/roadwork", false).unwrap(); // exists: fine
-    let done = p
-        .commit(
-            "streetvision/roadwork",
-            "main",
-            &files,
-            "roadwork v3",
-            "acc 0.9",
-        )
-        .unwrap();
-    assert_eq!(done.commit, "abc123");
-    let modes: Vec<(String, bool)> = vec![
-        ("model.safetensors".into(), true),
-        ("config.json".into(), false),
-        ("model_card.json".into(), false),
-    ];
-    assert_eq!(done.files, modes);
-    {
-        let st = store.lock().unwrap();
-        assert!(st.unauthorised.is_empty(), "{:?}", st.unauthorised);
-        assert_eq!(st.summary, "roadwork v3");
-        for f in &files {
-            assert_eq!(st.files[&f.path_in_repo], f.bytes, "{}", f.path_in_repo);
-        }
-        assert_eq!(st.puts, 1);
-    }
-    // The same weights again: the server has them, nothing is uploaded.
-    p.commit("streetvision/roadwork", "main", &files[..1], "again", "")
-        .unwrap();
-    assert_eq!(store.lock().unwrap().puts, 1);
-    // No token, no publishing; a refused step is named.
-    assert!(matches!(
-        Publisher::new(&base, None),
-        Err(PublishError::NoToken)
-    ));
-    let err = Publisher::new(&base, Some("hf_test"))
-        .unwrap()
-        .commit("nobody/none", "main", &files[..1], "x", "")
-        .map(|_| ());
-    assert!(err.is_ok(), "{err:?}");
-    let bad = Publisher::new(&format!("{base}/nowhere"), Some("hf_test"))
-        .unwrap()
-        .create_repo("a/b", false)
-        .unwrap_err()
-        .to_string();
-    assert!(bad.starts_with("create (") && bad.contains("404"), "{bad}");
 }
