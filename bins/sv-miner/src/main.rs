@@ -42,6 +42,9 @@ enum Command {
     /// does: the current time signed by the hotkey, the uid and the model repository,
     /// then the registration status polled until it settles (up to 3 minutes).
     RegisterModel(register::RegisterModelArgs),
+    /// Make a new hotkey in a btcli wallet (a fresh 12-word mnemonic, file mode 0600);
+    /// prints its address and, once, its mnemonic.
+    NewHotkey(register::NewHotkeyArgs),
     /// Classify image files with a DINOv2-with-registers or ConvNeXt-V2 classifier and
     /// print, per image, the roadwork probability and the latency.
     Classify(ClassifyArgs),
@@ -110,6 +113,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve::serve(args),
         Command::Challenge(args) => serve::challenge(args),
         Command::RegisterModel(args) => register::register_model(args),
+        Command::NewHotkey(args) => register::new_hotkey(args),
     }
 }
 

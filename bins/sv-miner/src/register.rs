@@ -1,4 +1,5 @@
-//! `sv-miner register-model`: flags onto sv-hub's operator client.
+//! `sv-miner register-model` (flags onto sv-hub's operator client) and `sv-miner
+//! new-hotkey` (onto sv-chain's wallet).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -85,5 +86,39 @@ pub fn register_model(args: RegisterModelArgs) -> Result<()> {
         })
         .context("waiting for the registration")?;
     println!("model {} registered for uid {}", args.model_repo, args.uid);
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct NewHotkeyArgs {
+    /// Wallet name.
+    #[arg(long, env = "WALLET_NAME", default_value = "default")]
+    wallet_name: String,
+    /// Name of the new hotkey.
+    #[arg(long, env = "WALLET_HOTKEY", default_value = "default")]
+    wallet_hotkey: String,
+    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
+    #[arg(long)]
+    wallet_path: Option<PathBuf>,
+    /// Replace an existing hotkey of that name (its key is lost unless backed up).
+    #[arg(long)]
+    overwrite: bool,
+}
+
+pub fn new_hotkey(args: NewHotkeyArgs) -> Result<()> {
+    let root = args
+        .wallet_path
+        .clone()
+        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
+    let wallet = sv_chain::Wallet::new(&root, &args.wallet_name);
+    let (key, mnemonic) = wallet
+        .create_hotkey(&args.wallet_hotkey, args.overwrite)
+        .context("creating the hotkey")?;
+    println!(
+        "hotkey {} written to {}",
+        key.ss58,
+        wallet.hotkey_path(&args.wallet_hotkey).display()
+    );
+    println!("mnemonic (write it down; it is the only backup): {mnemonic}");
     Ok(())
 }
