@@ -106,6 +106,7 @@ struct ClassifyArgs {
 
 mod register;
 mod serve;
+mod wallet_args;
 
 fn main() -> Result<()> {
     match Cli::parse().command {

@@ -2,12 +2,13 @@
 //! new-hotkey` (onto sv-chain's wallet).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use sv_hub::operator::{DEFAULT_BASE, Operator, Registration, State};
+
+use crate::wallet_args::WalletArgs;
 
 #[derive(Args, Debug)]
 pub struct RegisterModelArgs {
@@ -17,15 +18,8 @@ pub struct RegisterModelArgs {
     /// The published model, `owner/name` on Hugging Face.
     #[arg(long)]
     model_repo: String,
-    /// Wallet name (env WALLET_NAME).
-    #[arg(long, env = "WALLET_NAME", default_value = "default")]
-    wallet_name: String,
-    /// Hotkey name (env WALLET_HOTKEY).
-    #[arg(long, env = "WALLET_HOTKEY", default_value = "default")]
-    wallet_hotkey: String,
-    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
-    #[arg(long)]
-    wallet_path: Option<PathBuf>,
+    #[command(flatten)]
+    wallet: WalletArgs,
     /// The operator's endpoint.
     #[arg(long, default_value = DEFAULT_BASE)]
     base_url: String,
@@ -42,12 +36,7 @@ pub fn register_model(args: RegisterModelArgs) -> Result<()> {
     if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
         bail!("--model-repo {:?} is not owner/name", args.model_repo);
     }
-    let wallets = args
-        .wallet_path
-        .clone()
-        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
-    let hotkey = sv_axon::Hotkey::from_wallet(&wallets, &args.wallet_name, &args.wallet_hotkey)
-        .context("reading the hotkey")?;
+    let hotkey = args.wallet.hotkey()?;
     let registration = Registration {
         uid: args.uid,
         hotkey: hotkey.ss58.clone(),
@@ -91,33 +80,23 @@ pub fn register_model(args: RegisterModelArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct NewHotkeyArgs {
-    /// Wallet name.
-    #[arg(long, env = "WALLET_NAME", default_value = "default")]
-    wallet_name: String,
-    /// Name of the new hotkey.
-    #[arg(long, env = "WALLET_HOTKEY", default_value = "default")]
-    wallet_hotkey: String,
-    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
-    #[arg(long)]
-    wallet_path: Option<PathBuf>,
+    /// The wallet, and the name of the new hotkey.
+    #[command(flatten)]
+    wallet: WalletArgs,
     /// Replace an existing hotkey of that name (its key is lost unless backed up).
     #[arg(long)]
     overwrite: bool,
 }
 
 pub fn new_hotkey(args: NewHotkeyArgs) -> Result<()> {
-    let root = args
-        .wallet_path
-        .clone()
-        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
-    let wallet = sv_chain::Wallet::new(&root, &args.wallet_name);
+    let wallet = sv_chain::Wallet::new(&args.wallet.root(), &args.wallet.wallet_name);
     let (key, mnemonic) = wallet
-        .create_hotkey(&args.wallet_hotkey, args.overwrite)
+        .create_hotkey(&args.wallet.wallet_hotkey, args.overwrite)
         .context("creating the hotkey")?;
     println!(
         "hotkey {} written to {}",
         key.ss58,
-        wallet.hotkey_path(&args.wallet_hotkey).display()
+        wallet.hotkey_path(&args.wallet.wallet_hotkey).display()
     );
     println!("mnemonic (write it down; it is the only backup): {mnemonic}");
     Ok(())

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sv_axon::Hotkey;
 use sv_axon::dendrite::Target;
 use sv_serve::challenge::{ChallengeSettings, run};
 use sv_serve::{Miner, MinerConfig};
+
+use crate::wallet_args::WalletArgs;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -153,15 +154,9 @@ pub struct ChallengeArgs {
     /// Challenge at most this many images.
     #[arg(long)]
     limit: Option<usize>,
-    /// Wallet whose hotkey signs (a validator's; the miner must allow it).
-    #[arg(long, default_value = "default")]
-    wallet_name: String,
-    /// Hotkey name.
-    #[arg(long, default_value = "default")]
-    wallet_hotkey: String,
-    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
-    #[arg(long)]
-    wallet_path: Option<PathBuf>,
+    /// The wallet whose hotkey signs (a validator's; the miner must allow it).
+    #[command(flatten)]
+    wallet: WalletArgs,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -180,12 +175,7 @@ pub struct ChallengeArgs {
 }
 
 pub fn challenge(args: ChallengeArgs) -> Result<()> {
-    let wallets = args
-        .wallet_path
-        .clone()
-        .unwrap_or_else(sv_axon::keys::default_wallets_dir);
-    let hotkey = Hotkey::from_wallet(&wallets, &args.wallet_name, &args.wallet_hotkey)
-        .context("reading the signing hotkey")?;
+    let hotkey = args.wallet.hotkey()?;
     sv_axon::ss58::decode(&args.miner_hotkey)
         .with_context(|| format!("--miner-hotkey {}", args.miner_hotkey))?;
     let (ip, port) = args

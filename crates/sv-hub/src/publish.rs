@@ -153,17 +153,11 @@ impl Publisher {
         }
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let url = format!("{}/api/models/{repo}/commit/{revision}", self.endpoint);
-        let reply: Value = self
+        let reply = self
             .auth(self.agent.post(&url))
             .set("content-type", "application/x-ndjson")
-            .send_string(&body)
-            .map_err(|e| status_error("commit", &url, e))?
-            .into_json()
-            .map_err(|e| PublishError::Http {
-                step: "commit",
-                url: url.clone(),
-                message: format!("answer is not JSON: {e}"),
-            })?;
+            .send_string(&body);
+        let reply = json_answer("commit", &url, reply)?;
         Ok(Published {
             commit: reply["commitOid"].as_str().unwrap_or_default().to_string(),
             url: reply["commitUrl"].as_str().unwrap_or_default().to_string(),
@@ -187,16 +181,10 @@ impl Publisher {
                        "sample": base64::engine::general_purpose::STANDARD.encode(sample)})
             })
             .collect();
-        let reply: Value = self
+        let reply = self
             .auth(self.agent.post(&url))
-            .send_json(json!({"files": listed}))
-            .map_err(|e| status_error("preupload", &url, e))?
-            .into_json()
-            .map_err(|e| PublishError::Http {
-                step: "preupload",
-                url: url.clone(),
-                message: format!("answer is not JSON: {e}"),
-            })?;
+            .send_json(json!({"files": listed}));
+        let reply = json_answer("preupload", &url, reply)?;
         let modes = reply["files"].as_array().cloned().unwrap_or_default();
         Ok(files
             .iter()
@@ -218,7 +206,7 @@ impl Publisher {
         bytes: &[u8],
     ) -> Result<(), PublishError> {
         let url = format!("{}/{repo}.git/info/lfs/objects/batch", self.endpoint);
-        let reply: Value = self
+        let reply = self
             .auth(self.agent.post(&url))
             .set("accept", "application/vnd.git-lfs+json")
             .set("content-type", "application/vnd.git-lfs+json")
@@ -227,14 +215,8 @@ impl Publisher {
                         "objects": [{"oid": oid, "size": bytes.len()}],
                         "ref": {"name": revision}})
                 .to_string(),
-            )
-            .map_err(|e| status_error("lfs batch", &url, e))?
-            .into_json()
-            .map_err(|e| PublishError::Http {
-                step: "lfs batch",
-                url: url.clone(),
-                message: format!("answer is not JSON: {e}"),
-            })?;
+            );
+        let reply = json_answer("lfs batch", &url, reply)?;
         let object = &reply["objects"][0];
         if let Some(err) = object.get("error") {
             return Err(PublishError::Http {
@@ -268,6 +250,22 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// The JSON answer of `step`, or the error naming it.
+fn json_answer(
+    step: &'static str,
+    url: &str,
+    reply: Result<ureq::Response, ureq::Error>,
+) -> Result<Value, PublishError> {
+    reply
+        .map_err(|e| status_error(step, url, e))?
+        .into_json()
+        .map_err(|e| PublishError::Http {
+            step,
+            url: url.to_string(),
+            message: format!("answer is not JSON: {e}"),
+        })
 }
 
 fn hex(bytes: &[u8]) -> String {
