@@ -111,19 +111,54 @@ pub struct Synapse {
     pub fields: Map<String, Value>,
 }
 
-/// The subnet's request: a base64 JPEG to answer with P(roadwork).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageRequest {
-    /// Base64 of the image.
+/// This subnet's `ImageSynapse` fields (`natix/protocol.py`): a base64 image in, the
+/// miner's P(roadwork) out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageSynapse {
+    /// Base64 of the challenge image.
+    #[serde(default)]
     pub image: String,
+    /// The answer; -1 until answered.
+    #[serde(default = "unanswered")]
+    pub prediction: f64,
+    /// The label, sent on testnet only (-1 otherwise).
+    #[serde(default = "no_label")]
+    pub testnet_label: i64,
+}
+
+/// The `ExtendedImageSynapse` validators sent until December 2025.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtendedImageSynapse {
+    /// The `ImageSynapse` fields.
+    #[serde(flatten)]
+    pub base: ImageSynapse,
+    /// The miner's model repository.
+    #[serde(default)]
+    pub model_url: String,
+    /// A textual explanation of the visual indicators.
+    #[serde(default)]
+    pub explanation: String,
+}
+
+fn unanswered() -> f64 {
+    -1.0
+}
+
+fn no_label() -> i64 {
+    -1
 }
 
 impl Synapse {
-    /// This subnet's `ImageSynapse` / `ExtendedImageSynapse` fields.
-    pub fn image_request(&self) -> Option<ImageRequest> {
-        Some(ImageRequest {
-            image: self.fields.get("image")?.as_str()?.to_string(),
-        })
+    /// The request's own fields as `T` (for example [`ImageSynapse`]); a field of the
+    /// wrong type is an error naming it.
+    pub fn fields_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::AxonError> {
+        serde_json::from_value(Value::Object(self.fields.clone()))
+            .map_err(|e| crate::AxonError::BadRequest(format!("synapse fields: {e}")))
+    }
+
+    /// This subnet's fields (both image routes carry them).
+    pub fn image_synapse(&self) -> Result<ImageSynapse, crate::AxonError> {
+        self.fields_as()
     }
 
     /// Set the answer (`prediction`).

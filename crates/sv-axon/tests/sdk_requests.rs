@@ -105,7 +105,7 @@ mod gate {
             &body,
             nonce + 1_000_000,
             |s, _| {
-                assert_eq!(s.image_request().unwrap().image, "aGVsbG8=");
+                assert_eq!(s.image_synapse().unwrap().image, "aGVsbG8=");
                 s.set_prediction(0.75);
                 Ok(())
             },
@@ -285,4 +285,39 @@ mod http {
         assert_eq!(status, 404);
         running.shutdown();
     }
+}
+
+#[test]
+fn the_sdk_body_reads_as_the_subnets_typed_synapses() {
+    use sv_axon::synapse::{ExtendedImageSynapse, ImageSynapse, Synapse};
+    let f = fixture();
+    let s: Synapse = serde_json::from_value(f["body"].clone()).unwrap();
+    assert_eq!(
+        s.image_synapse().unwrap(),
+        ImageSynapse {
+            image: "aGVsbG8=".into(),
+            prediction: -1.0,
+            testnet_label: -1
+        }
+    );
+    // The older route's fields, and an unknown one kept for the echo.
+    let mut body = f["body"].clone();
+    body["model_url"] = "owner/model".into();
+    body["explanation"] = "cones".into();
+    body["future_field"] = serde_json::json!({"x": 1});
+    let s: Synapse = serde_json::from_value(body).unwrap();
+    let e: ExtendedImageSynapse = s.fields_as().unwrap();
+    assert_eq!(
+        (e.model_url.as_str(), e.explanation.as_str()),
+        ("owner/model", "cones")
+    );
+    assert_eq!(e.base.image, "aGVsbG8=");
+    let echoed = serde_json::to_value(&s).unwrap();
+    assert_eq!(echoed["future_field"]["x"], 1);
+    // A field of the wrong type is named.
+    let mut body = f["body"].clone();
+    body["image"] = 5.into();
+    let s: Synapse = serde_json::from_value(body).unwrap();
+    let err = s.image_synapse().unwrap_err().to_string();
+    assert!(err.contains("synapse fields"), "{err}");
 }

@@ -251,10 +251,11 @@ fn answer_handler(
 ) -> Handler {
     Arc::new(move |synapse, caller: &Caller| {
         let started = Instant::now();
-        let image = synapse
-            .image_request()
-            .ok_or_else(|| (400, "the synapse has no `image` string".to_string()))?
-            .image;
+        let request = synapse.image_synapse().map_err(|e| (400, e.to_string()))?;
+        if request.image.is_empty() {
+            return Err((400, "the synapse has no image".to_string()));
+        }
+        let image = request.image;
         let challenge = payload::decode(&image, &limits).map_err(|e| (400, e))?;
         let budget = Duration::from_secs_f64(caller.timeout.clamp(0.0, 3600.0));
         let deadline = started + budget.saturating_sub(margin);
@@ -269,11 +270,7 @@ fn answer_handler(
                 ..
             } => {
                 synapse.set_prediction(f64::from(probability));
-                let label = synapse
-                    .fields
-                    .get("testnet_label")
-                    .and_then(serde_json::Value::as_i64)
-                    .filter(|l| *l >= 0);
+                let label = Some(request.testnet_label).filter(|l| *l >= 0);
                 log.record(
                     Entry {
                         time: SystemTime::now()
