@@ -21,6 +21,7 @@ use sv_axon::keys::Hotkey;
 use sv_models::{
     ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
 };
+use sv_train::evaluate::nearest_rank;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,14 +79,6 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn drive(args: &[String]) {
@@ -155,12 +148,19 @@ fn drive(args: &[String]) {
         let results = results.into_inner().unwrap();
         let mut lat: Vec<f64> = results.iter().filter(|r| r.1 == 200).map(|r| r.0).collect();
         lat.sort_by(f64::total_cmp);
+        let percentile = |q: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                nearest_rank(&lat, q)
+            }
+        };
         let row = json!({
             "miner": label, "rate": rate, "sent": total, "answered": lat.len(),
             "failed": total - lat.len(),
             "throughput": lat.len() as f64 / wall,
-            "p50_ms": percentile(&lat, 0.5), "p90_ms": percentile(&lat, 0.9),
-            "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+            "p50_ms": percentile(0.5), "p90_ms": percentile(0.9),
+            "p99_ms": percentile(0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
         });
         println!("{row}");
     }

@@ -140,7 +140,7 @@ impl Publisher {
         let mut committed = Vec::new();
         for (file, lfs) in files.iter().zip(&modes) {
             if *lfs {
-                let oid = hex(&Sha256::digest(&file.bytes));
+                let oid = crate::hex(&Sha256::digest(&file.bytes));
                 self.lfs_upload(repo, revision, &oid, &file.bytes)?;
                 lines.push(json!({"key": "lfsFile", "value": {
                     "path": file.path_in_repo, "algo": "sha256", "oid": oid, "size": file.bytes.len()}}));
@@ -266,8 +266,4 @@ fn json_answer(
             url: url.to_string(),
             message: format!("answer is not JSON: {e}"),
         })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

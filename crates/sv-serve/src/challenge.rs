@@ -14,6 +14,7 @@ use sv_augment::validator::ValidatorSettings;
 use sv_axon::dendrite::{Dendrite, Target};
 use sv_axon::keys::Hotkey;
 use sv_data::Sample;
+use sv_train::evaluate::nearest_rank;
 use sv_train::metrics::{Confusion, Report};
 
 /// How to challenge.
@@ -253,20 +254,11 @@ pub fn summarise(exchanges: Vec<Exchange>) -> ChallengeReport {
             rewards.iter().sum::<f64>() / rewards.len() as f64
         },
         latency_ms: [
-            percentile(&latencies, 0.50),
-            percentile(&latencies, 0.95),
-            percentile(&latencies, 0.99),
+            nearest_rank(&latencies, 0.50),
+            nearest_rank(&latencies, 0.95),
+            nearest_rank(&latencies, 0.99),
             latencies.last().copied().unwrap_or(0.0),
         ],
         exchanges,
     }
-}
-
-/// The `q` quantile of sorted values (nearest rank; 0 when empty).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
