@@ -1,5 +1,6 @@
 //! Helpers shared by the cross-crate tests: fixture paths and reference tensors.
 
+pub mod chain_node;
 pub mod hub_writer;
 
 use std::collections::HashMap;

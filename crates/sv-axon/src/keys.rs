@@ -85,11 +85,14 @@ impl Hotkey {
 
     /// Sign `message` (signing context `substrate`) as `0x` + hex.
     pub fn sign(&self, message: &[u8]) -> String {
+        format!("0x{}", hex::encode(self.sign_bytes(message)))
+    }
+
+    /// Sign `message` (signing context `substrate`): the 64 signature bytes, as a
+    /// transaction carries them.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
         let ctx = schnorrkel::signing_context(b"substrate");
-        format!(
-            "0x{}",
-            hex::encode(self.pair.sign(ctx.bytes(message)).to_bytes())
-        )
+        self.pair.sign(ctx.bytes(message)).to_bytes()
     }
 
     /// Read an unencrypted key file (`secretPhrase` before `secretSeed` before

@@ -18,6 +18,34 @@ pub enum ChainError {
     /// Writing a key file failed or would overwrite one.
     #[error("{0}")]
     Write(String),
+    /// The node could not be reached or did not complete the handshake.
+    #[error("cannot connect to {endpoint}: {reason}")]
+    Connect {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// A request to the node failed (names the endpoint and what was asked).
+    #[error("{0}")]
+    Rpc(String),
+    /// The runtime's metadata lacks something the client needs (names it).
+    #[error("{0}")]
+    Metadata(String),
+    /// A value read from the chain did not decode as expected (names the entry).
+    #[error("cannot decode {0}")]
+    Decode(String),
+    /// An argument the chain would refuse (an address, an endpoint, a subnet).
+    #[error("{0}")]
+    Invalid(String),
+    /// The chain included the call but it failed (names the call and the chain's error).
+    #[error("{call} failed on chain: {reason}")]
+    Dispatch {
+        /// The call.
+        call: String,
+        /// The dispatch error as the chain reports it.
+        reason: String,
+    },
 }
 
 impl From<sv_axon::AxonError> for ChainError {

@@ -1,10 +1,32 @@
-//! The chain side of a miner. Today: btcli-compatible wallets ([`wallet`]) — hotkeys,
-//! `$NACL`-encrypted coldkeys with the password from the environment or a terminal
-//! prompt, new hotkey files. The subtensor client (metagraph, `burned_register`,
-//! `serve_axon`) is not built yet.
+//! The chain side of a miner.
+//!
+//! - [`wallet`]: btcli-compatible wallets — hotkeys, `$NACL`-encrypted coldkeys with the
+//!   password from the environment or a terminal prompt, new hotkey files.
+//! - [`subtensor`]: a subtensor client over subxt that reads the runtime's metadata from
+//!   the node — metagraph, registration check, current block, burn, balance,
+//!   `burned_register` and `serve_axon` — with [`blocking`] for threaded callers and
+//!   [`backoff`] for reconnects.
 
+pub mod axon_info;
+pub mod backoff;
+pub mod blocking;
 pub mod error;
+pub mod signer;
+pub mod subtensor;
 pub mod wallet;
 
+pub use axon_info::AxonEndpoint;
+pub use backoff::Backoff;
+pub use blocking::BlockingSubtensor;
 pub use error::ChainError;
+pub use subtensor::{Metagraph, NeuronInfo, RAO_PER_TAO, Registered, Served, Subtensor};
 pub use wallet::{Password, Wallet};
+
+/// Format rao as TAO with nine decimals (`τ1.234567890`).
+pub fn format_tao(rao: u128) -> String {
+    format!(
+        "τ{}.{:09}",
+        rao / RAO_PER_TAO as u128,
+        rao % RAO_PER_TAO as u128
+    )
+}
