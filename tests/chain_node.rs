@@ -148,6 +148,19 @@ impl ChainNode {
 
     fn serve(listener: TcpListener, state: Arc<Mutex<State>>) -> Self {
         let addr = listener.local_addr().unwrap();
+        let (stop, accept) = Self::listen(listener, state.clone());
+        Self {
+            addr,
+            state,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn listen(
+        listener: TcpListener,
+        state: Arc<Mutex<State>>,
+    ) -> (Arc<AtomicBool>, JoinHandle<()>) {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -175,12 +188,7 @@ impl ChainNode {
                 }
             })
         };
-        Self {
-            addr,
-            state,
-            stop,
-            accept: Some(accept),
-        }
+        (stop, accept)
     }
 
     /// `ws://127.0.0.1:<port>`.
@@ -205,10 +213,9 @@ impl ChainNode {
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let again = Self::serve(listener, self.state.clone());
-        self.stop = again.stop.clone();
-        let mut again = again;
-        self.accept = again.accept.take();
+        let (stop, accept) = Self::listen(listener, self.state.clone());
+        self.stop = stop;
+        self.accept = Some(accept);
     }
 
     /// Every extrinsic submitted so far.
@@ -457,6 +464,26 @@ fn handle(req: &Value, state: &Arc<Mutex<State>>) -> Vec<Value> {
         }
         other => vec![err(id, &format!("method {other} not found"))],
     }
+}
+
+/// Decode `ext` with the Python substrate stack and `network`'s metadata
+/// (`tools/gen_chain_fixtures.py decode`): address, call, era, nonce, tip and the call
+/// re-encoded from its decoded arguments.
+pub fn python_decode(network: &str, ext: &[u8]) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("tools/gen_chain_fixtures.py");
+    let out = std::process::Command::new(crate::test_python())
+        .arg(script)
+        .args(["decode", network, &hex0x(ext)])
+        .output()
+        .expect("run the Python decoder");
+    assert!(
+        out.status.success(),
+        "Python could not decode the extrinsic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("decoder JSON")
 }
 
 /// A successful call changes the storage as the fixture's `effects` say (a

@@ -38,6 +38,12 @@ enum Command {
     /// the validator's augmentation levels 0–3 and becomes a 224×224 quality-75 JPEG,
     /// signed with a wallet hotkey; prints accuracy, MCC, the subnet's reward and latency.
     Challenge(serve::ChallengeArgs),
+    /// Register the wallet's hotkey on the subnet by burning TAO from its coldkey
+    /// (`burned_register`): shows the current burn and balance and asks before spending
+    /// unless --yes; the coldkey password comes from SV_WALLET_PASSWORD, the SDK's
+    /// BT_PW_* variable or a prompt. With --model-repo, then registers the model with the
+    /// subnet operator for the new uid.
+    Register(register::RegisterArgs),
     /// Register a published model with the subnet operator as the subnet's `register.sh`
     /// does: the current time signed by the hotkey, the uid and the model repository,
     /// then the registration status polled until it settles (up to 3 minutes).
@@ -113,6 +119,7 @@ fn main() -> Result<()> {
         Command::Classify(args) => classify(args),
         Command::Serve(args) => serve::serve(args),
         Command::Challenge(args) => serve::challenge(args),
+        Command::Register(args) => register::register(args),
         Command::RegisterModel(args) => register::register_model(args),
         Command::NewHotkey(args) => register::new_hotkey(args),
     }

@@ -1,5 +1,6 @@
-//! `sv-miner register-model` (flags onto sv-hub's operator client) and `sv-miner
-//! new-hotkey` (onto sv-chain's wallet).
+//! `sv-miner register` (burned registration on chain through sv-chain, then optionally
+//! the model with the operator), `sv-miner register-model` (flags onto sv-hub's
+//! operator client) and `sv-miner new-hotkey` (onto sv-chain's wallet).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -32,49 +33,181 @@ pub struct RegisterModelArgs {
 }
 
 pub fn register_model(args: RegisterModelArgs) -> Result<()> {
-    let parts: Vec<&str> = args.model_repo.split('/').collect();
+    check_repo(&args.model_repo)?;
+    let hotkey = args.wallet.hotkey()?;
+    let operator = ModelRegistration {
+        base_url: &args.base_url,
+        poll_seconds: args.poll_seconds,
+        yes: args.yes,
+    };
+    operator.run(&hotkey, args.uid, &args.model_repo)
+}
+
+fn check_repo(repo: &str) -> Result<()> {
+    let parts: Vec<&str> = repo.split('/').collect();
     if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-        bail!("--model-repo {:?} is not owner/name", args.model_repo);
+        bail!("--model-repo {repo:?} is not owner/name");
+    }
+    Ok(())
+}
+
+/// Ask `question` on the terminal unless `yes`; anything but y/yes is a refusal.
+fn confirm(question: &str, yes: bool, refused: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not on a terminal: pass --yes to go ahead without being asked");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("{refused}");
+    }
+    Ok(())
+}
+
+/// Model registration with the subnet operator, as `register.sh` does it.
+struct ModelRegistration<'a> {
+    base_url: &'a str,
+    poll_seconds: f64,
+    yes: bool,
+}
+
+impl ModelRegistration<'_> {
+    fn run(&self, hotkey: &sv_axon::Hotkey, uid: u16, model_repo: &str) -> Result<()> {
+        let registration = Registration {
+            uid,
+            hotkey: hotkey.ss58.clone(),
+            model_repo: model_repo.to_string(),
+        };
+        println!(
+            "will register model {model_repo} for uid {uid} (hotkey {}) with {}",
+            hotkey.ss58, self.base_url
+        );
+        confirm("go ahead?", self.yes, "model not registered")?;
+        let mut operator = Operator::new(self.base_url);
+        operator.poll_every = Duration::from_secs_f64(self.poll_seconds.max(0.01));
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let reply = operator
+            .register(&registration, timestamp, |m| hotkey.sign(m))
+            .context("sending the registration")?;
+        println!("sent; the operator answered {reply}");
+        operator
+            .wait(uid, |state| match state {
+                State::Pending(s) => println!("status: {s}"),
+                State::Succeeded => println!("status: succeeded"),
+                State::Failed(m) => println!("status: failed ({m})"),
+            })
+            .context("waiting for the registration")?;
+        println!("model {model_repo} registered for uid {uid}");
+        Ok(())
+    }
+}
+
+/// The public finney endpoint.
+pub const FINNEY: &str = "wss://entrypoint-finney.opentensor.ai:443";
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The wallet: its coldkey pays, its hotkey is registered.
+    #[command(flatten)]
+    wallet: WalletArgs,
+    /// Subnet (env NETUID).
+    #[arg(long, env = "NETUID", default_value_t = 72)]
+    netuid: u16,
+    /// Subtensor endpoint (env SUBTENSOR_CHAIN_ENDPOINT; test network:
+    /// wss://test.finney.opentensor.ai:443, local: ws://127.0.0.1:9944).
+    #[arg(long, env = "SUBTENSOR_CHAIN_ENDPOINT", default_value = FINNEY)]
+    endpoint: String,
+    /// Then register this published model (`owner/name` on Hugging Face) with the
+    /// subnet operator for the new uid.
+    #[arg(long)]
+    model_repo: Option<String>,
+    /// The operator's endpoint (with --model-repo).
+    #[arg(long, default_value = DEFAULT_BASE)]
+    base_url: String,
+    /// Seconds between operator status polls (with --model-repo).
+    #[arg(long, default_value_t = 3.0)]
+    poll_seconds: f64,
+    /// Do not ask before burning TAO (or before registering the model).
+    #[arg(long)]
+    yes: bool,
+}
+
+pub fn register(args: RegisterArgs) -> Result<()> {
+    if let Some(repo) = &args.model_repo {
+        check_repo(repo)?;
     }
     let hotkey = args.wallet.hotkey()?;
-    let registration = Registration {
-        uid: args.uid,
-        hotkey: hotkey.ss58.clone(),
-        model_repo: args.model_repo.clone(),
+    let wallet = sv_chain::Wallet::new(&args.wallet.root(), &args.wallet.wallet_name);
+    let chain =
+        sv_chain::BlockingSubtensor::connect(&args.endpoint).context("connecting to the chain")?;
+    let netuid = args.netuid;
+    let uid = match chain.uid_of(netuid, &hotkey.ss58)? {
+        Some(uid) => {
+            println!(
+                "hotkey {} is already registered on subnet {netuid} as uid {uid}; nothing to burn",
+                hotkey.ss58
+            );
+            uid
+        }
+        None => {
+            let coldkey_ss58 = wallet
+                .coldkeypub()
+                .context("reading the coldkey's address")?;
+            let burn = chain.burn(netuid)?;
+            let balance = chain.free_balance(&coldkey_ss58)?;
+            println!(
+                "will register hotkey {} on subnet {netuid} at {}
+  burning {} from coldkey {} (balance {})",
+                hotkey.ss58,
+                args.endpoint,
+                sv_chain::format_tao(burn as u128),
+                coldkey_ss58,
+                sv_chain::format_tao(balance),
+            );
+            if balance < burn as u128 {
+                bail!(
+                    "the coldkey's balance {} is below the burn {}",
+                    sv_chain::format_tao(balance),
+                    sv_chain::format_tao(burn as u128)
+                );
+            }
+            confirm(
+                "burn and register?",
+                args.yes,
+                "not registered; nothing was spent",
+            )?;
+            let coldkey = wallet
+                .coldkey(&sv_chain::Password::FromEnvironment)
+                .context("unlocking the coldkey")?;
+            let done = chain
+                .burned_register(&coldkey, netuid, &hotkey.ss58)
+                .context("burned_register")?;
+            let Some(uid) = done.uid else {
+                bail!(
+                    "burned_register was finalized in block {} but the chain shows no uid for {} yet",
+                    done.block,
+                    hotkey.ss58
+                );
+            };
+            println!("registered as uid {uid} (block {})", done.block);
+            uid
+        }
     };
-    println!(
-        "will register model {} for uid {} (hotkey {}) with {}",
-        args.model_repo, args.uid, hotkey.ss58, args.base_url
-    );
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not on a terminal: pass --yes to register without being asked");
+    if let Some(repo) = &args.model_repo {
+        ModelRegistration {
+            base_url: &args.base_url,
+            poll_seconds: args.poll_seconds,
+            yes: args.yes,
         }
-        print!("go ahead? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("not registered");
-        }
+        .run(&hotkey, uid, repo)?;
     }
-    let mut operator = Operator::new(&args.base_url);
-    operator.poll_every = Duration::from_secs_f64(args.poll_seconds.max(0.01));
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let reply = operator
-        .register(&registration, timestamp, |m| hotkey.sign(m))
-        .context("sending the registration")?;
-    println!("sent; the operator answered {reply}");
-    operator
-        .wait(args.uid, |state| match state {
-            State::Pending(s) => println!("status: {s}"),
-            State::Succeeded => println!("status: succeeded"),
-            State::Failed(m) => println!("status: failed ({m})"),
-        })
-        .context("waiting for the registration")?;
-    println!("model {} registered for uid {}", args.model_repo, args.uid);
     Ok(())
 }
 

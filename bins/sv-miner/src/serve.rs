@@ -13,7 +13,8 @@ use crate::wallet_args::WalletArgs;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// TOML config file (keys as in `MinerConfig`: model, allowlist, metagraph, axon_port,
+    /// TOML config file (keys as in `MinerConfig`: model, chain_endpoint, external_ip,
+    /// allowlist, metagraph, axon_port,
     /// metrics_port, max_batch, max_wait_ms, log_dir, store_images, …).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -28,6 +29,23 @@ pub struct ServeArgs {
     /// when it changes.
     #[arg(long, value_name = "FILE")]
     metagraph: Option<PathBuf>,
+    /// Chain mode: subtensor endpoint (env SUBTENSOR_CHAIN_ENDPOINT; e.g.
+    /// wss://entrypoint-finney.opentensor.ai:443). Checks the hotkey's registration,
+    /// serves the axon on chain and refreshes the metagraph for blacklist and priority.
+    #[arg(long, value_name = "URL")]
+    chain_endpoint: Option<String>,
+    /// Chain mode: the public IP validators reach this axon at.
+    #[arg(long)]
+    external_ip: Option<String>,
+    /// Chain mode: the public port, when it differs from --port (port forwarding).
+    #[arg(long)]
+    external_port: Option<u16>,
+    /// Chain mode: do not announce the axon with serve_axon.
+    #[arg(long)]
+    no_serve_axon: bool,
+    /// Chain mode: seconds between metagraph refreshes (default 120).
+    #[arg(long)]
+    metagraph_refresh_seconds: Option<u64>,
     /// Address to listen on.
     #[arg(long)]
     host: Option<String>,
@@ -81,14 +99,32 @@ fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
     if args.model.is_some() {
         c.model = args.model.clone();
     }
+    // A source of callers given as a flag replaces the others from file and environment.
     if args.allowlist.is_some() {
         c.allowlist = args.allowlist.clone();
         c.metagraph = None;
+        c.chain_endpoint = None;
     }
     if args.metagraph.is_some() {
         c.metagraph = args.metagraph.clone();
         c.allowlist = None;
+        c.chain_endpoint = None;
     }
+    if args.chain_endpoint.is_some() {
+        c.chain_endpoint = args.chain_endpoint.clone();
+        c.allowlist = None;
+        c.metagraph = None;
+    }
+    if args.external_ip.is_some() {
+        c.external_ip = args.external_ip.clone();
+    }
+    if args.external_port.is_some() {
+        c.external_port = args.external_port;
+    }
+    if args.no_serve_axon {
+        c.serve_axon = false;
+    }
+    set!(metagraph_refresh_seconds, args.metagraph_refresh_seconds);
     if args.wallet_path.is_some() {
         c.wallet_path = args.wallet_path.clone();
     }

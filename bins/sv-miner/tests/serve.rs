@@ -300,5 +300,38 @@ fn bad_configs_are_refused_by_name() {
     );
     assert!(err.contains("MINER_AXON_PORT"), "{err}");
     let err = run(&["serve", "--model", "x/y"], &[]);
-    assert!(err.contains("allowlist"), "{err}");
+    assert!(
+        err.contains("allowlist") && err.contains("chain_endpoint"),
+        "{err}"
+    );
+    // Chain mode must know the public address it announces.
+    let err = run(
+        &["serve", "--model", "x/y"],
+        &[("SUBTENSOR_CHAIN_ENDPOINT", "ws://127.0.0.1:9")],
+    );
+    assert!(err.contains("external_ip"), "{err}");
+    let err = run(
+        &["serve", "--model", "x/y", "--external-ip", "somewhere"],
+        &[("SUBTENSOR_CHAIN_ENDPOINT", "ws://127.0.0.1:9")],
+    );
+    assert!(err.contains("\"somewhere\" is not an IP address"), "{err}");
+    // An unreachable chain is named.
+    let model = ensemble_dir(dir.path(), "mixed");
+    let wallets = wallets();
+    let err = run(
+        &[
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--no-serve-axon",
+            "--wallet-path",
+            wallets.to_str().unwrap(),
+            "--wallet-name",
+            "fixture",
+            "--wallet-hotkey",
+            "seeded",
+        ],
+        &[("SUBTENSOR_CHAIN_ENDPOINT", "ws://127.0.0.1:9")],
+    );
+    assert!(err.contains("ws://127.0.0.1:9"), "{err}");
 }

@@ -339,18 +339,18 @@ impl Subtensor {
                         ChainError::Decode(format!("subnet {netuid} has no hotkey for uid {uid}"))
                     })?;
                 let coldkey: AccountId32 = self
-                    .fetch(at, PALLET, "Owner", (hotkey.clone(),))
+                    .fetch(at, PALLET, "Owner", (hotkey,))
                     .await?
-                    .unwrap_or_else(|| AccountId32([0; 32]));
+                    .unwrap_or(AccountId32([0; 32]));
                 let stake: u64 = if alpha {
-                    self.fetch(at, PALLET, "TotalHotkeyAlpha", (hotkey.clone(), netuid))
+                    self.fetch(at, PALLET, "TotalHotkeyAlpha", (hotkey, netuid))
                         .await?
                 } else {
-                    self.fetch(at, PALLET, "TotalHotkeyStake", (hotkey.clone(),))
+                    self.fetch(at, PALLET, "TotalHotkeyStake", (hotkey,))
                         .await?
                 }
                 .unwrap_or(0);
-                let axon = self.axon_at(at, netuid, hotkey.clone()).await?;
+                let axon = self.axon_at(at, netuid, hotkey).await?;
                 let i = uid as usize;
                 Ok::<_, ChainError>(NeuronInfo {
                     uid,

@@ -4,12 +4,10 @@
 //! (`tools/gen_chain_fixtures.py`). What the client submits is decoded by that Python
 //! stack again, and its signature is checked over the signed payload rebuilt here.
 
-use std::process::Command;
-
 use serde_json::Value;
 use sv_axon::Hotkey;
 use sv_chain::{AxonEndpoint, ChainError, Served, Subtensor};
-use sv_tests::chain_node::{ChainFixture, ChainNode, hex0x, read_compact};
+use sv_tests::chain_node::{ChainFixture, ChainNode, hex0x, python_decode, read_compact};
 use sv_tests::fixture;
 
 fn miner_hotkey() -> Hotkey {
@@ -27,24 +25,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Decode `ext` with the Python substrate stack and the network's metadata.
-fn python_decode(network: &str, ext: &[u8]) -> Value {
-    let out = Command::new(sv_tests::test_python())
-        .arg(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../tools/gen_chain_fixtures.py"),
-        )
-        .args(["decode", network, &hex0x(ext)])
-        .output()
-        .expect("run the Python decoder");
-    assert!(
-        out.status.success(),
-        "Python could not decode our extrinsic: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Split a signed v4 extrinsic: (signer, signature, extra bytes, call bytes), where the
@@ -335,4 +315,38 @@ fn an_unreachable_node_is_a_connect_error_naming_it() {
     let err = runtime().block_on(Subtensor::connect(&url)).unwrap_err();
     assert!(matches!(err, ChainError::Connect { .. }), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
+}
+
+/// Against a real node (a chopsticks fork or the test network), when one is reachable:
+/// `SV_CHAIN_TEST_ENDPOINT=ws://127.0.0.1:8000 cargo test -p sv-chain --test subtensor
+/// -- --ignored` (see docs/chain-testing.md). Reads only; nothing is signed.
+#[test]
+#[ignore = "needs a subtensor node: set SV_CHAIN_TEST_ENDPOINT"]
+fn reads_a_live_node() {
+    let endpoint = std::env::var("SV_CHAIN_TEST_ENDPOINT").expect("SV_CHAIN_TEST_ENDPOINT");
+    let netuid: u16 = std::env::var("SV_CHAIN_TEST_NETUID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(72);
+    let rt = runtime();
+    let chain = rt.block_on(Subtensor::connect(&endpoint)).unwrap();
+    let block = rt.block_on(chain.current_block()).unwrap();
+    let spec = rt.block_on(chain.spec_version()).unwrap();
+    let mg = rt.block_on(chain.metagraph(netuid)).unwrap();
+    let burn = rt.block_on(chain.burn(netuid)).unwrap();
+    println!(
+        "{endpoint}: spec {spec}, block {block}, subnet {netuid}: {} neurons, {} with a \
+         validator permit, {} axons served, burn {}",
+        mg.neurons.len(),
+        mg.neurons.iter().filter(|n| n.validator_permit).count(),
+        mg.neurons.iter().filter(|n| n.axon.is_some()).count(),
+        sv_chain::format_tao(burn as u128)
+    );
+    assert!(!mg.neurons.is_empty());
+    for n in &mg.neurons {
+        assert_eq!(
+            rt.block_on(chain.uid_of(netuid, &n.hotkey)).unwrap(),
+            Some(n.uid)
+        );
+    }
 }

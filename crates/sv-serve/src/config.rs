@@ -29,8 +29,19 @@ pub struct MinerConfig {
     pub metrics_port: u16,
     /// Refuse callers without a validator permit (`BLACKLIST_FORCE_VALIDATOR_PERMIT`).
     pub force_validator_permit: bool,
-    /// Subtensor endpoint (`SUBTENSOR_CHAIN_ENDPOINT`), for the metagraph refresh.
+    /// Subtensor endpoint (`SUBTENSOR_CHAIN_ENDPOINT`): chain mode — check registration,
+    /// serve the axon on chain, refresh the metagraph for blacklist and priority.
     pub chain_endpoint: Option<String>,
+    /// Chain mode: the public IP validators reach the axon at (announced with
+    /// `serve_axon`).
+    pub external_ip: Option<String>,
+    /// Chain mode: the public port (default: `axon_port`), for a port-forwarding setup.
+    pub external_port: Option<u16>,
+    /// Chain mode: announce the axon with `serve_axon` at start (skipped when the chain
+    /// already holds the same endpoint).
+    pub serve_axon: bool,
+    /// Chain mode: seconds between metagraph refreshes.
+    pub metagraph_refresh_seconds: u64,
     /// Offline mode: a file of validator hotkeys (one per line, optional stake).
     pub allowlist: Option<PathBuf>,
     /// A metagraph snapshot (JSON list of uid, hotkey, validator_permit, stake), re-read
@@ -78,6 +89,10 @@ impl Default for MinerConfig {
             metrics_port: 9091,
             force_validator_permit: true,
             chain_endpoint: None,
+            external_ip: None,
+            external_port: None,
+            serve_axon: true,
+            metagraph_refresh_seconds: 120,
             allowlist: None,
             metagraph: None,
             model: None,
@@ -172,18 +187,38 @@ impl MinerConfig {
         if self.http_workers == 0 {
             return bad("http_workers must be at least 1");
         }
-        if self.allowlist.is_none() && self.metagraph.is_none() {
-            return bad(match &self.chain_endpoint {
-                Some(_) => {
-                    "the metagraph refresh from SUBTENSOR_CHAIN_ENDPOINT is not built yet (it comes with sv-chain); give `allowlist` (validator hotkeys) or `metagraph` (a snapshot file)"
-                }
-                None => {
-                    "no callers: give `allowlist` (a file of validator hotkeys) or `metagraph` (a snapshot file)"
-                }
-            });
+        let sources = [
+            self.allowlist.is_some(),
+            self.metagraph.is_some(),
+            self.chain_endpoint.is_some(),
+        ];
+        match sources.iter().filter(|s| **s).count() {
+            0 => {
+                return bad(
+                    "no callers: give `chain_endpoint` (SUBTENSOR_CHAIN_ENDPOINT; the metagraph from the chain), `allowlist` (a file of validator hotkeys) or `metagraph` (a snapshot file)",
+                );
+            }
+            1 => {}
+            _ => {
+                return bad(
+                    "give one source of callers: `chain_endpoint` (SUBTENSOR_CHAIN_ENDPOINT), `allowlist` or `metagraph`",
+                );
+            }
         }
-        if self.allowlist.is_some() && self.metagraph.is_some() {
-            return bad("give either `allowlist` or `metagraph`, not both");
+        if self.chain_endpoint.is_some() {
+            if self.metagraph_refresh_seconds == 0 {
+                return bad("metagraph_refresh_seconds must be at least 1");
+            }
+            if self.serve_axon {
+                let Some(ip) = &self.external_ip else {
+                    return bad(
+                        "chain mode serves the axon on chain: give `external_ip` (--external-ip, the public address validators reach) or set `serve_axon = false`",
+                    );
+                };
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return bad(&format!("external_ip {ip:?} is not an IP address"));
+                }
+            }
         }
         Ok(())
     }

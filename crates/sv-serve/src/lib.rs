@@ -15,6 +15,7 @@
 //!   subnet's reward.
 
 pub mod batcher;
+pub mod chain_link;
 pub mod challenge;
 pub mod config;
 pub mod error;

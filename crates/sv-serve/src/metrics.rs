@@ -68,6 +68,17 @@ pub struct Metrics {
     swap_failures: AtomicU64,
     /// Prediction-log lines dropped because the writer fell behind.
     pub log_dropped: AtomicU64,
+    chain: Mutex<Option<ChainInfo>>,
+}
+
+/// The chain link's state (chain mode only).
+#[derive(Debug, Default, Clone)]
+struct ChainInfo {
+    connected: bool,
+    errors: u64,
+    block: u64,
+    neurons: usize,
+    refreshed_unix: Option<u64>,
 }
 
 impl Default for Metrics {
@@ -81,6 +92,7 @@ impl Default for Metrics {
             swaps: AtomicU64::new(0),
             swap_failures: AtomicU64::new(0),
             log_dropped: AtomicU64::new(0),
+            chain: Mutex::default(),
         }
     }
 }
@@ -131,6 +143,29 @@ impl Metrics {
         if swap {
             self.swaps.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Chain mode: the metagraph was read at `block` with `neurons` neurons.
+    pub fn chain_refreshed(&self, block: u64, neurons: usize) {
+        let mut c = lock(&self.chain);
+        let c = c.get_or_insert_with(ChainInfo::default);
+        c.connected = true;
+        c.block = block;
+        c.neurons = neurons;
+        c.refreshed_unix = Some(unix_now());
+    }
+
+    /// Chain mode: a connect or refresh failed; the last metagraph stays in use.
+    pub fn chain_failed(&self) {
+        let mut c = lock(&self.chain);
+        let c = c.get_or_insert_with(ChainInfo::default);
+        c.connected = false;
+        c.errors += 1;
+    }
+
+    /// Chain mode: whether the last connect or refresh succeeded (None outside chain mode).
+    pub fn chain_connected(&self) -> Option<bool> {
+        lock(&self.chain).as_ref().map(|c| c.connected)
     }
 
     /// A new model failed to load (the old one stays).
@@ -219,6 +254,43 @@ impl Metrics {
             "Prediction-log lines dropped because the writer fell behind.",
             self.log_dropped.load(Ordering::Relaxed),
         );
+        if let Some(c) = lock(&self.chain).clone() {
+            let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            };
+            gauge(
+                &mut out,
+                "sv_miner_chain_connected",
+                "1 while the chain answers; 0 while serving on the last metagraph.",
+                c.connected as u64,
+            );
+            counter(
+                &mut out,
+                "sv_miner_chain_errors_total",
+                "Failed chain connects and metagraph refreshes.",
+                c.errors,
+            );
+            gauge(
+                &mut out,
+                "sv_miner_metagraph_block",
+                "Block the metagraph in use was read at.",
+                c.block,
+            );
+            gauge(
+                &mut out,
+                "sv_miner_metagraph_neurons",
+                "Neurons in the metagraph in use.",
+                c.neurons as u64,
+            );
+            if let Some(t) = c.refreshed_unix {
+                gauge(
+                    &mut out,
+                    "sv_miner_metagraph_age_seconds",
+                    "Seconds since the metagraph in use was read.",
+                    unix_now().saturating_sub(t),
+                );
+            }
+        }
         out
     }
 }

@@ -1,7 +1,8 @@
 //! A running miner: the axon (verified, blacklisted, prioritised requests), the batcher
 //! over the model slot, the prediction log, `/metrics` + `/healthz` on their own port, and
 //! a watcher that swaps in a new model when its files change or on SIGHUP, and re-reads
-//! a metagraph snapshot when it changes.
+//! a metagraph snapshot when it changes; in chain mode, the chain link (registration
+//! check, `serve_axon`, metagraph refresh).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use sv_axon::{Caller, Hotkey};
 use sv_models::{Device, device_by_name};
 
 use crate::batcher::{BatchSettings, Batcher, Outcome};
+use crate::chain_link::ChainLink;
 use crate::config::MinerConfig;
 use crate::error::ServeError;
 use crate::metrics::{Metrics, unix_now};
@@ -41,6 +43,7 @@ pub struct Miner {
     axon: Option<server::Running>,
     health: Option<(Arc<tiny_http::Server>, JoinHandle<()>)>,
     watcher: Option<JoinHandle<()>>,
+    chain: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     reload_requested: Arc<AtomicBool>,
     batcher: Option<Arc<Batcher>>,
@@ -109,7 +112,7 @@ impl Miner {
         let metrics = Arc::new(Metrics::default());
         metrics.model_loaded(&model.version, model.created_unix, false);
         let slot = Arc::new(ModelSlot::new(model));
-        let callers = CallerSource::open(config)?;
+        let mut callers = CallerSource::open(config, &hotkey.ss58, &metrics)?;
         let log = Arc::new(PredictionLog::open(
             LogSettings {
                 dir: config.log_dir.clone(),
@@ -169,6 +172,29 @@ impl Miner {
             busy: Mutex::new(()),
         });
         let stop = Arc::new(AtomicBool::new(false));
+        let chain = match callers.take_link() {
+            None => None,
+            Some(link) => {
+                if config.serve_axon {
+                    let ip = config
+                        .external_ip
+                        .as_deref()
+                        .expect("validated")
+                        .parse()
+                        .expect("validated");
+                    let port = config.external_port.unwrap_or(axon.addr.port());
+                    link.serve_axon(&hotkey, ip, port)?;
+                }
+                let stop = stop.clone();
+                let every = Duration::from_secs(config.metagraph_refresh_seconds);
+                Some(
+                    std::thread::Builder::new()
+                        .name("sv-chain".into())
+                        .spawn(move || link.run(&stop, every))
+                        .map_err(|e| ServeError::Config(format!("starting the chain link: {e}")))?,
+                )
+            }
+        };
         let reload_requested = Arc::new(AtomicBool::new(false));
         let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone());
         let watcher = {
@@ -190,6 +216,7 @@ impl Miner {
             axon: Some(axon),
             health,
             watcher: Some(watcher),
+            chain,
             stop,
             reload_requested,
             batcher: Some(batcher),
@@ -236,6 +263,9 @@ impl Miner {
         }
         if let Some(w) = self.watcher.take() {
             let _ = w.join();
+        }
+        if let Some(c) = self.chain.take() {
+            let _ = c.join();
         }
         self.batcher.take();
         self.log.take();
@@ -301,19 +331,35 @@ fn answer_handler(
     })
 }
 
-/// The caller view chosen by the config, and the snapshot file to re-read (if any).
+/// The caller view chosen by the config: an allowlist, a snapshot file to re-read, or
+/// the chain's metagraph with the link that refreshes it.
 enum CallerSource {
     Allowlist(sv_axon::Allowlist),
     Snapshot(Arc<Metagraph>, PathBuf),
+    Chain(Arc<Metagraph>, Option<ChainLink>),
 }
 
 impl CallerSource {
-    fn open(config: &MinerConfig) -> Result<Self, ServeError> {
+    fn open(
+        config: &MinerConfig,
+        hotkey: &str,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, ServeError> {
         if let Some(path) = &config.allowlist {
             return Ok(Self::Allowlist(read_allowlist(path)?));
         }
-        let path = config.metagraph.clone().expect("validated");
         let metagraph = Arc::new(Metagraph::new());
+        if let Some(endpoint) = &config.chain_endpoint {
+            let link = ChainLink::open(
+                endpoint,
+                config.netuid,
+                hotkey,
+                metagraph.clone(),
+                metrics.clone(),
+            )?;
+            return Ok(Self::Chain(metagraph, Some(link)));
+        }
+        let path = config.metagraph.clone().expect("validated");
         metagraph.replace(Metagraph::read_snapshot(&path)?);
         Ok(Self::Snapshot(metagraph, path))
     }
@@ -321,14 +367,21 @@ impl CallerSource {
     fn boxed(&self) -> Box<dyn Callers> {
         match self {
             Self::Allowlist(list) => Box::new(list.clone()),
-            Self::Snapshot(m, _) => Box::new(m.clone()),
+            Self::Snapshot(m, _) | Self::Chain(m, _) => Box::new(m.clone()),
         }
     }
 
     fn snapshot_source(&self) -> Option<(Arc<Metagraph>, PathBuf)> {
         match self {
             Self::Snapshot(m, p) => Some((m.clone(), p.clone())),
-            Self::Allowlist(_) => None,
+            Self::Allowlist(_) | Self::Chain(..) => None,
+        }
+    }
+
+    fn take_link(&mut self) -> Option<ChainLink> {
+        match self {
+            Self::Chain(_, link) => link.take(),
+            _ => None,
         }
     }
 }

@@ -63,16 +63,23 @@ pub struct MinerProcess {
     pub axon: SocketAddr,
     pub metrics: SocketAddr,
     pub log: Arc<Mutex<String>>,
+    /// The miner's hotkey (SS58).
+    pub hotkey: String,
 }
 
 impl MinerProcess {
     /// Start `sv-miner serve` with `extra` config lines (the model dir, callers, ports 0).
     pub fn start(dir: &Path, extra: &str) -> Self {
+        Self::start_as(dir, "phrase", extra)
+    }
+
+    /// Start `sv-miner serve` with the fixture wallet's hotkey `hotkey`.
+    pub fn start_as(dir: &Path, hotkey: &str, extra: &str) -> Self {
         let config = dir.join("miner.toml");
         std::fs::write(
             &config,
             format!(
-                "host = \"127.0.0.1\"\naxon_port = 0\nmetrics_port = 0\nwallet_name = \"fixture\"\nwallet_hotkey = \"phrase\"\nwallet_path = {:?}\nlog_dir = {:?}\nwatch_seconds = 1\nmax_wait_ms = 20\n{extra}",
+                "host = \"127.0.0.1\"\naxon_port = 0\nmetrics_port = 0\nwallet_name = \"fixture\"\nwallet_hotkey = {hotkey:?}\nwallet_path = {:?}\nlog_dir = {:?}\nwatch_seconds = 1\nmax_wait_ms = 20\n{extra}",
                 wallets(),
                 dir.join("log"),
             ),
@@ -83,6 +90,8 @@ impl MinerProcess {
             .arg(&config)
             .env_remove("MINER_AXON_PORT")
             .env_remove("BLACKLIST_FORCE_VALIDATOR_PERMIT")
+            .env_remove("SUBTENSOR_CHAIN_ENDPOINT")
+            .env_remove("NETUID")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -115,6 +124,9 @@ impl MinerProcess {
                     axon,
                     metrics,
                     log,
+                    hotkey: Hotkey::from_wallet(&wallets(), "fixture", hotkey)
+                        .unwrap()
+                        .ss58,
                 };
             }
         }
@@ -124,7 +136,7 @@ impl MinerProcess {
         Target {
             ip: "127.0.0.1".into(),
             port: self.axon.port(),
-            hotkey: miner_key().ss58,
+            hotkey: self.hotkey.clone(),
         }
     }
 
