@@ -17,6 +17,7 @@ fn opts() -> FolderOptions {
         source: Source::Named("fixture".into()),
         // big.png (200×100) is over this limit; every other image is under it.
         max_pixels: 10_000,
+        unlabelled: false,
     }
 }
 

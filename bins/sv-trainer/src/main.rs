@@ -527,13 +527,7 @@ fn default_cache() -> PathBuf {
 fn run_probe(a: ProbeArgs) -> Result<bool> {
     use sv_train::probe;
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (backbone, arch) = probe::Backbone::load(&a.backbone, &device)?;
-    let pre = match sv_models::find_sidecar(&a.backbone, "preprocessor_config.json") {
-        Some(p) => sv_models::preprocess::Preprocessor::from_hf_json(
-            &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
-        None => sv_models::preprocess::Preprocessor::default(),
-    };
+    let (backbone, arch, pre) = probe::Backbone::load_with_preprocessor(&a.backbone, &device)?;
     let key = probe::cache_key(arch, &a.backbone, &pre)?;
     let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache);
     let mut cache = probe::FeatureCache::open(&cache_dir, &key)?;

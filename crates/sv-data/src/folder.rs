@@ -16,6 +16,8 @@ pub struct FolderOptions {
     pub source: Source,
     /// Pixel limit per image.
     pub max_pixels: u64,
+    /// Also read images outside the label folders, as unlabelled (a generator's output).
+    pub unlabelled: bool,
 }
 
 impl Default for FolderOptions {
@@ -23,6 +25,7 @@ impl Default for FolderOptions {
         Self {
             source: Source::Named("folder".into()),
             max_pixels: crate::decode::DEFAULT_MAX_PIXELS,
+            unlabelled: false,
         }
     }
 }
@@ -57,7 +60,7 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Read the labelled images under `root`. Every file is decoded once (in parallel) to
+/// Read the labelled images under `root` (and, with `unlabelled`, the others as unknown). Every file is decoded once (in parallel) to
 /// check it; files that fail are skipped and counted, never fatal. The same image twice
 /// is kept once. Samples come in path order.
 pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, SkipReport)> {
@@ -69,6 +72,16 @@ pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, Sk
     tops.sort_by_key(|e| e.file_name());
     for top in tops {
         let Some(label) = label_of(&top.file_name().to_string_lossy()) else {
+            if opts.unlabelled && !top.file_name().to_string_lossy().starts_with('.') {
+                let path = top.path();
+                if path.is_dir() {
+                    let mut files = Vec::new();
+                    files_under(&path, &mut files)?;
+                    labelled.extend(files.into_iter().map(|f| (f, Label::Unknown)));
+                } else {
+                    labelled.push((path, Label::Unknown));
+                }
+            }
             continue;
         };
         if top.path().is_dir() {

@@ -75,6 +75,22 @@ impl Backbone {
         Ok((backbone, arch))
     }
 
+    /// [`Backbone::load`], with the checkpoint's `preprocessor_config.json` beside it
+    /// (the BiT defaults when there is none).
+    pub fn load_with_preprocessor(
+        path: &Path,
+        device: &Device,
+    ) -> Result<(Self, Architecture, Preprocessor)> {
+        let (backbone, arch) = Self::load(path, device)?;
+        let pre = match sv_models::find_sidecar(path, "preprocessor_config.json") {
+            Some(p) => Preprocessor::from_hf_json(
+                &std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?,
+            )?,
+            None => Preprocessor::default(),
+        };
+        Ok((backbone, arch, pre))
+    }
+
     /// Pooled features `[B, D]` of preprocessed pixels.
     pub fn features(&self, pixels: Tensor<4>) -> Tensor<2> {
         match self {

@@ -1,0 +1,106 @@
+//! Auto-labelling: an image gets a label only when every ensemble member calls it the
+//! same way with confidence (the probability of the class it picks) of at least a
+//! threshold (0.8 by default); everything else goes to a review list with the members'
+//! answers.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sv_data::{Label, Sample, Source};
+
+/// An image left for a person to label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewItem {
+    /// The image's id.
+    pub id: String,
+    /// Each member's P(roadwork).
+    pub probabilities: Vec<f32>,
+    /// Why it was not labelled.
+    pub reason: String,
+}
+
+/// The label the members agree on with confidence ≥ `min_confidence`, or why not.
+pub fn decide(probabilities: &[f32], min_confidence: f32) -> Result<(Label, f32), String> {
+    if probabilities.is_empty() {
+        return Err("no member answered".into());
+    }
+    let roadwork = probabilities[0] >= 0.5;
+    if probabilities.iter().any(|p| (*p >= 0.5) != roadwork) {
+        return Err("members disagree".into());
+    }
+    let confidence = probabilities
+        .iter()
+        .map(|p| if roadwork { *p } else { 1.0 - *p })
+        .fold(f32::INFINITY, f32::min);
+    if confidence < min_confidence {
+        return Err(format!(
+            "least confident member at {confidence:.3} < {min_confidence}"
+        ));
+    }
+    let label = if roadwork {
+        Label::Roadwork
+    } else {
+        Label::NoRoadwork
+    };
+    Ok((label, confidence))
+}
+
+/// Label the unlabelled and synthetic samples of `samples` from the members'
+/// probabilities (by sample id). Returns every sample (labels filled where the members
+/// agree, with `autolabel_confidence` in the metadata; a synthetic sample whose
+/// generator label the members confidently contradict is sent to review and left
+/// unchanged) and the review list.
+pub fn autolabel(
+    samples: Vec<Sample>,
+    probabilities: &HashMap<String, Vec<f32>>,
+    min_confidence: f32,
+) -> (Vec<Sample>, Vec<ReviewItem>) {
+    let mut review = vec![];
+    let out = samples
+        .into_iter()
+        .map(|mut s| {
+            let target = s.label == Label::Unknown || s.source == Source::Synthetic;
+            if !target {
+                return s;
+            }
+            let probs = probabilities.get(&s.id).cloned().unwrap_or_default();
+            match decide(&probs, min_confidence) {
+                Ok((label, confidence)) if s.label == Label::Unknown || s.label == label => {
+                    s.label = label;
+                    s.metadata
+                        .insert("autolabel_confidence".into(), (confidence as f64).into());
+                }
+                Ok((label, _)) => review.push(ReviewItem {
+                    id: s.id.clone(),
+                    probabilities: probs,
+                    reason: format!(
+                        "members say {} but the generator said {}",
+                        label.as_str(),
+                        s.label.as_str()
+                    ),
+                }),
+                Err(reason) => review.push(ReviewItem {
+                    id: s.id.clone(),
+                    probabilities: probs,
+                    reason,
+                }),
+            }
+            s
+        })
+        .collect();
+    (out, review)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_and_confidence_decide() {
+        assert_eq!(decide(&[0.9, 0.85], 0.8), Ok((Label::Roadwork, 0.85)));
+        assert_eq!(decide(&[0.1, 0.2], 0.8), Ok((Label::NoRoadwork, 0.8)));
+        assert!(decide(&[0.9, 0.75], 0.8).unwrap_err().contains("0.750"));
+        assert_eq!(decide(&[0.9, 0.4], 0.5).unwrap_err(), "members disagree");
+        assert!(decide(&[], 0.5).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Hard cases from a miner's failures: answers that were wrong (where the validator's
+//! label is known) or unsure (confidence below a threshold), and their nearest
+//! neighbours in a pool of labelled images, which share the failure's look.
+
+use serde::Serialize;
+use sv_data::{Label, Sample, Source};
+use sv_index::EmbeddingIndex;
+
+use crate::predlog::Answer;
+
+/// Why an answer counts as a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Labelled, and the answer was on the wrong side of 0.5.
+    Wrong,
+    /// Confidence `|p − 0.5| · 2` below the threshold.
+    Unsure,
+}
+
+/// A failure of the miner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// The image's id (SHA-256).
+    pub id: String,
+    /// Why.
+    pub reason: Reason,
+    /// The answer.
+    pub prediction: f32,
+    /// The validator's label, if sent.
+    pub label: Option<i64>,
+}
+
+/// The failures among `answers` (latest answer per image): wrong where labelled;
+/// otherwise unsure, labelled or not, when confidence < `min_confidence`.
+pub fn failures(answers: &[Answer], min_confidence: f32) -> Vec<Failure> {
+    let mut latest: std::collections::BTreeMap<&str, &Answer> = Default::default();
+    for a in answers {
+        latest.insert(&a.image_sha256, a);
+    }
+    latest
+        .into_values()
+        .filter_map(|a| {
+            let said = a.prediction >= 0.5;
+            let reason = match a.label {
+                Some(l) if (l == 1) != said => Some(Reason::Wrong),
+                _ if (a.prediction - 0.5).abs() * 2.0 < min_confidence => Some(Reason::Unsure),
+                _ => None,
+            }?;
+            Some(Failure {
+                id: a.image_sha256.clone(),
+                reason,
+                prediction: a.prediction,
+                label: a.label,
+            })
+        })
+        .collect()
+}
+
+/// The hard-case manifest: for each failure present in `index` (the failures' own
+/// embeddings), its `k` nearest labelled pool samples (at similarity ≥
+/// `min_similarity`), marked `hard_case`, or `hard_negative` when a no-roadwork
+/// neighbour of a roadwork-looking failure, with the failure and similarity recorded in
+/// the metadata. Each pool sample appears once (its most similar failure).
+pub fn hard_cases(
+    failures: &[Failure],
+    failure_index: &dyn EmbeddingIndex,
+    pool: &[Sample],
+    pool_index: &dyn EmbeddingIndex,
+    k: usize,
+    min_similarity: f32,
+) -> Vec<Sample> {
+    let mut best: std::collections::BTreeMap<usize, (f32, &Failure)> = Default::default();
+    let by_id: std::collections::HashMap<&str, usize> = pool
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    for f in failures {
+        let Some(pos) = failure_index.position(&f.id) else {
+            continue;
+        };
+        let Some(query) = failure_index.vector_of(pos).map(<[f32]>::to_vec) else {
+            continue;
+        };
+        let Ok(hits) = pool_index.search(&query, k + 1) else {
+            continue;
+        };
+        for h in hits.into_iter().flatten() {
+            let id = pool_index.id(h.pos);
+            if id == f.id || h.score < min_similarity {
+                continue;
+            }
+            let Some(&i) = by_id.get(id) else { continue };
+            if pool[i].label == Label::Unknown {
+                continue;
+            }
+            let e = best.entry(i).or_insert((h.score, f));
+            if h.score > e.0 {
+                *e = (h.score, f);
+            }
+        }
+    }
+    best.into_iter()
+        .map(|(i, (score, f))| {
+            let mut s = pool[i].clone();
+            let looked_like_roadwork = f.prediction >= 0.5;
+            s.source = if s.label == Label::NoRoadwork && looked_like_roadwork {
+                Source::HardNegative
+            } else {
+                Source::HardCase
+            };
+            s.split = None;
+            s.metadata.insert("mined_from".into(), f.id.clone().into());
+            s.metadata.insert(
+                "mined_reason".into(),
+                serde_json::to_value(f.reason).expect("enum"),
+            );
+            s.metadata
+                .insert("mined_similarity".into(), (score as f64).into());
+            s
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(sha: &str, p: f32, label: Option<i64>) -> Answer {
+        Answer {
+            time: 0.0,
+            validator: "v".into(),
+            image_sha256: sha.into(),
+            prediction: p,
+            model_version: "m".into(),
+            label,
+        }
+    }
+
+    #[test]
+    fn wrong_labelled_and_unsure_unlabelled_answers_fail() {
+        let answers = [
+            answer("a", 0.2, Some(1)), // wrong
+            answer("b", 0.9, Some(1)), // right
+            answer("c", 0.55, None),   // unsure
+            answer("d", 0.95, None),   // confident
+            answer("e", 0.9, Some(0)), // wrong, later answered right:
+            answer("e", 0.1, Some(0)),
+            answer("f", 0.52, Some(1)), // right but unsure: a near miss
+        ];
+        let f = failures(&answers, 0.2);
+        let got: Vec<(&str, Reason)> = f.iter().map(|f| (f.id.as_str(), f.reason)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Reason::Wrong),
+                ("c", Reason::Unsure),
+                ("f", Reason::Unsure)
+            ]
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The exact index: every vector L2-normalised and kept in one row-major buffer; a query
+//! block is scored against all rows with one matrix product and the best rows are kept.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::error::IndexError;
+use crate::{EmbeddingIndex, Neighbor};
+
+/// Queries scored per matrix product.
+const QUERY_BLOCK: usize = 64;
+/// Rows scored per matrix product.
+const ROW_BLOCK: usize = 4096;
+
+/// Exact inner product over L2-normalised vectors (cosine similarity).
+#[derive(Debug, Clone, Default)]
+pub struct ExactIndex {
+    dim: usize,
+    ids: Vec<String>,
+    positions: HashMap<String, usize>,
+    data: Vec<f32>,
+}
+
+/// `v` scaled to unit length (a zero vector stays zero).
+pub fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+impl ExactIndex {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            ..Self::default()
+        }
+    }
+
+    /// Rebuild from stored parts (already normalised).
+    pub(crate) fn from_parts(dim: usize, ids: Vec<String>, data: Vec<f32>) -> Self {
+        let positions = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        Self {
+            dim,
+            ids,
+            positions,
+            data,
+        }
+    }
+
+    /// The stored (normalised) vectors, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The stored vector at `pos`.
+    pub fn vector(&self, pos: usize) -> &[f32] {
+        &self.data[pos * self.dim..(pos + 1) * self.dim]
+    }
+
+    /// Score `queries` (normalised, row-major) against all rows and keep, per query, the
+    /// rows `keep` accepts, best first, at most `limit` of them.
+    fn scan(
+        &self,
+        queries: &[f32],
+        limit: usize,
+        keep: impl Fn(usize, usize, f32) -> bool + Sync,
+    ) -> Vec<Vec<Neighbor>> {
+        let d = self.dim;
+        let n = self.ids.len();
+        let nq = queries.len() / d.max(1);
+        if n == 0 || d == 0 {
+            return vec![vec![]; nq];
+        }
+        queries
+            .par_chunks(QUERY_BLOCK * d)
+            .enumerate()
+            .flat_map_iter(|(b, block)| {
+                let m = block.len() / d;
+                let mut best: Vec<Vec<Neighbor>> = vec![vec![]; m];
+                let mut scores = vec![0f32; m * ROW_BLOCK];
+                for start in (0..n).step_by(ROW_BLOCK) {
+                    let rows = ROW_BLOCK.min(n - start);
+                    let x = &self.data[start * d..(start + rows) * d];
+                    // scores (m × rows) = block (m × d) · xᵀ (d × rows)
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            rows,
+                            d,
+                            scores.as_mut_ptr(),
+                            1,
+                            rows as isize,
+                            false,
+                            block.as_ptr(),
+                            1,
+                            d as isize,
+                            x.as_ptr(),
+                            d as isize,
+                            1,
+                            0.0f32,
+                            1.0f32,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    for (qi, row_scores) in scores.chunks(rows).take(m).enumerate() {
+                        let q = b * QUERY_BLOCK + qi;
+                        let list = &mut best[qi];
+                        for (j, &s) in row_scores.iter().enumerate() {
+                            let pos = start + j;
+                            if !keep(q, pos, s) {
+                                continue;
+                            }
+                            if list.len() == limit {
+                                let worst = list.last().expect("limit > 0");
+                                if (s, std::cmp::Reverse(pos))
+                                    <= (worst.score, std::cmp::Reverse(worst.pos))
+                                {
+                                    continue;
+                                }
+                                list.pop();
+                            }
+                            let at = list.partition_point(|nb| {
+                                (nb.score, std::cmp::Reverse(nb.pos)) >= (s, std::cmp::Reverse(pos))
+                            });
+                            list.insert(at, Neighbor { pos, score: s });
+                        }
+                    }
+                }
+                best.into_iter()
+            })
+            .collect()
+    }
+
+    fn check_queries(&self, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
+        if self.dim == 0 || !queries.len().is_multiple_of(self.dim) {
+            return Err(IndexError::Invalid(format!(
+                "{} query values are not a whole number of {}-dimensional vectors",
+                queries.len(),
+                self.dim
+            )));
+        }
+        let mut q = queries.to_vec();
+        q.chunks_mut(self.dim).for_each(normalise);
+        Ok(q)
+    }
+
+    /// All-vs-all: each stored vector's `k` nearest other vectors.
+    pub fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>> {
+        if k == 0 {
+            return vec![vec![]; self.len()];
+        }
+        self.scan(&self.data, k, |q, pos, _| q != pos)
+    }
+
+    /// All-vs-all: each stored vector's other vectors with similarity ≥ `min_similarity`.
+    pub fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
+        self.scan(&self.data, usize::MAX, |q, pos, s| {
+            q != pos && s >= min_similarity
+        })
+    }
+}
+
+impl EmbeddingIndex for ExactIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn id(&self, pos: usize) -> &str {
+        &self.ids[pos]
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
+    fn vector_of(&self, pos: usize) -> Option<&[f32]> {
+        (pos < self.ids.len()).then(|| self.vector(pos))
+    }
+
+    fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
+        if self.dim == 0 || vectors.len() != ids.len() * self.dim {
+            return Err(IndexError::Invalid(format!(
+                "{} ids need {} values of dimension {}, got {}",
+                ids.len(),
+                ids.len() * self.dim,
+                self.dim,
+                vectors.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if self.positions.contains_key(id) || !seen.insert(id) {
+                return Err(IndexError::Invalid(format!(
+                    "id {id:?} is already in the index"
+                )));
+            }
+            if vectors[i * self.dim..(i + 1) * self.dim]
+                .iter()
+                .any(|x| !x.is_finite())
+            {
+                return Err(IndexError::Invalid(format!(
+                    "the vector of {id:?} is not finite"
+                )));
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let mut v = vectors[i * self.dim..(i + 1) * self.dim].to_vec();
+            normalise(&mut v);
+            self.data.extend_from_slice(&v);
+            self.positions.insert(id.clone(), self.ids.len());
+            self.ids.push(id.clone());
+        }
+        Ok(())
+    }
+
+    fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        let q = self.check_queries(queries)?;
+        if k == 0 {
+            return Ok(vec![vec![]; q.len() / self.dim]);
+        }
+        Ok(self.scan(&q, k, |_, _, _| true))
+    }
+
+    fn range_search(
+        &self,
+        queries: &[f32],
+        min_similarity: f32,
+    ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        let q = self.check_queries(queries)?;
+        Ok(self.scan(&q, usize::MAX, |_, _, s| s >= min_similarity))
+    }
+
+    fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>> {
+        ExactIndex::knn_all(self, k)
+    }
+
+    fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
+        ExactIndex::range_all(self, min_similarity)
+    }
+}

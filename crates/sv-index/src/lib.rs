@@ -1,0 +1,62 @@
+//! Embedding indexes for curation: which images look alike.
+//!
+//! - [`EmbeddingIndex`]: add vectors under sample ids; kNN and range search by cosine
+//!   similarity (inner product on L2-normalised vectors); all-vs-all forms.
+//! - [`ExactIndex`]: the exact, pure-Rust backend (matrix products over blocks).
+//! - [`analysis`]: near-duplicate groups at a similarity threshold, FiftyOne's
+//!   uniqueness, and label disagreement among neighbours (possible label noise).
+//! - [`store`]: an index saved to one file with its id mapping, written atomically.
+//!
+//! Not built yet: the faiss backend (IVF-Flat, HNSW) for sets too large for exact search.
+
+pub mod analysis;
+pub mod error;
+pub mod exact;
+pub mod store;
+
+pub use analysis::{Disagreement, label_disagreement, near_duplicate_groups, uniqueness};
+pub use error::IndexError;
+pub use exact::ExactIndex;
+
+/// A search hit: the stored vector's position and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// Position in the index (see [`EmbeddingIndex::id`]).
+    pub pos: usize,
+    /// Cosine similarity in [-1, 1].
+    pub score: f32,
+}
+
+/// An index of L2-normalised embeddings keyed by sample id. Results are ordered best
+/// first (ties by position).
+pub trait EmbeddingIndex {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Vectors stored.
+    fn len(&self) -> usize;
+    /// No vectors stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The sample id at `pos`.
+    fn id(&self, pos: usize) -> &str;
+    /// The position of `id`.
+    fn position(&self, id: &str) -> Option<usize>;
+    /// The stored (normalised) vector at `pos`, when the index keeps vectors.
+    fn vector_of(&self, pos: usize) -> Option<&[f32]>;
+    /// Add `vectors` (row-major, `ids.len()` rows) under `ids`; they are normalised.
+    /// Nothing is added when any id is taken or any vector is malformed.
+    fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError>;
+    /// The `k` most similar stored vectors of each query (row-major).
+    fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError>;
+    /// The stored vectors with similarity ≥ `min_similarity` to each query.
+    fn range_search(
+        &self,
+        queries: &[f32],
+        min_similarity: f32,
+    ) -> Result<Vec<Vec<Neighbor>>, IndexError>;
+    /// Each stored vector's `k` most similar other vectors.
+    fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>>;
+    /// Each stored vector's other vectors with similarity ≥ `min_similarity`.
+    fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>>;
+}
