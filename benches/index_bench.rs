@@ -26,10 +26,10 @@ fn main() {
     index.add(&ids, &values).unwrap();
     let add = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let knn = index.knn_all(10);
+    let knn = index.knn_all(10).unwrap();
     let knn_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let range = index.range_all(0.9);
+    let range = index.range_all(0.9).unwrap();
     let range_s = t.elapsed().as_secs_f64();
     let checksum: f64 = knn.iter().map(|h| h[0].score as f64).sum();
     let pairs: usize = range.iter().map(Vec::len).sum();

@@ -381,7 +381,7 @@ fn dedup(a: DedupArgs) -> Result<()> {
         .map(|s| s.trim().to_string())
         .collect();
     let before = samples.len();
-    let (kept, groups) = sv_curate::dedup::dedup(samples, &index, a.threshold, &order);
+    let (kept, groups) = sv_curate::dedup::dedup(samples, &index, a.threshold, &order)?;
     write_manifest(&a.out, &kept)?;
     if let Some(p) = &a.report {
         write_json(p, &serde_json::to_value(&groups)?)?;

@@ -41,7 +41,7 @@ pub fn dedup(
     index: &dyn EmbeddingIndex,
     min_similarity: f32,
     source_order: &[String],
-) -> (Vec<Sample>, Vec<Group>) {
+) -> Result<(Vec<Sample>, Vec<Group>), CurateError> {
     let by_id: std::collections::HashMap<&str, usize> = samples
         .iter()
         .enumerate()
@@ -49,7 +49,7 @@ pub fn dedup(
         .collect();
     let mut drop = vec![false; samples.len()];
     let mut groups = vec![];
-    for g in near_duplicate_groups(index, min_similarity) {
+    for g in near_duplicate_groups(index, min_similarity)? {
         let members: Vec<usize> = g
             .iter()
             .filter_map(|&pos| by_id.get(index.id(pos)).copied())
@@ -76,7 +76,7 @@ pub fn dedup(
         .zip(drop)
         .filter_map(|(s, d)| (!d).then_some(s))
         .collect();
-    (kept, groups)
+    Ok((kept, groups))
 }
 
 /// Near-duplicate groups (at `min_similarity`) holding both a train and a test sample:
@@ -89,7 +89,7 @@ pub fn leak_check(
     let split: std::collections::HashMap<&str, Option<Split>> =
         samples.iter().map(|s| (s.id.as_str(), s.split)).collect();
     let mut leaks = vec![];
-    for g in near_duplicate_groups(index, min_similarity) {
+    for g in near_duplicate_groups(index, min_similarity)? {
         let ids: Vec<&str> = g.iter().map(|&p| index.id(p)).collect();
         let of = |want: Split| -> Vec<&str> {
             ids.iter()

@@ -1,12 +1,15 @@
 //! What curation asks of an index: near-duplicate groups, uniqueness, and neighbours
 //! that disagree with a sample's label.
 
-use crate::{EmbeddingIndex, Neighbor};
+use crate::{EmbeddingIndex, IndexError, Neighbor};
 
 /// Groups of samples linked by similarity ≥ `min_similarity` (connected components of
 /// the similarity graph), each sorted by position; only groups of two or more, ordered
 /// by their first position.
-pub fn near_duplicate_groups(index: &dyn EmbeddingIndex, min_similarity: f32) -> Vec<Vec<usize>> {
+pub fn near_duplicate_groups(
+    index: &dyn EmbeddingIndex,
+    min_similarity: f32,
+) -> Result<Vec<Vec<usize>>, IndexError> {
     let n = index.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -16,7 +19,7 @@ pub fn near_duplicate_groups(index: &dyn EmbeddingIndex, min_similarity: f32) ->
         }
         i
     }
-    for (i, hits) in index.range_all(min_similarity).iter().enumerate() {
+    for (i, hits) in index.range_all(min_similarity)?.iter().enumerate() {
         for h in hits {
             let (a, b) = (root(&mut parent, i), root(&mut parent, h.pos));
             if a != b {
@@ -29,20 +32,20 @@ pub fn near_duplicate_groups(index: &dyn EmbeddingIndex, min_similarity: f32) ->
         let r = root(&mut parent, i);
         groups.entry(r).or_default().push(i);
     }
-    groups.into_values().filter(|g| g.len() > 1).collect()
+    Ok(groups.into_values().filter(|g| g.len() > 1).collect())
 }
 
 /// FiftyOne's uniqueness: for each sample, the cosine distances to its 3 nearest other
 /// samples weighted 0.6 / 0.3 / 0.1, divided by the largest such value over the set (so
 /// the most unique sample scores 1). Sets of 3 or fewer samples score 1 throughout.
-pub fn uniqueness(index: &dyn EmbeddingIndex) -> Vec<f32> {
+pub fn uniqueness(index: &dyn EmbeddingIndex) -> Result<Vec<f32>, IndexError> {
     const WEIGHTS: [f64; 3] = [0.6, 0.3, 0.1];
     let n = index.len();
     if n <= WEIGHTS.len() {
-        return vec![1.0; n];
+        return Ok(vec![1.0; n]);
     }
     let raw: Vec<f64> = index
-        .knn_all(WEIGHTS.len())
+        .knn_all(WEIGHTS.len())?
         .iter()
         .map(|hits| {
             hits.iter()
@@ -52,9 +55,10 @@ pub fn uniqueness(index: &dyn EmbeddingIndex) -> Vec<f32> {
         })
         .collect();
     let max = raw.iter().copied().fold(0.0, f64::max);
-    raw.iter()
+    Ok(raw
+        .iter()
         .map(|r| if max > 0.0 { (r / max) as f32 } else { 1.0 })
-        .collect()
+        .collect())
 }
 
 /// A sample whose neighbours mostly carry another label.
@@ -78,9 +82,9 @@ pub fn label_disagreement(
     labels: &[Option<u8>],
     k: usize,
     min_share: f32,
-) -> Vec<Disagreement> {
+) -> Result<Vec<Disagreement>, IndexError> {
     let labelled = labels.iter().filter(|l| l.is_some()).count();
-    let wide = index.knn_all((k * 4).min(index.len().saturating_sub(1)).max(k));
+    let wide = index.knn_all((k * 4).min(index.len().saturating_sub(1)).max(k))?;
     let mut out: Vec<Disagreement> = wide
         .into_iter()
         .enumerate()
@@ -113,5 +117,5 @@ pub fn label_disagreement(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.pos.cmp(&b.pos))
     });
-    out
+    Ok(out)
 }

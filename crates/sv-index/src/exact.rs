@@ -154,16 +154,14 @@ impl ExactIndex {
         Ok(q)
     }
 
-    /// All-vs-all: each stored vector's `k` nearest other vectors.
-    pub fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>> {
+    fn all_knn(&self, k: usize) -> Vec<Vec<Neighbor>> {
         if k == 0 {
             return vec![vec![]; self.len()];
         }
         self.scan(&self.data, k, |q, pos, _| q != pos)
     }
 
-    /// All-vs-all: each stored vector's other vectors with similarity ≥ `min_similarity`.
-    pub fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
+    fn all_range(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
         self.scan(&self.data, usize::MAX, |q, pos, s| {
             q != pos && s >= min_similarity
         })
@@ -244,11 +242,11 @@ impl EmbeddingIndex for ExactIndex {
         Ok(self.scan(&q, usize::MAX, |_, _, s| s >= min_similarity))
     }
 
-    fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>> {
-        ExactIndex::knn_all(self, k)
+    fn knn_all(&self, k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        Ok(self.all_knn(k))
     }
 
-    fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
-        ExactIndex::range_all(self, min_similarity)
+    fn range_all(&self, min_similarity: f32) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        Ok(self.all_range(min_similarity))
     }
 }

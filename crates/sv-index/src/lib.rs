@@ -7,16 +7,21 @@
 //!   uniqueness, and label disagreement among neighbours (possible label noise).
 //! - [`store`]: an index saved to one file with its id mapping, written atomically.
 //!
-//! Not built yet: the faiss backend (IVF-Flat, HNSW) for sets too large for exact search.
+//! - `FaissIndex` (feature `faiss`): faiss Flat, IVF-Flat and HNSW for sets too large
+//!   for exact all-vs-all search.
 
 pub mod analysis;
 pub mod error;
 pub mod exact;
+#[cfg(feature = "faiss")]
+pub mod faiss_index;
 pub mod store;
 
 pub use analysis::{Disagreement, label_disagreement, near_duplicate_groups, uniqueness};
 pub use error::IndexError;
 pub use exact::ExactIndex;
+#[cfg(feature = "faiss")]
+pub use faiss_index::{FaissIndex, FaissKind};
 
 /// A search hit: the stored vector's position and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,7 +61,7 @@ pub trait EmbeddingIndex {
         min_similarity: f32,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError>;
     /// Each stored vector's `k` most similar other vectors.
-    fn knn_all(&self, k: usize) -> Vec<Vec<Neighbor>>;
+    fn knn_all(&self, k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError>;
     /// Each stored vector's other vectors with similarity ≥ `min_similarity`.
-    fn range_all(&self, min_similarity: f32) -> Vec<Vec<Neighbor>>;
+    fn range_all(&self, min_similarity: f32) -> Result<Vec<Vec<Neighbor>>, IndexError>;
 }

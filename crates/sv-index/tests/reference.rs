@@ -29,7 +29,7 @@ fn load() -> (ExactIndex, Value) {
 fn knn_equals_scikit_learn() {
     let (index, r) = load();
     let k = r["k"].as_u64().unwrap() as usize;
-    let got = index.knn_all(k);
+    let got = index.knn_all(k).unwrap();
     let mut differing_ids = 0;
     for (i, (hits, want)) in got.iter().zip(r["knn"].as_array().unwrap()).enumerate() {
         let want = want.as_array().unwrap();
@@ -69,7 +69,7 @@ fn knn_equals_scikit_learn() {
 fn range_search_and_groups_equal_scikit_learn_and_scipy() {
     let (index, r) = load();
     let threshold = r["threshold"].as_f64().unwrap() as f32;
-    let got = index.range_all(threshold);
+    let got = index.range_all(threshold).unwrap();
     let mut mismatches = 0;
     for (hits, want) in got.iter().zip(r["range"].as_array().unwrap()) {
         let mut ids: Vec<usize> = hits.iter().map(|h| h.pos).collect();
@@ -85,7 +85,7 @@ fn range_search_and_groups_equal_scikit_learn_and_scipy() {
         }
     }
     assert_eq!(mismatches, 0);
-    let groups = near_duplicate_groups(&index, threshold);
+    let groups = near_duplicate_groups(&index, threshold).unwrap();
     let want: Vec<Vec<usize>> = serde_json::from_value(r["groups"].clone()).unwrap();
     assert_eq!(groups, want);
     assert!(!groups.is_empty());
@@ -94,7 +94,7 @@ fn range_search_and_groups_equal_scikit_learn_and_scipy() {
 #[test]
 fn uniqueness_equals_fiftyones_formula() {
     let (index, r) = load();
-    let got = uniqueness(&index);
+    let got = uniqueness(&index).unwrap();
     let want = r["uniqueness"].as_array().unwrap();
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -115,7 +115,7 @@ fn label_disagreement_equals_the_reference() {
         .map(|v| v.as_u64().map(|l| l as u8))
         .collect();
     let k = r["k"].as_u64().unwrap() as usize;
-    let all = label_disagreement(&index, &labels, k, 0.0);
+    let all = label_disagreement(&index, &labels, k, 0.0).unwrap();
     let want = r["disagreement"].as_object().unwrap();
     assert_eq!(all.len(), want.len());
     for d in &all {
@@ -123,7 +123,7 @@ fn label_disagreement_equals_the_reference() {
         assert!((d.disagreeing as f64 - w).abs() < 1e-6, "sample {}", d.pos);
     }
     // Most disagreeing first; a threshold keeps only those.
-    let flagged = label_disagreement(&index, &labels, k, 0.6);
+    let flagged = label_disagreement(&index, &labels, k, 0.6).unwrap();
     assert!(flagged.iter().all(|d| d.disagreeing >= 0.6));
     assert!(
         flagged
@@ -142,7 +142,7 @@ fn save_and_load_keep_ids_and_results_and_refuse_damage() {
     assert_eq!(back.len(), index.len());
     assert_eq!(back.id(42), "s0042");
     assert_eq!(back.position("s0042"), Some(42));
-    assert_eq!(back.knn_all(3), index.knn_all(3));
+    assert_eq!(back.knn_all(3).unwrap(), index.knn_all(3).unwrap());
     // No temporary file is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
