@@ -225,21 +225,32 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Read a folder as `source` (unlabelled files too when `unlabelled`), saying how many
+/// images it held and skipped.
+fn read_folder(dir: &Path, source: Source, unlabelled: bool) -> Result<Vec<Sample>> {
+    let opts = sv_data::FolderOptions {
+        source,
+        unlabelled,
+        ..Default::default()
+    };
+    let (samples, skipped) = sv_data::read_folder(dir, &opts)?;
+    eprintln!(
+        "{}: {} images, {} skipped",
+        dir.display(),
+        samples.len(),
+        skipped.counts.values().sum::<usize>()
+    );
+    Ok(samples)
+}
+
 fn ingest(a: IngestArgs) -> Result<()> {
     let mut batches = vec![];
     for dir in &a.folder {
-        let opts = sv_data::FolderOptions {
-            source: Source::from_name(&a.folder_source),
-            ..Default::default()
-        };
-        let (s, skipped) = sv_data::read_folder(dir, &opts)?;
-        eprintln!(
-            "{}: {} images, {} skipped",
-            dir.display(),
-            s.len(),
-            skipped.counts.values().sum::<usize>()
-        );
-        batches.push(s);
+        batches.push(read_folder(
+            dir,
+            Source::from_name(&a.folder_source),
+            false,
+        )?);
     }
     if !a.natix.is_empty() {
         let (s, skipped) = sv_data::read_natix(&a.natix, &Default::default())?;
@@ -251,12 +262,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
         batches.push(s);
     }
     for dir in &a.synthetic {
-        let opts = sv_data::FolderOptions {
-            source: Source::Synthetic,
-            unlabelled: true,
-            ..Default::default()
-        };
-        let (mut s, skipped) = sv_data::read_folder(dir, &opts)?;
+        let mut s = read_folder(dir, Source::Synthetic, true)?;
         if let Some(p) = &a.prompts {
             let n = sv_curate::ingest::attach_prompts(&mut s, p)?;
             eprintln!(
@@ -265,12 +271,6 @@ fn ingest(a: IngestArgs) -> Result<()> {
                 s.len()
             );
         }
-        eprintln!(
-            "{}: {} images, {} skipped",
-            dir.display(),
-            s.len(),
-            skipped.counts.values().sum::<usize>()
-        );
         batches.push(s);
     }
     for dir in &a.miner_log {

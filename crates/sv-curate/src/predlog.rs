@@ -26,8 +26,8 @@ pub struct Answer {
     pub label: Option<i64>,
 }
 
-/// The log files of `dir`, oldest first (rotated files, then the current one).
-pub fn log_files(dir: &Path) -> Vec<PathBuf> {
+/// The rotated log files of `dir` (`predictions-<ms>[-n].jsonl`), oldest first.
+pub fn rotated_files(dir: &Path) -> Vec<PathBuf> {
     let mut rotated: Vec<(u128, u32, PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| {
@@ -44,7 +44,12 @@ pub fn log_files(dir: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default();
     rotated.sort();
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, _, p)| p).collect();
+    rotated.into_iter().map(|(_, _, p)| p).collect()
+}
+
+/// The log files of `dir`, oldest first (rotated files, then the current one).
+pub fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = rotated_files(dir);
     let current = dir.join("predictions.jsonl");
     if current.exists() {
         files.push(current);

@@ -9,7 +9,7 @@ use crate::error::IndexError;
 use crate::{EmbeddingIndex, Neighbor};
 
 /// Queries scored per matrix product.
-const QUERY_BLOCK: usize = 64;
+const QUERY_BLOCK: usize = 512;
 /// Rows scored per matrix product.
 const ROW_BLOCK: usize = 4096;
 
@@ -141,19 +141,6 @@ impl ExactIndex {
             .collect()
     }
 
-    fn check_queries(&self, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
-        if self.dim == 0 || !queries.len().is_multiple_of(self.dim) {
-            return Err(IndexError::Invalid(format!(
-                "{} query values are not a whole number of {}-dimensional vectors",
-                queries.len(),
-                self.dim
-            )));
-        }
-        let mut q = queries.to_vec();
-        q.chunks_mut(self.dim).for_each(normalise);
-        Ok(q)
-    }
-
     fn all_knn(&self, k: usize) -> Vec<Vec<Neighbor>> {
         if k == 0 {
             return vec![vec![]; self.len()];
@@ -190,35 +177,9 @@ impl EmbeddingIndex for ExactIndex {
     }
 
     fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
-        if self.dim == 0 || vectors.len() != ids.len() * self.dim {
-            return Err(IndexError::Invalid(format!(
-                "{} ids need {} values of dimension {}, got {}",
-                ids.len(),
-                ids.len() * self.dim,
-                self.dim,
-                vectors.len()
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, id) in ids.iter().enumerate() {
-            if self.positions.contains_key(id) || !seen.insert(id) {
-                return Err(IndexError::Invalid(format!(
-                    "id {id:?} is already in the index"
-                )));
-            }
-            if vectors[i * self.dim..(i + 1) * self.dim]
-                .iter()
-                .any(|x| !x.is_finite())
-            {
-                return Err(IndexError::Invalid(format!(
-                    "the vector of {id:?} is not finite"
-                )));
-            }
-        }
-        for (i, id) in ids.iter().enumerate() {
-            let mut v = vectors[i * self.dim..(i + 1) * self.dim].to_vec();
-            normalise(&mut v);
-            self.data.extend_from_slice(&v);
+        let rows = crate::checked_rows(self.dim, ids, vectors, &self.positions)?;
+        self.data.extend_from_slice(&rows);
+        for id in ids {
             self.positions.insert(id.clone(), self.ids.len());
             self.ids.push(id.clone());
         }
@@ -226,7 +187,7 @@ impl EmbeddingIndex for ExactIndex {
     }
 
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = self.check_queries(queries)?;
+        let q = crate::checked_queries(self.dim, queries)?;
         if k == 0 {
             return Ok(vec![vec![]; q.len() / self.dim]);
         }
@@ -238,7 +199,7 @@ impl EmbeddingIndex for ExactIndex {
         queries: &[f32],
         min_similarity: f32,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = self.check_queries(queries)?;
+        let q = crate::checked_queries(self.dim, queries)?;
         Ok(self.scan(&q, usize::MAX, |_, _, s| s >= min_similarity))
     }
 

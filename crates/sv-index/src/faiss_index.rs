@@ -10,7 +10,6 @@ use faiss::index::autotune::ParameterSpace;
 use faiss::{Index, MetricType, index_factory};
 
 use crate::error::IndexError;
-use crate::exact::normalise;
 use crate::{EmbeddingIndex, Neighbor};
 
 /// The faiss index structure.
@@ -180,19 +179,6 @@ impl FaissIndex {
             })
             .collect())
     }
-
-    fn prepared(&self, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
-        if self.dim == 0 || !queries.len().is_multiple_of(self.dim) {
-            return Err(IndexError::Invalid(format!(
-                "{} query values are not a whole number of {}-dimensional vectors",
-                queries.len(),
-                self.dim
-            )));
-        }
-        let mut q = queries.to_vec();
-        q.chunks_mut(self.dim).for_each(normalise);
-        Ok(q)
-    }
 }
 
 impl EmbeddingIndex for FaissIndex {
@@ -217,33 +203,7 @@ impl EmbeddingIndex for FaissIndex {
     }
 
     fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
-        if self.dim == 0 || vectors.len() != ids.len() * self.dim {
-            return Err(IndexError::Invalid(format!(
-                "{} ids need {} values of dimension {}, got {}",
-                ids.len(),
-                ids.len() * self.dim,
-                self.dim,
-                vectors.len()
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, id) in ids.iter().enumerate() {
-            if self.positions.contains_key(id) || !seen.insert(id) {
-                return Err(IndexError::Invalid(format!(
-                    "id {id:?} is already in the index"
-                )));
-            }
-            if vectors[i * self.dim..(i + 1) * self.dim]
-                .iter()
-                .any(|x| !x.is_finite())
-            {
-                return Err(IndexError::Invalid(format!(
-                    "the vector of {id:?} is not finite"
-                )));
-            }
-        }
-        let mut v = vectors.to_vec();
-        v.chunks_mut(self.dim).for_each(normalise);
+        let v = crate::checked_rows(self.dim, ids, vectors, &self.positions)?;
         {
             let mut index = self.lock();
             if !index.is_trained() {
@@ -268,7 +228,7 @@ impl EmbeddingIndex for FaissIndex {
     }
 
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = self.prepared(queries)?;
+        let q = crate::checked_queries(self.dim, queries)?;
         self.knn(&q, k, false)
     }
 
@@ -277,7 +237,7 @@ impl EmbeddingIndex for FaissIndex {
         queries: &[f32],
         min_similarity: f32,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = self.prepared(queries)?;
+        let q = crate::checked_queries(self.dim, queries)?;
         self.range(&q, min_similarity, false)
     }
 

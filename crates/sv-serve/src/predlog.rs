@@ -196,26 +196,8 @@ fn rotate(settings: &LogSettings, path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Rotated log files, oldest first.
-pub fn rotated_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<(u128, u32, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| {
-                let p = e.ok()?.path();
-                let name = p.file_name()?.to_str()?;
-                let stem = name.strip_prefix("predictions-")?.strip_suffix(".jsonl")?;
-                let (ms, n) = match stem.split_once('-') {
-                    Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
-                    None => (stem.parse().ok()?, 0),
-                };
-                Some((ms, n, p))
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files.into_iter().map(|(_, _, p)| p).collect()
-}
+/// Rotated log files, oldest first (the layout the curator reads).
+pub use sv_curate::predlog::rotated_files;
 
 /// Where a stored image goes.
 pub fn image_path(dir: &Path, sha256: &str, bytes: &[u8]) -> PathBuf {
