@@ -381,11 +381,15 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
+    // Kept lines are copied as written: parsing and printing them again could move a
+    // float by one unit in the last place (serde_json parses floats fast, not exactly).
     let kept: String = text
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["step"].as_u64().is_some_and(|s| s <= step))
-        .map(|v| format!("{v}\n"))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["step"].as_u64().is_some_and(|s| s <= step))
+        })
+        .map(|l| format!("{l}\n"))
         .collect();
     atomic_write(path, kept.as_bytes())
 }
