@@ -374,21 +374,22 @@ fn embed(a: EmbedArgs) -> Result<()> {
 fn dedup(a: DedupArgs) -> Result<()> {
     let samples = sv_data::read_manifest(&a.manifest)?;
     let index = sv_index::store::load(&a.index)?;
-    sv_curate::dedup::leak_check(&samples, &index, a.threshold)?;
+    let groups = sv_curate::dedup::groups(&index, a.threshold)?;
+    sv_curate::dedup::leak_check(&samples, &index, &groups, a.threshold)?;
     let order: Vec<String> = a
         .source_order
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
     let before = samples.len();
-    let (kept, groups) = sv_curate::dedup::dedup(samples, &index, a.threshold, &order)?;
+    let (kept, resolved) = sv_curate::dedup::dedup(samples, &index, &groups, &order);
     write_manifest(&a.out, &kept)?;
     if let Some(p) = &a.report {
-        write_json(p, &serde_json::to_value(&groups)?)?;
+        write_json(p, &serde_json::to_value(&resolved)?)?;
     }
     println!(
         "{} near-duplicate groups at cosine ≥ {}: {} of {before} samples dropped; no group spans train and test; {} written to {}",
-        groups.len(),
+        resolved.len(),
         a.threshold,
         before - kept.len(),
         kept.len(),

@@ -34,22 +34,31 @@ pub struct Group {
     pub dropped: Vec<String>,
 }
 
-/// Samples whose ids are in `index` grouped at `min_similarity`; returns the samples
-/// kept (in input order) and the groups. Samples missing from the index are kept.
+/// The near-duplicate groups of `index` at `min_similarity` (positions in the index).
+pub fn groups(
+    index: &dyn EmbeddingIndex,
+    min_similarity: f32,
+) -> Result<Vec<Vec<usize>>, CurateError> {
+    Ok(near_duplicate_groups(index, min_similarity)?)
+}
+
+/// Resolve `groups` (from [`groups`]) over `samples`: one kept per group by [`keeper`];
+/// returns the samples kept (in input order) and the groups as ids. Samples missing
+/// from the index are kept.
 pub fn dedup(
     samples: Vec<Sample>,
     index: &dyn EmbeddingIndex,
-    min_similarity: f32,
+    groups: &[Vec<usize>],
     source_order: &[String],
-) -> Result<(Vec<Sample>, Vec<Group>), CurateError> {
+) -> (Vec<Sample>, Vec<Group>) {
     let by_id: std::collections::HashMap<&str, usize> = samples
         .iter()
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
     let mut drop = vec![false; samples.len()];
-    let mut groups = vec![];
-    for g in near_duplicate_groups(index, min_similarity)? {
+    let mut resolved = vec![];
+    for g in groups {
         let members: Vec<usize> = g
             .iter()
             .filter_map(|&pos| by_id.get(index.id(pos)).copied())
@@ -66,7 +75,7 @@ pub fn dedup(
                 dropped.push(samples[i].id.clone());
             }
         }
-        groups.push(Group {
+        resolved.push(Group {
             kept: samples[members[k]].id.clone(),
             dropped,
         });
@@ -76,20 +85,21 @@ pub fn dedup(
         .zip(drop)
         .filter_map(|(s, d)| (!d).then_some(s))
         .collect();
-    Ok((kept, groups))
+    (kept, resolved)
 }
 
-/// Near-duplicate groups (at `min_similarity`) holding both a train and a test sample:
-/// each as the ids of its train and test members. An error lists them.
+/// Refuse `groups` (found at `min_similarity`) that hold both a train and a test
+/// sample; the error lists each such group's train and test ids.
 pub fn leak_check(
     samples: &[Sample],
     index: &dyn EmbeddingIndex,
+    groups: &[Vec<usize>],
     min_similarity: f32,
 ) -> Result<(), CurateError> {
     let split: std::collections::HashMap<&str, Option<Split>> =
         samples.iter().map(|s| (s.id.as_str(), s.split)).collect();
     let mut leaks = vec![];
-    for g in near_duplicate_groups(index, min_similarity)? {
+    for g in groups {
         let ids: Vec<&str> = g.iter().map(|&p| index.id(p)).collect();
         let of = |want: Split| -> Vec<&str> {
             ids.iter()

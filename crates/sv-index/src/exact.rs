@@ -120,6 +120,11 @@ impl ExactIndex {
                             if !keep(q, pos, s) {
                                 continue;
                             }
+                            if limit == usize::MAX {
+                                // Unbounded (range search): sorted once at the end.
+                                list.push(Neighbor { pos, score: s });
+                                continue;
+                            }
                             if list.len() == limit {
                                 let worst = list.last().expect("limit > 0");
                                 if (s, std::cmp::Reverse(pos))
@@ -134,6 +139,11 @@ impl ExactIndex {
                             });
                             list.insert(at, Neighbor { pos, score: s });
                         }
+                    }
+                }
+                if limit == usize::MAX {
+                    for list in &mut best {
+                        list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.pos.cmp(&b.pos)));
                     }
                 }
                 best.into_iter()

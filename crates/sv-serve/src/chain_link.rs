@@ -89,7 +89,9 @@ impl ChainLink {
         let mut next = Instant::now() + every;
         while !stop.load(Ordering::SeqCst) {
             if Instant::now() < next {
-                std::thread::sleep(Duration::from_millis(100).min(next - Instant::now()));
+                std::thread::sleep(
+                    Duration::from_millis(100).min(next.saturating_duration_since(Instant::now())),
+                );
                 continue;
             }
             if self.client.is_none() {
