@@ -37,26 +37,37 @@ fn waiting_requests_are_served_in_stake_order_and_late_ones_refused() {
     );
     let far = Instant::now() + Duration::from_secs(60);
     let order = Arc::new(Mutex::new(Vec::new()));
-    // Four requests queued at once behind one batch: served highest stake first.
+    // A first request occupies the worker; four more, submitted back to back (images
+    // cloned beforehand), queue behind it and are served highest stake first. Each
+    // answer's arrival time orders them (one image per batch, one batch at a time).
     let stakes = [0.0, 1.0, 100.0, 10.0];
-    let waiters: Vec<_> = stakes
+    let images: Vec<_> = stakes.iter().map(|_| img.clone()).collect();
+    let blocker = batcher.submit(img.clone(), far, 1000.0);
+    let receivers: Vec<_> = stakes
         .iter()
-        .map(|&stake| {
-            let rx = batcher.submit(img.clone(), far, stake);
+        .zip(images)
+        .map(|(&stake, image)| (stake, batcher.submit(image, far, stake)))
+        .collect();
+    let waiters: Vec<_> = receivers
+        .into_iter()
+        .map(|(stake, rx)| {
             let order = order.clone();
             std::thread::spawn(move || {
                 let outcome = rx.recv().unwrap();
-                order.lock().unwrap().push(stake);
+                order.lock().unwrap().push((Instant::now(), stake));
                 outcome
             })
         })
         .collect();
+    assert!(matches!(blocker.recv().unwrap(), Outcome::Answered { .. }));
     for w in waiters {
         assert!(
             matches!(w.join().unwrap(), Outcome::Answered { probability, .. } if (0.0..=1.0).contains(&probability))
         );
     }
-    let order = order.lock().unwrap().clone();
+    let mut arrivals = order.lock().unwrap().clone();
+    arrivals.sort_by_key(|(t, _)| *t);
+    let order: Vec<f64> = arrivals.into_iter().map(|(_, s)| s).collect();
     let pos = |s: f64| order.iter().position(|&x| x == s).unwrap();
     assert!(pos(100.0) < pos(10.0) && pos(10.0) < pos(1.0), "{order:?}");
     // A deadline already past: told so, not answered.
