@@ -1,11 +1,10 @@
 //! The exact index: every vector L2-normalised and kept in one row-major buffer; a query
 //! block is scored against all rows with one matrix product and the best rows are kept.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 
 use crate::error::IndexError;
+use crate::rows::{Rows, checked_queries};
 use crate::{EmbeddingIndex, Neighbor};
 
 /// Queries scored per matrix product.
@@ -16,10 +15,7 @@ const ROW_BLOCK: usize = 4096;
 /// Exact inner product over L2-normalised vectors (cosine similarity).
 #[derive(Debug, Clone, Default)]
 pub struct ExactIndex {
-    dim: usize,
-    ids: Vec<String>,
-    positions: HashMap<String, usize>,
-    data: Vec<f32>,
+    rows: Rows,
 }
 
 /// `v` scaled to unit length (a zero vector stays zero).
@@ -34,34 +30,27 @@ impl ExactIndex {
     /// An empty index of `dim`-dimensional vectors.
     pub fn new(dim: usize) -> Self {
         Self {
-            dim,
-            ..Self::default()
+            rows: Rows::new(dim),
         }
     }
 
-    /// Rebuild from stored parts (already normalised).
-    pub(crate) fn from_parts(dim: usize, ids: Vec<String>, data: Vec<f32>) -> Self {
-        let positions = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
-        Self {
-            dim,
-            ids,
-            positions,
-            data,
-        }
+    /// An index over stored rows.
+    pub(crate) fn from_rows(rows: Rows) -> Self {
+        Self { rows }
+    }
+
+    pub(crate) fn rows(&self) -> &Rows {
+        &self.rows
     }
 
     /// The stored (normalised) vectors, row-major.
     pub fn data(&self) -> &[f32] {
-        &self.data
+        self.rows.data()
     }
 
     /// The stored vector at `pos`.
     pub fn vector(&self, pos: usize) -> &[f32] {
-        &self.data[pos * self.dim..(pos + 1) * self.dim]
+        self.rows.vector(pos).expect("position in the index")
     }
 
     /// Score `queries` (normalised, row-major) against all rows and keep, per query, the
@@ -72,8 +61,9 @@ impl ExactIndex {
         limit: usize,
         keep: impl Fn(usize, usize, f32) -> bool + Sync,
     ) -> Vec<Vec<Neighbor>> {
-        let d = self.dim;
-        let n = self.ids.len();
+        let d = self.rows.dim();
+        let n = self.rows.len();
+        let data = self.rows.data();
         let nq = queries.len() / d.max(1);
         if n == 0 || d == 0 {
             return vec![vec![]; nq];
@@ -87,7 +77,7 @@ impl ExactIndex {
                 let mut scores = vec![0f32; m * ROW_BLOCK];
                 for start in (0..n).step_by(ROW_BLOCK) {
                     let rows = ROW_BLOCK.min(n - start);
-                    let x = &self.data[start * d..(start + rows) * d];
+                    let x = &data[start * d..(start + rows) * d];
                     // scores (m × rows) = block (m × d) · xᵀ (d × rows)
                     unsafe {
                         gemm::gemm(
@@ -155,11 +145,11 @@ impl ExactIndex {
         if k == 0 {
             return vec![vec![]; self.len()];
         }
-        self.scan(&self.data, k, |q, pos, _| q != pos)
+        self.scan(self.rows.data(), k, |q, pos, _| q != pos)
     }
 
     fn all_range(&self, min_similarity: f32) -> Vec<Vec<Neighbor>> {
-        self.scan(&self.data, usize::MAX, |q, pos, s| {
+        self.scan(self.rows.data(), usize::MAX, |q, pos, s| {
             q != pos && s >= min_similarity
         })
     }
@@ -167,39 +157,35 @@ impl ExactIndex {
 
 impl EmbeddingIndex for ExactIndex {
     fn dim(&self) -> usize {
-        self.dim
+        self.rows.dim()
     }
 
     fn len(&self) -> usize {
-        self.ids.len()
+        self.rows.len()
     }
 
     fn id(&self, pos: usize) -> &str {
-        &self.ids[pos]
+        self.rows.id(pos)
     }
 
     fn position(&self, id: &str) -> Option<usize> {
-        self.positions.get(id).copied()
+        self.rows.position(id)
     }
 
     fn vector_of(&self, pos: usize) -> Option<&[f32]> {
-        (pos < self.ids.len()).then(|| self.vector(pos))
+        self.rows.vector(pos)
     }
 
     fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
-        let rows = crate::checked_rows(self.dim, ids, vectors, &self.positions)?;
-        self.data.extend_from_slice(&rows);
-        for id in ids {
-            self.positions.insert(id.clone(), self.ids.len());
-            self.ids.push(id.clone());
-        }
+        let rows = self.rows.checked(ids, vectors)?;
+        self.rows.push(ids, &rows);
         Ok(())
     }
 
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = crate::checked_queries(self.dim, queries)?;
+        let q = checked_queries(self.rows.dim(), queries)?;
         if k == 0 {
-            return Ok(vec![vec![]; q.len() / self.dim]);
+            return Ok(vec![vec![]; q.len() / self.rows.dim()]);
         }
         Ok(self.scan(&q, k, |_, _, _| true))
     }
@@ -209,7 +195,7 @@ impl EmbeddingIndex for ExactIndex {
         queries: &[f32],
         min_similarity: f32,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = crate::checked_queries(self.dim, queries)?;
+        let q = checked_queries(self.rows.dim(), queries)?;
         Ok(self.scan(&q, usize::MAX, |_, _, s| s >= min_similarity))
     }
 

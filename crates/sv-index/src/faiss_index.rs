@@ -2,7 +2,7 @@
 //! OpenBLAS): exact inner product (`Flat`), IVF-Flat and HNSW over L2-normalised
 //! vectors, for sets too large for [`crate::ExactIndex`]'s all-vs-all products.
 
-use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
 use faiss::index::IndexImpl;
@@ -10,6 +10,8 @@ use faiss::index::autotune::ParameterSpace;
 use faiss::{Index, MetricType, index_factory};
 
 use crate::error::IndexError;
+use crate::rows::{Rows, checked_queries};
+use crate::store::Header;
 use crate::{EmbeddingIndex, Neighbor};
 
 /// The faiss index structure.
@@ -43,6 +45,38 @@ impl FaissKind {
             FaissKind::Hnsw { m, .. } => format!("HNSW{m}"),
         }
     }
+
+    /// The kind's name and parameters in an index file's header.
+    fn stored(&self) -> (&'static str, serde_json::Value) {
+        match *self {
+            FaissKind::Flat => ("faiss-flat", serde_json::Value::Null),
+            FaissKind::IvfFlat { nlist, nprobe } => (
+                "faiss-ivf-flat",
+                serde_json::json!({ "nlist": nlist, "nprobe": nprobe }),
+            ),
+            FaissKind::Hnsw { m, ef_search } => (
+                "faiss-hnsw",
+                serde_json::json!({ "m": m, "ef_search": ef_search }),
+            ),
+        }
+    }
+
+    /// The kind an index file's header names.
+    fn from_stored(kind: &str, params: &serde_json::Value) -> Option<Self> {
+        let get = |k: &str| params.get(k)?.as_u64().map(|v| v as usize);
+        match kind {
+            "faiss-flat" => Some(FaissKind::Flat),
+            "faiss-ivf-flat" => Some(FaissKind::IvfFlat {
+                nlist: get("nlist")?,
+                nprobe: get("nprobe")?,
+            }),
+            "faiss-hnsw" => Some(FaissKind::Hnsw {
+                m: get("m")?,
+                ef_search: get("ef_search")?,
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn faiss_err(what: &str, e: faiss::error::Error) -> IndexError {
@@ -52,10 +86,7 @@ fn faiss_err(what: &str, e: faiss::error::Error) -> IndexError {
 /// An embedding index on faiss.
 pub struct FaissIndex {
     kind: FaissKind,
-    dim: usize,
-    ids: Vec<String>,
-    positions: HashMap<String, usize>,
-    vectors: Vec<f32>,
+    rows: Rows,
     index: Mutex<IndexImpl>,
 }
 
@@ -65,8 +96,8 @@ impl std::fmt::Debug for FaissIndex {
             f,
             "FaissIndex({:?}, {} × {})",
             self.kind,
-            self.ids.len(),
-            self.dim
+            self.rows.len(),
+            self.rows.dim()
         )
     }
 }
@@ -77,6 +108,12 @@ impl FaissIndex {
         let metric = MetricType::InnerProduct;
         let index = index_factory(dim as u32, kind.factory(), metric)
             .map_err(|e| faiss_err("index_factory", e))?;
+        Self::with_structure(kind, Rows::new(dim), index)
+    }
+
+    /// An index of `kind` over `rows` whose faiss structure is `index`; the search
+    /// parameters are set from `kind`.
+    fn with_structure(kind: FaissKind, rows: Rows, index: IndexImpl) -> Result<Self, IndexError> {
         let space = ParameterSpace::new().map_err(|e| faiss_err("parameters", e))?;
         match kind {
             FaissKind::IvfFlat { nprobe, .. } => space
@@ -89,12 +126,63 @@ impl FaissIndex {
         }
         Ok(Self {
             kind,
-            dim,
-            ids: vec![],
-            positions: HashMap::new(),
-            vectors: vec![],
+            rows,
             index: Mutex::new(index),
         })
+    }
+
+    /// Save to `path` atomically: the ids and vectors as the exact index stores them,
+    /// then faiss's serialisation of the structure (trained cells, graph), so that
+    /// loading does not train or build again.
+    pub fn save(&self, path: &Path) -> Result<(), IndexError> {
+        let scratch = tempfile::NamedTempFile::new().map_err(|e| IndexError::io(path, e))?;
+        let scratch_path = scratch.path().to_string_lossy().into_owned();
+        faiss::write_index(&*self.lock(), &scratch_path)
+            .map_err(|e| faiss_err("write_index", e))?;
+        let structure = std::fs::read(scratch.path()).map_err(|e| IndexError::io(path, e))?;
+        let (kind, params) = self.kind.stored();
+        crate::store::write(path, kind, params, &self.rows, &structure)
+    }
+
+    /// Load a faiss index file [`save`](Self::save) wrote.
+    pub fn load(path: &Path) -> Result<Self, IndexError> {
+        let (header, rows, extra) = crate::store::read(path)?;
+        Self::from_stored(path, &header, rows, &extra)
+    }
+
+    /// The index a file's parts describe.
+    pub(crate) fn from_stored(
+        path: &Path,
+        header: &Header,
+        rows: Rows,
+        structure: &[u8],
+    ) -> Result<Self, IndexError> {
+        let kind = FaissKind::from_stored(&header.kind, &header.params).ok_or_else(|| {
+            IndexError::corrupt(
+                path,
+                format!(
+                    "index kind {:?} with {} is not a faiss index this build reads",
+                    header.kind, header.params
+                ),
+            )
+        })?;
+        let mut scratch = tempfile::NamedTempFile::new().map_err(|e| IndexError::io(path, e))?;
+        std::io::Write::write_all(&mut scratch, structure).map_err(|e| IndexError::io(path, e))?;
+        let index = faiss::read_index(scratch.path().to_string_lossy())
+            .map_err(|e| IndexError::corrupt(path, format!("faiss structure: {e}")))?;
+        if index.d() as usize != rows.dim() || index.ntotal() as usize != rows.len() {
+            return Err(IndexError::corrupt(
+                path,
+                format!(
+                    "the faiss structure holds {} × {}, the file's rows {} × {}",
+                    index.ntotal(),
+                    index.d(),
+                    rows.len(),
+                    rows.dim()
+                ),
+            ));
+        }
+        Self::with_structure(kind, rows, index)
     }
 
     /// The kind.
@@ -127,11 +215,11 @@ impl FaissIndex {
         k: usize,
         skip_self: bool,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let nq = queries.len() / self.dim.max(1);
-        if k == 0 || self.ids.is_empty() {
+        let nq = queries.len() / self.rows.dim().max(1);
+        if k == 0 || self.rows.len() == 0 {
             return Ok(vec![vec![]; nq]);
         }
-        let ask = (k + usize::from(skip_self)).min(self.ids.len());
+        let ask = (k + usize::from(skip_self)).min(self.rows.len());
         let r = self
             .lock()
             .search(queries, ask)
@@ -155,8 +243,8 @@ impl FaissIndex {
         min_similarity: f32,
         skip_self: bool,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let nq = queries.len() / self.dim.max(1);
-        if self.ids.is_empty() {
+        let nq = queries.len() / self.rows.dim().max(1);
+        if self.rows.len() == 0 {
             return Ok(vec![vec![]; nq]);
         }
         // faiss keeps inner products strictly above the radius.
@@ -183,27 +271,27 @@ impl FaissIndex {
 
 impl EmbeddingIndex for FaissIndex {
     fn dim(&self) -> usize {
-        self.dim
+        self.rows.dim()
     }
 
     fn len(&self) -> usize {
-        self.ids.len()
+        self.rows.len()
     }
 
     fn id(&self, pos: usize) -> &str {
-        &self.ids[pos]
+        self.rows.id(pos)
     }
 
     fn position(&self, id: &str) -> Option<usize> {
-        self.positions.get(id).copied()
+        self.rows.position(id)
     }
 
     fn vector_of(&self, pos: usize) -> Option<&[f32]> {
-        (pos < self.ids.len()).then(|| &self.vectors[pos * self.dim..(pos + 1) * self.dim])
+        self.rows.vector(pos)
     }
 
     fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
-        let v = crate::checked_rows(self.dim, ids, vectors, &self.positions)?;
+        let v = self.rows.checked(ids, vectors)?;
         {
             let mut index = self.lock();
             if !index.is_trained() {
@@ -219,16 +307,12 @@ impl EmbeddingIndex for FaissIndex {
             }
             index.add(&v).map_err(|e| faiss_err("add", e))?;
         }
-        for id in ids {
-            self.positions.insert(id.clone(), self.ids.len());
-            self.ids.push(id.clone());
-        }
-        self.vectors.extend_from_slice(&v);
+        self.rows.push(ids, &v);
         Ok(())
     }
 
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = crate::checked_queries(self.dim, queries)?;
+        let q = checked_queries(self.rows.dim(), queries)?;
         self.knn(&q, k, false)
     }
 
@@ -237,15 +321,15 @@ impl EmbeddingIndex for FaissIndex {
         queries: &[f32],
         min_similarity: f32,
     ) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        let q = crate::checked_queries(self.dim, queries)?;
+        let q = checked_queries(self.rows.dim(), queries)?;
         self.range(&q, min_similarity, false)
     }
 
     fn knn_all(&self, k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        self.knn(&self.vectors, k, true)
+        self.knn(self.rows.data(), k, true)
     }
 
     fn range_all(&self, min_similarity: f32) -> Result<Vec<Vec<Neighbor>>, IndexError> {
-        self.range(&self.vectors, min_similarity, true)
+        self.range(self.rows.data(), min_similarity, true)
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exact;
 #[cfg(feature = "faiss")]
 pub mod faiss_index;
+mod rows;
 pub mod store;
 
 pub use analysis::{Disagreement, label_disagreement, near_duplicate_groups, uniqueness};
@@ -22,58 +23,6 @@ pub use error::IndexError;
 pub use exact::ExactIndex;
 #[cfg(feature = "faiss")]
 pub use faiss_index::{FaissIndex, FaissKind};
-
-/// Check a batch to add: `vectors` holds `ids.len()` finite rows of `dim`, and no id is
-/// in `taken` or repeated. Returns the rows L2-normalised.
-pub(crate) fn checked_rows(
-    dim: usize,
-    ids: &[String],
-    vectors: &[f32],
-    taken: &std::collections::HashMap<String, usize>,
-) -> Result<Vec<f32>, IndexError> {
-    if dim == 0 || vectors.len() != ids.len() * dim {
-        return Err(IndexError::Invalid(format!(
-            "{} ids need {} values of dimension {dim}, got {}",
-            ids.len(),
-            ids.len() * dim,
-            vectors.len()
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, id) in ids.iter().enumerate() {
-        if taken.contains_key(id) || !seen.insert(id) {
-            return Err(IndexError::Invalid(format!(
-                "id {id:?} is already in the index"
-            )));
-        }
-        if vectors[i * dim..(i + 1) * dim]
-            .iter()
-            .any(|x| !x.is_finite())
-        {
-            return Err(IndexError::Invalid(format!(
-                "the vector of {id:?} is not finite"
-            )));
-        }
-    }
-    Ok(normalised_rows(dim, vectors))
-}
-
-/// Query rows checked for their length and L2-normalised.
-pub(crate) fn checked_queries(dim: usize, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
-    if dim == 0 || !queries.len().is_multiple_of(dim) {
-        return Err(IndexError::Invalid(format!(
-            "{} query values are not a whole number of {dim}-dimensional vectors",
-            queries.len()
-        )));
-    }
-    Ok(normalised_rows(dim, queries))
-}
-
-fn normalised_rows(dim: usize, rows: &[f32]) -> Vec<f32> {
-    let mut v = rows.to_vec();
-    v.chunks_mut(dim).for_each(exact::normalise);
-    v
-}
 
 /// A search hit: the stored vector's position and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]

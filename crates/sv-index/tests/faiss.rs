@@ -100,3 +100,63 @@ fn ivf_needs_enough_vectors_to_train() {
     assert!(err.to_string().contains("at least 64"), "{err}");
     assert_eq!(f.len(), 0);
 }
+
+/// Each kind saved and loaded gives the same ids and the same answers without training
+/// or building again; the file also loads as an exact index over the same vectors, and
+/// as the faiss index through `load_any`. A damaged structure is named.
+#[test]
+fn saved_faiss_indexes_load_with_their_structure() {
+    use sv_index::store;
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [
+        FaissKind::Flat,
+        FaissKind::IvfFlat {
+            nlist: 4,
+            nprobe: 2,
+        },
+        FaissKind::Hnsw {
+            m: 8,
+            ef_search: 16,
+        },
+    ] {
+        let (exact, faiss) = both(kind);
+        let path = dir.path().join("pool.svindex");
+        faiss.save(&path).unwrap();
+        let back = FaissIndex::load(&path).unwrap();
+        assert_eq!(back.kind(), kind);
+        assert_eq!(back.len(), faiss.len());
+        assert_eq!(back.position("s0042"), Some(42));
+        assert_eq!(
+            back.knn_all(5).unwrap(),
+            faiss.knn_all(5).unwrap(),
+            "{kind:?}"
+        );
+        assert_eq!(
+            back.range_all(0.9).unwrap(),
+            faiss.range_all(0.9).unwrap(),
+            "{kind:?}"
+        );
+        let any = store::load_any(&path).unwrap();
+        assert_eq!(any.knn_all(5).unwrap(), faiss.knn_all(5).unwrap());
+        let as_exact = store::load(&path).unwrap();
+        assert_eq!(as_exact.data(), exact.data());
+        assert!(store::kind_of(&path).unwrap().starts_with("faiss-"));
+
+        // Flip bytes in the faiss part: refused, naming the file.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        for b in &mut bytes[n - 64..] {
+            *b ^= 0xa5;
+        }
+        let bad = dir.path().join("bad.svindex");
+        std::fs::write(&bad, &bytes).unwrap();
+        let err = FaissIndex::load(&bad).unwrap_err();
+        assert!(err.to_string().contains("bad.svindex"), "{err}");
+    }
+    // An exact file is not a faiss index.
+    let (exact, _) = both(FaissKind::Flat);
+    let path = dir.path().join("exact.svindex");
+    store::save(&exact, &path).unwrap();
+    let err = FaissIndex::load(&path).unwrap_err();
+    assert!(err.to_string().contains("exact-ip"), "{err}");
+}

@@ -155,6 +155,17 @@ fn save_and_load_keep_ids_and_results_and_refuse_damage() {
         matches!(err, IndexError::Corrupt { .. }) && err.to_string().contains("cut.svindex"),
         "{err}"
     );
+    // A flipped bit in the vectors is caught by the checksum.
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 5;
+    flipped[at] ^= 0x10;
+    let damaged = dir.path().join("damaged.svindex");
+    std::fs::write(&damaged, &flipped).unwrap();
+    let err = store::load(&damaged).unwrap_err();
+    assert!(
+        err.to_string().contains("damaged.svindex") && err.to_string().contains("checksum"),
+        "{err}"
+    );
     let err = store::load(&dir.path().join("missing")).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     let blocked = dir.path().join("blocked");
