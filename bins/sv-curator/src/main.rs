@@ -43,7 +43,8 @@ enum Command {
     /// Label unlabelled and synthetic images where all ensemble members agree with
     /// confidence ≥ threshold; the rest go to a review list.
     Autolabel(AutolabelArgs),
-    /// Mix manifests by source ratios into a training manifest, with a report.
+    /// Mix manifests by source ratios into a training manifest, with a report; samples
+    /// without a split get one (--splits).
     Mix(MixArgs),
 }
 
@@ -93,6 +94,11 @@ struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Index kind: `exact` (pure Rust, all-vs-all by matrix products), or with the
+    /// `faiss` feature `flat`, `ivf:NLIST:NPROBE` (trained on the embeddings; e.g.
+    /// ivf:4096:32) or `hnsw:M:EF` (e.g. hnsw:32:64) for pools of millions.
+    #[arg(long, default_value = "exact")]
+    kind: String,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +197,10 @@ struct MixArgs {
     /// Seed of which samples are taken.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train, validation and test fractions for samples without a split (hard cases,
+    /// new sources); a sample's split comes from a hash of its id, so it never moves.
+    #[arg(long, default_value = "0.8,0.1,0.1", value_name = "TRAIN,VAL,TEST")]
+    splits: String,
     /// Write the report here as JSON (it is printed too).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -345,7 +355,6 @@ fn embed(a: EmbedArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let mut index = ExactIndex::new(cache.dim);
     let mut ids = vec![];
     let mut values = vec![];
     let mut missing = 0;
@@ -358,31 +367,109 @@ fn embed(a: EmbedArgs) -> Result<()> {
             None => missing += 1,
         }
     }
-    index.add(&ids, &values)?;
-    sv_index::store::save(&index, &a.out)?;
+    let count = build_index(&a.kind, cache.dim, &ids, &values, &a.out)?;
     println!(
-        "{} embeddings ({} computed, {} from the cache, {missing} unreadable images left out) of dimension {} in {}",
-        index.len(),
+        "{count} embeddings ({} computed, {} from the cache, {missing} unreadable images left out) of dimension {} in a {} index {}",
         computed,
-        index.len().saturating_sub(computed),
-        index.dim(),
+        count.saturating_sub(computed),
+        cache.dim,
+        a.kind,
         a.out.display()
     );
     Ok(())
 }
 
+/// Build an index of `kind` over `values` (rows of `dim`) under `ids` and save it to
+/// `out`; the number of rows.
+fn build_index(
+    kind: &str,
+    dim: usize,
+    ids: &[String],
+    values: &[f32],
+    out: &Path,
+) -> Result<usize> {
+    let numbers = |rest: &str| -> Result<Vec<usize>> {
+        rest.split(':')
+            .map(|p| {
+                p.parse::<usize>()
+                    .with_context(|| format!("--kind {kind}: {p:?} is not a whole number"))
+            })
+            .collect()
+    };
+    let faiss_kind = match kind.split_once(':').map_or((kind, ""), |(k, r)| (k, r)) {
+        ("exact", "") => None,
+        ("flat", "") => Some(("flat", vec![])),
+        ("ivf", rest) => Some(("ivf", numbers(rest)?)),
+        ("hnsw", rest) => Some(("hnsw", numbers(rest)?)),
+        _ => bail!("--kind {kind:?}: give exact, flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
+    };
+    let Some((name, params)) = faiss_kind else {
+        let mut index = ExactIndex::new(dim);
+        index.add(ids, values)?;
+        sv_index::store::save(&index, out)?;
+        return Ok(index.len());
+    };
+    faiss_index(kind, name, &params, dim, ids, values, out)
+}
+
+#[cfg(feature = "faiss")]
+fn faiss_index(
+    kind: &str,
+    name: &str,
+    params: &[usize],
+    dim: usize,
+    ids: &[String],
+    values: &[f32],
+    out: &Path,
+) -> Result<usize> {
+    use sv_index::{FaissIndex, FaissKind};
+    let kind = match (name, params) {
+        ("flat", []) => FaissKind::Flat,
+        ("ivf", [nlist, nprobe]) => FaissKind::IvfFlat {
+            nlist: *nlist,
+            nprobe: *nprobe,
+        },
+        ("hnsw", [m, ef_search]) => FaissKind::Hnsw {
+            m: *m,
+            ef_search: *ef_search,
+        },
+        _ => bail!("--kind {kind:?}: give flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
+    };
+    let mut index = FaissIndex::new(kind, dim)?;
+    index.add(ids, values)?;
+    index.save(out)?;
+    Ok(index.len())
+}
+
+#[cfg(not(feature = "faiss"))]
+fn faiss_index(
+    kind: &str,
+    _: &str,
+    _: &[usize],
+    _: usize,
+    _: &[String],
+    _: &[f32],
+    _: &Path,
+) -> Result<usize> {
+    bail!(
+        "--kind {kind}: this sv-curator is built without faiss; build it with \
+         `--features faiss` (needs cmake and libopenblas-dev), or use --kind exact"
+    )
+}
+
 fn dedup(a: DedupArgs) -> Result<()> {
     let samples = sv_data::read_manifest(&a.manifest)?;
-    let index = sv_index::store::load(&a.index)?;
-    let groups = sv_curate::dedup::groups(&index, a.threshold)?;
-    sv_curate::dedup::leak_check(&samples, &index, &groups, a.threshold)?;
+    let index = sv_index::store::load_any(&a.index)?;
+    let index = index.as_ref();
+    let groups = sv_curate::dedup::groups(index, a.threshold)?;
+    sv_curate::dedup::leak_check(&samples, index, &groups, a.threshold)?;
     let order: Vec<String> = a
         .source_order
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
     let before = samples.len();
-    let (kept, resolved) = sv_curate::dedup::dedup(samples, &index, &groups, &order);
+    let (kept, resolved) = sv_curate::dedup::dedup(samples, index, &groups, &order);
     write_manifest(&a.out, &kept)?;
     if let Some(p) = &a.report {
         write_json(p, &serde_json::to_value(&resolved)?)?;
@@ -401,18 +488,20 @@ fn dedup(a: DedupArgs) -> Result<()> {
 fn mine(a: MineArgs) -> Result<()> {
     let answers = sv_curate::predlog::read_log(&a.log)?;
     let failures = sv_curate::mine::failures(&answers, a.min_confidence);
-    let log_index = sv_index::store::load(&a.log_index)?;
+    let log_index = sv_index::store::load_any(&a.log_index)?;
+    let log_index = log_index.as_ref();
     let pool = sv_data::read_manifest(&a.pool)?;
-    let pool_index = sv_index::store::load(&a.pool_index)?;
+    let pool_index = sv_index::store::load_any(&a.pool_index)?;
+    let pool_index = pool_index.as_ref();
     let embedded = failures
         .iter()
         .filter(|f| log_index.position(&f.id).is_some())
         .count();
     let cases = sv_curate::mine::hard_cases(
         &failures,
-        &log_index,
+        log_index,
         &pool,
-        &pool_index,
+        pool_index,
         a.k,
         a.min_similarity,
     );
@@ -536,7 +625,23 @@ fn mix(a: MixArgs) -> Result<()> {
         "oversample" => ShortPolicy::Oversample,
         other => bail!("--policy {other:?}: give shrink, redistribute or oversample"),
     };
-    let (mixed, report) = sv_data::mix(samples, &targets, a.total, policy, a.seed)?;
+    let fractions = match a
+        .splits
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .ok()
+        .as_deref()
+    {
+        Some(&[train, val, test]) => sv_data::SplitFractions { train, val, test },
+        _ => bail!(
+            "--splits {:?}: give three fractions, train,val,test",
+            a.splits
+        ),
+    };
+    let (mut mixed, report) = sv_data::mix(samples, &targets, a.total, policy, a.seed)?;
+    sv_data::assign_splits(&mut mixed, &fractions, a.seed)
+        .with_context(|| format!("--splits {}", a.splits))?;
     write_manifest(&a.out, &mixed)?;
     let report = serde_json::to_value(&report)?;
     if let Some(p) = &a.report {

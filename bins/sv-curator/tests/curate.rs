@@ -3,42 +3,14 @@
 //! miner's own log writer), embed, dedup with the leak check, mine, autolabel and mix.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::Value;
 use sv_data::{Label, Sample, Source, Split};
 use sv_index::EmbeddingIndex;
 use sv_tests::fixture;
 
-fn curator(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sv-curator"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (success, out, err) = curator(args);
-    assert!(success, "sv-curator {args:?} failed:\n{out}\n{err}");
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn file_of(sample: &Sample) -> PathBuf {
-    match &sample.location {
-        sv_data::Location::File { path } => path.clone(),
-        other => panic!("{other:?}"),
-    }
-}
+mod common;
+use common::{curator, file_of, ok, s, write_log};
 
 /// A checkpoint directory the embedder reads: the ConvNeXt-V2 fixture and its config.
 fn backbone(dir: &Path) -> PathBuf {
@@ -55,38 +27,6 @@ fn backbone(dir: &Path) -> PathBuf {
     )
     .unwrap();
     d.join("model.safetensors")
-}
-
-/// The miner's own log writer records `answers` (image path, prediction, label).
-fn write_log(dir: &Path, answers: &[(PathBuf, f32, Option<i64>)]) {
-    let metrics = Arc::new(sv_serve::metrics::Metrics::default());
-    let log = sv_serve::predlog::PredictionLog::open(
-        sv_serve::predlog::LogSettings {
-            dir: dir.to_path_buf(),
-            max_bytes: 1 << 20,
-            keep: 3,
-            store_images: true,
-        },
-        metrics,
-    )
-    .unwrap();
-    for (i, (path, prediction, label)) in answers.iter().enumerate() {
-        let bytes = std::fs::read(path).unwrap();
-        log.record(
-            sv_serve::predlog::Entry {
-                time: 1_764_000_000.0 + i as f64,
-                validator: "5Validator".into(),
-                synapse: "ImageSynapse".into(),
-                image_sha256: sv_data::content_id(&bytes),
-                prediction: *prediction,
-                latency_ms: 12.0,
-                model_version: "v1".into(),
-                label: *label,
-            },
-            Some(bytes),
-        );
-    }
-    drop(log);
 }
 
 #[test]
@@ -194,6 +134,37 @@ fn the_curation_loop_runs_from_files() {
     assert!(first.contains("47 embeddings (47 computed"), "{first}");
     let again = embed(&manifest, &index);
     assert!(again.contains("(0 computed, 47 from the cache"), "{again}");
+    // A faiss kind needs the `faiss` feature; without it the error says so and nothing
+    // is written.
+    let hnsw = d.join("all-hnsw.svindex");
+    let (success, out, err) = curator(&[
+        "embed",
+        "--manifest",
+        s(&manifest),
+        "--checkpoint",
+        s(&ckpt),
+        "--out",
+        s(&hnsw),
+        "--cache-dir",
+        s(&cache),
+        "--kind",
+        "hnsw:8:64",
+    ]);
+    if cfg!(feature = "faiss") {
+        assert!(success, "{out}{err}");
+        assert_eq!(sv_index::store::kind_of(&hnsw).unwrap(), "faiss-hnsw");
+        let exact = sv_index::store::load(&index).unwrap();
+        let graph = sv_index::store::load_any(&hnsw).unwrap();
+        let (a, b) = (exact.knn_all(1).unwrap(), graph.knn_all(1).unwrap());
+        let agree = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| x[0].pos == y[0].pos)
+            .count();
+        assert!(agree * 10 >= a.len() * 9, "{agree} of {}", a.len());
+    } else {
+        assert!(!success && err.contains("faiss") && !hnsw.exists(), "{err}");
+    }
     let log_index = d.join("log.svindex");
     embed(&log_manifest, &log_index);
 

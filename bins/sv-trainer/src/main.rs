@@ -104,6 +104,17 @@ struct FinetuneArgs {
     /// Steps between checkpoints [default: 200].
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Continue from a finished run (its directory, or its model.safetensors or
+    /// checkpoint.safetensors) on this manifest: its weights and, without --config, its
+    /// config; a fresh optimizer and schedule. Lower --lr and --epochs suit new data
+    /// added to a model that already works.
+    #[arg(long, value_name = "RUN")]
+    incremental: Option<PathBuf>,
+    /// Add the auxiliary supervised-contrastive loss with synthetic hard negatives
+    /// (temperature 0.07, weight 0.1, a 4096-feature bank, 8 negatives per anchor; tune
+    /// them in the [hard_negatives] table of --config).
+    #[arg(long)]
+    hard_negatives: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -392,6 +403,9 @@ fn run_finetune(a: FinetuneArgs) -> Result<()> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         FinetuneConfig::from_toml(&text, &path.display().to_string())?
+    } else if let Some(source) = &a.incremental {
+        FinetuneConfig::continuing(source)
+            .with_context(|| format!("--incremental {}", source.display()))?
     } else {
         FinetuneConfig::default()
     };
@@ -404,7 +418,9 @@ fn run_finetune(a: FinetuneArgs) -> Result<()> {
             || a.backbone_lr.is_some()
             || a.augment.is_some()
             || a.seed.is_some()
-            || a.checkpoint_every.is_some())
+            || a.checkpoint_every.is_some()
+            || a.incremental.is_some()
+            || a.hard_negatives)
     {
         bail!("--resume continues with the run's own config.toml; drop the other settings");
     }
@@ -431,6 +447,13 @@ fn run_finetune(a: FinetuneArgs) -> Result<()> {
     }
     if let Some(v) = a.checkpoint_every {
         config.checkpoint_every = v;
+    }
+    if let Some(v) = a.incremental {
+        let v = std::path::absolute(&v).unwrap_or(v);
+        config.incremental = Some(v.to_string_lossy().into_owned());
+    }
+    if a.hard_negatives && config.hard_negatives.is_none() {
+        config.hard_negatives = Some(Default::default());
     }
     config.validate("<flags>")?;
     let samples = sv_data::read_manifest(&a.manifest)?;

@@ -99,8 +99,30 @@ fn finetune(manifest: &Path, config: &Path, run: &Path) -> Command {
 
 #[test]
 fn a_killed_run_resumes_to_the_same_weights() {
+    kill_and_resume("");
+}
+
+/// The contrastive term's feature bank travels in the checkpoint: small enough here to
+/// wrap around within an epoch.
+#[test]
+fn a_killed_run_with_hard_negatives_resumes_to_the_same_weights() {
+    let ck = kill_and_resume("\n[hard_negatives]\nweight = 0.5\nbank_size = 20\nper_anchor = 3\n");
+    let (shape, labels) = &ck.extra["bank.labels"];
+    assert!(shape[0] > 0 && shape[0] <= 20, "{shape:?}");
+    assert!(labels.iter().all(|l| *l == 0.0 || *l == 1.0));
+    let ids: Vec<String> = serde_json::from_str(&ck.meta["bank_ids"]).unwrap();
+    assert_eq!(ids.len(), shape[0]);
+}
+
+/// Run the setup's config (plus `extra` TOML) whole, and again killed with SIGKILL after
+/// its first mid-epoch checkpoint and resumed: the final weights must be equal bit for
+/// bit and the metric logs line for line. Returns the checkpoint the kill left.
+fn kill_and_resume(extra: &str) -> Checkpoint {
     let dir = tempfile::tempdir().unwrap();
     let (manifest, config) = setup(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(extra);
+    std::fs::write(&config, text).unwrap();
 
     let whole = dir.path().join("whole");
     succeed(&mut finetune(&manifest, &config, &whole));
@@ -177,6 +199,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
         log(&killed),
         "the metric logs agree line for line"
     );
+    ck
 }
 
 #[test]
@@ -395,4 +418,92 @@ fn finetunes_from_dinov2_and_convnext_checkpoints() {
         };
         assert_ne!(a, b, "{checkpoint}: the head did not train");
     }
+}
+
+/// `--incremental` starts a new run from a finished run's final weights and config, and
+/// refuses a run directory that is the source itself or a model the source did not
+/// start from.
+#[test]
+fn an_incremental_run_starts_from_the_source_runs_weights() {
+    use sv_train::finetune::{FinetuneConfig, Trained, initial_model};
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, source) = one_epoch_run(dir.path(), &[]);
+    let next = dir.path().join("next");
+    let incremental = |run: &Path, extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["finetune", "--epochs", "1", "--lr", "0.0005", "--manifest"])
+            .arg(&manifest)
+            .arg("--run-dir")
+            .arg(run)
+            .arg("--incremental")
+            .arg(&source)
+            .args(extra);
+        c
+    };
+    succeed(&mut incremental(&next, &["--hard-negatives"]));
+    let cfg = FinetuneConfig::from_toml(
+        &std::fs::read_to_string(next.join("config.toml")).unwrap(),
+        "config.toml",
+    )
+    .unwrap();
+    let source_cfg = FinetuneConfig::from_toml(
+        &std::fs::read_to_string(source.join("config.toml")).unwrap(),
+        "config.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.incremental.as_deref().map(Path::new),
+        Some(std::path::absolute(&source).unwrap().as_path())
+    );
+    assert!(cfg.hard_negatives.is_some());
+    // The source's settings, the flags' changes.
+    assert_eq!(cfg.model, source_cfg.model);
+    assert_eq!(cfg.image_size, source_cfg.image_size);
+    assert_eq!(cfg.augment, source_cfg.augment);
+    assert_eq!(cfg.lr, 0.0005);
+    // The run started from exactly the source's final weights (its moving average).
+    let device = sv_models::Device::default();
+    let start = match initial_model(&cfg, &device).unwrap() {
+        Trained::ConvNext(m) => sv_train::checkpoint::params_of(&m),
+        Trained::Dinov2(_) => panic!("architecture changed"),
+    };
+    let source_weights = Checkpoint::load(&source.join("model.safetensors"))
+        .unwrap()
+        .model;
+    assert_eq!(start, source_weights);
+    let trained = Checkpoint::load(&next.join("model.safetensors"))
+        .unwrap()
+        .model;
+    assert_ne!(trained, source_weights, "the incremental run trained");
+    let log = std::fs::read_to_string(next.join("metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(
+        first["contrastive"].as_f64().is_some() && first["ce"].as_f64().is_some(),
+        "{first}"
+    );
+
+    let fails = |c: &mut Command, words: &[&str]| {
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && words.iter().all(|w| err.contains(w)),
+            "{err}"
+        );
+    };
+    fails(
+        &mut incremental(&source, &[]),
+        &["incremental", "own directory"],
+    );
+    fails(
+        &mut incremental(&dir.path().join("other"), &["--model", "convnextv2-atto"]),
+        &["incremental", "convnextv2-quickstart", "convnextv2-atto"],
+    );
+    let mut c = Command::new(BIN);
+    c.args(["finetune", "--manifest"])
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(dir.path().join("third"))
+        .arg("--incremental")
+        .arg(dir.path().join("no-such-run"));
+    fails(&mut c, &["no-such-run"]);
 }

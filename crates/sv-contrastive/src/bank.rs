@@ -46,6 +46,38 @@ impl FeatureBank {
         }
     }
 
+    /// A bank holding `entries` as they are (already normalised, e.g. read back from a
+    /// checkpoint), oldest first; only the newest `capacity` are kept.
+    pub fn from_entries(
+        dim: usize,
+        capacity: usize,
+        entries: Vec<BankEntry>,
+    ) -> Result<Self, ContrastiveError> {
+        if let Some(e) = entries.iter().find(|e| e.feature.len() != dim) {
+            return Err(ContrastiveError::Shape(format!(
+                "feature of {:?} has {} values, the bank holds {dim}",
+                e.id,
+                e.feature.len()
+            )));
+        }
+        let skip = entries.len().saturating_sub(capacity);
+        Ok(Self {
+            dim,
+            capacity,
+            entries: entries.into_iter().skip(skip).collect(),
+        })
+    }
+
+    /// Dimension of the features.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Most features held at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Features held.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -162,4 +194,35 @@ pub fn draw_alphas(seed: u64, n: usize, low: f32, high: f32) -> Vec<f32> {
             low + (high - low) * u
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, feature: Vec<f32>) -> BankEntry {
+        BankEntry {
+            id: id.into(),
+            label: 0,
+            feature,
+        }
+    }
+
+    #[test]
+    fn a_restored_bank_keeps_the_newest_entries_as_given() {
+        // Not unit length: restoring must not renormalise.
+        let entries = vec![
+            entry("a", vec![2.0, 0.0]),
+            entry("b", vec![0.0, 3.0]),
+            entry("c", vec![1.0, 1.0]),
+        ];
+        let bank = FeatureBank::from_entries(2, 2, entries).unwrap();
+        let kept: Vec<(&str, &[f32])> = bank
+            .entries()
+            .map(|e| (e.id.as_str(), e.feature.as_slice()))
+            .collect();
+        assert_eq!(kept, vec![("b", &[0.0, 3.0][..]), ("c", &[1.0, 1.0][..])]);
+        let err = FeatureBank::from_entries(3, 2, vec![entry("x", vec![1.0])]).unwrap_err();
+        assert!(err.to_string().contains("\"x\""), "{err}");
+    }
 }

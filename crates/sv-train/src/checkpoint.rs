@@ -160,6 +160,9 @@ pub struct Checkpoint {
     pub moments: HashMap<String, Moments>,
     /// Exponential moving average of the parameters, when the run keeps one.
     pub ema: Values,
+    /// Other state a run must get back exactly on resume (the contrastive feature bank),
+    /// by name.
+    pub extra: Values,
     /// Where the run stands.
     pub position: Position,
     /// Free-form facts about the run (its resolved config, …), checked on resume.
@@ -188,6 +191,10 @@ impl Checkpoint {
             .ema
             .iter()
             .map(|(k, (shape, v))| (format!("ema/{k}"), shape.as_slice(), v.as_slice()));
+        let extra = self
+            .extra
+            .iter()
+            .map(|(k, (shape, v))| (format!("extra/{k}"), shape.as_slice(), v.as_slice()));
         let lens: Vec<[usize; 1]> = keys.iter().map(|k| [self.moments[*k].m.len()]).collect();
         let moments = keys.iter().zip(&lens).flat_map(|(k, len)| {
             let m = &self.moments[*k];
@@ -202,12 +209,13 @@ impl Checkpoint {
             "position".into(),
             serde_json::to_string(&self.position).expect("serialisable"),
         );
-        let bytes = serialize_f32(model.chain(ema).chain(moments), meta).map_err(|e| {
-            TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            }
-        })?;
+        let bytes =
+            serialize_f32(model.chain(ema).chain(extra).chain(moments), meta).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
         atomic_write(path, &bytes)
     }
 
@@ -233,6 +241,7 @@ impl Checkpoint {
             .and_then(|p| serde_json::from_str(&p).map_err(|e| bad(e.to_string())))?;
         let mut model = BTreeMap::new();
         let mut ema = BTreeMap::new();
+        let mut extra = BTreeMap::new();
         let mut moments: HashMap<String, Moments> = HashMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {
@@ -258,6 +267,9 @@ impl Checkpoint {
                 "ema" => {
                     ema.insert(key.to_string(), (view.shape().to_vec(), values));
                 }
+                "extra" => {
+                    extra.insert(key.to_string(), (view.shape().to_vec(), values));
+                }
                 "m" => moments.entry(key.to_string()).or_insert_with(entry).m = values,
                 "v" => moments.entry(key.to_string()).or_insert_with(entry).v = values,
                 "step" => {
@@ -271,6 +283,7 @@ impl Checkpoint {
             model,
             moments,
             ema,
+            extra,
             position,
             meta,
         })

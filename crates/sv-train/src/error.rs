@@ -38,6 +38,9 @@ pub enum TrainError {
     /// A model could not be built or loaded.
     #[error(transparent)]
     Model(#[from] sv_models::ModelError),
+    /// The contrastive term could not be computed.
+    #[error("hard negatives: {0}")]
+    Contrastive(#[from] sv_contrastive::ContrastiveError),
     /// Nothing to train or evaluate on.
     #[error("{0}")]
     Empty(String),

@@ -20,6 +20,7 @@ use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classi
 
 use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of, values_of};
 use crate::error::{Result, TrainError};
+use crate::hard_negatives::{HardNegativeTerm, HardNegatives};
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, Dinov2Grouping, Group, Grouping, warmup_cosine};
 
@@ -67,6 +68,13 @@ pub struct FinetuneConfig {
     pub seed: u64,
     /// Steps between checkpoints.
     pub checkpoint_every: u64,
+    /// Continue from a finished run's weights (its directory, or one of its
+    /// `model.safetensors` / `checkpoint.safetensors`) instead of `model`'s: training
+    /// on new data with a fresh optimizer and schedule. `model` must be the one that run
+    /// started from.
+    pub incremental: Option<String>,
+    /// The auxiliary contrastive loss with synthetic hard negatives (off when absent).
+    pub hard_negatives: Option<HardNegatives>,
 }
 
 impl Default for FinetuneConfig {
@@ -89,6 +97,8 @@ impl Default for FinetuneConfig {
             augment: "heavy".into(),
             seed: 0,
             checkpoint_every: 200,
+            incremental: None,
+            hard_negatives: None,
         }
     }
 }
@@ -101,6 +111,23 @@ impl FinetuneConfig {
             reason: e.to_string(),
         })?;
         cfg.validate(source_name)?;
+        Ok(cfg)
+    }
+
+    /// The config a run continuing from `source` (see [`incremental`](Self::incremental))
+    /// starts with: the source run's own config, pointing at it.
+    pub fn continuing(source: &Path) -> Result<Self> {
+        let file = incremental_source(source);
+        let ck = Checkpoint::load(&file)?;
+        let text = ck
+            .meta
+            .get("config")
+            .ok_or_else(|| TrainError::Checkpoint {
+                path: file.clone(),
+                reason: "holds no run config: not written by sv-trainer finetune".into(),
+            })?;
+        let mut cfg = Self::from_toml(text, &format!("{} (its run config)", file.display()))?;
+        cfg.incremental = Some(source.to_string_lossy().into_owned());
         Ok(cfg)
     }
 
@@ -138,6 +165,14 @@ impl FinetuneConfig {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "must be at least 1");
         }
+        if let Some(problem) = self
+            .hard_negatives
+            .as_ref()
+            .and_then(HardNegatives::problem)
+        {
+            let (key, why) = problem.split_once(": ").unwrap_or((&problem, ""));
+            return bad(key, why);
+        }
         if model_config(&self.model, self.drop_path).is_none() && !Path::new(&self.model).is_file()
         {
             return bad(
@@ -147,6 +182,19 @@ impl FinetuneConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// The checkpoint file an `incremental` path names: a run directory's final
+/// `model.safetensors`, or the file itself.
+pub fn incremental_source(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        RunDir {
+            root: path.to_path_buf(),
+        }
+        .model()
+    } else {
+        path.to_path_buf()
     }
 }
 
@@ -176,6 +224,8 @@ pub trait Classifier: Module + Logits + Sized {
     fn grouping(&self) -> ModelGrouping;
     /// Set the stochastic depth rate of the last block (linear from 0 over the blocks).
     fn set_drop_path(&mut self, rate: f64);
+    /// The pooled features `[B, D]` the head reads, and the logits `[B, 2]`.
+    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>);
 }
 
 /// A trained classifier of either architecture.
@@ -259,6 +309,10 @@ impl Classifier for ConvNextV2Classifier {
             depths: self.backbone.config.depths.clone(),
         }
     }
+    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let (out, logits) = self.forward_all(pixels);
+        (out.pooled, logits)
+    }
     fn set_drop_path(&mut self, rate: f64) {
         self.backbone.config.drop_path_rate = rate;
         let rates = self.backbone.config.drop_path_rates();
@@ -281,6 +335,10 @@ impl Classifier for Dinov2Classifier {
         ModelGrouping::Dinov2(Dinov2Grouping {
             depth: self.backbone.config.num_layers,
         })
+    }
+    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let (out, logits) = self.forward_all(pixels);
+        (out.pooled, logits)
     }
     fn set_drop_path(&mut self, rate: f64) {
         self.backbone.config.drop_path_rate = rate;
@@ -489,7 +547,12 @@ pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
 /// The final model of a finished run, on `device`.
 pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Trained> {
     let ck = Checkpoint::load(&run.model())?;
-    Ok(match initial_model(config, device)? {
+    // The run's own weights replace whatever it started from.
+    let structure = FinetuneConfig {
+        incremental: None,
+        ..config.clone()
+    };
+    Ok(match initial_model(&structure, device)? {
         Trained::ConvNext(m) => Trained::ConvNext(load_params(m, &ck.model, &run.model())?),
         Trained::Dinov2(m) => Trained::Dinov2(load_params(m, &ck.model, &run.model())?),
     })
@@ -536,6 +599,22 @@ pub fn finetune(
     events: &mut dyn FnMut(Event),
 ) -> Result<Report> {
     config.validate("<config>")?;
+    if let Some(source) = &config.incremental {
+        let file = incremental_source(Path::new(source));
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if file.parent().is_some_and(|p| same(p, &run.root)) {
+            return Err(TrainError::Config {
+                source_name: "<config>".into(),
+                reason: format!(
+                    "incremental: {source} is this run's own directory; give the new run \
+                     a directory of its own"
+                ),
+            });
+        }
+    }
     std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
     device.seed(config.seed);
     match initial_model(config, device)? {
@@ -545,8 +624,48 @@ pub fn finetune(
 }
 
 /// The model a run starts from: a checkpoint (its two-label head kept, else a new zero
-/// head) or a named network with random weights, with the run's drop path rate.
+/// head) or a named network with random weights, with the run's drop path rate; with
+/// `incremental`, that network carrying the source run's final weights (its moving
+/// average, when it kept one).
 pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained> {
+    if let Some(source) = &config.incremental {
+        let file = incremental_source(Path::new(source));
+        if !file.is_file() {
+            return Err(TrainError::Config {
+                source_name: "<config>".into(),
+                reason: format!(
+                    "incremental: {source} is neither a run directory with a \
+                     model.safetensors nor a checkpoint file"
+                ),
+            });
+        }
+        let source_config = FinetuneConfig::continuing(Path::new(source))?;
+        if source_config.model != config.model {
+            return Err(TrainError::Config {
+                source_name: "<config>".into(),
+                reason: format!(
+                    "incremental: {} started from model {:?}, this run names {:?}",
+                    file.display(),
+                    source_config.model,
+                    config.model
+                ),
+            });
+        }
+        let plain = FinetuneConfig {
+            incremental: None,
+            ..config.clone()
+        };
+        let ck = Checkpoint::load(&file)?;
+        let weights = if ck.ema.is_empty() {
+            &ck.model
+        } else {
+            &ck.ema
+        };
+        return Ok(match initial_model(&plain, device)? {
+            Trained::ConvNext(m) => Trained::ConvNext(load_params(m, weights, &file)?),
+            Trained::Dinov2(m) => Trained::Dinov2(load_params(m, weights, &file)?),
+        });
+    }
     if let Some(cfg) = model_config(&config.model, config.drop_path) {
         return Ok(Trained::ConvNext(ConvNextV2Classifier::with_new_head(
             ConvNextV2::random(&cfg, device)?,
@@ -617,6 +736,10 @@ fn train_loop<M: Classifier>(
         batch: 0,
         step: 0,
     };
+    let mut term = config
+        .hard_negatives
+        .clone()
+        .map(|h| HardNegativeTerm::new(h, config.seed));
     if resume && run.checkpoint().exists() {
         let ck = Checkpoint::load(&run.checkpoint())?;
         if ck.meta.get("config").map(String::as_str) != Some(config_text.as_str()) {
@@ -626,6 +749,9 @@ fn train_loop<M: Classifier>(
                          config.toml or start a new run directory"
                     .into(),
             });
+        }
+        if let Some(term) = term.as_mut() {
+            term.restore(&ck, &run.checkpoint())?;
         }
         model = load_params(model, &ck.model, &run.checkpoint())?;
         optim.state = ck.moments;
@@ -652,18 +778,23 @@ fn train_loop<M: Classifier>(
     let save = |model: &M,
                 optim: &AdamW<ModelGrouping>,
                 ema: &Option<crate::checkpoint::Values>,
+                term: &Option<HardNegativeTerm>,
                 position: Position|
      -> Result<()> {
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("config".to_string(), config_text.clone());
-        Checkpoint {
+        let mut ck = Checkpoint {
             model: params_of(model),
             moments: optim.state.clone(),
             ema: ema.clone().unwrap_or_default(),
+            extra: Default::default(),
             position,
             meta,
+        };
+        if let Some(term) = term {
+            term.save_into(&mut ck);
         }
-        .save(&run.checkpoint())
+        ck.save(&run.checkpoint())
     };
     let mut last_report = None;
     let mut last_pairs: Vec<(f64, bool)> = Vec::new();
@@ -705,10 +836,24 @@ fn train_loop<M: Classifier>(
                 onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
             }
             let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
-            let logits = model.logits(batch.pixels);
-            let loss = (log_softmax(logits, 1) * onehot)
+            let (features, logits) = match term {
+                Some(_) => {
+                    let (f, l) = model.features_logits(batch.pixels);
+                    (Some(f), l)
+                }
+                None => (None, model.logits(batch.pixels)),
+            };
+            let mut loss = (log_softmax(logits, 1) * onehot)
                 .sum()
                 .div_scalar(-(b.max(1) as f32));
+            let ce_value = f64::from(loss.clone().into_scalar::<f32>());
+            let mut contrastive = None;
+            if let (Some(term), Some(features)) = (term.as_mut(), features) {
+                let labels: Vec<u8> = targets.iter().map(|t| u8::from(*t > 0.5)).collect();
+                let part = term.step(features, &labels, &batch.ids, position.step)?;
+                loss = loss + part.loss;
+                contrastive = Some(part.value);
+            }
             let loss_value = f64::from(loss.clone().into_scalar::<f32>());
             let grads = loss.backward();
             let lr = warmup_cosine(
@@ -733,13 +878,15 @@ fn train_loop<M: Classifier>(
             position.step += 1;
             batch_index += 1;
             position.batch = batch_index;
-            log_metrics(
-                &run.metrics(),
-                &serde_json::json!({
-                    "step": position.step, "epoch": epoch, "loss": loss_value, "lr": lr,
-                    "grad_norm": report.grad_norm,
-                }),
-            )?;
+            let mut line = serde_json::json!({
+                "step": position.step, "epoch": epoch, "loss": loss_value, "lr": lr,
+                "grad_norm": report.grad_norm,
+            });
+            if let Some(c) = contrastive {
+                line["ce"] = ce_value.into();
+                line["contrastive"] = c.into();
+            }
+            log_metrics(&run.metrics(), &line)?;
             events(Event::Step {
                 step: position.step,
                 total,
@@ -747,7 +894,7 @@ fn train_loop<M: Classifier>(
                 lr,
             });
             if position.step.is_multiple_of(config.checkpoint_every) && batch_index < per_epoch {
-                save(&model, &optim, &ema, position)?;
+                save(&model, &optim, &ema, &term, position)?;
                 events(Event::Checkpoint {
                     path: run.checkpoint(),
                     position,
@@ -783,7 +930,7 @@ fn train_loop<M: Classifier>(
             batch: 0,
             step: position.step,
         };
-        save(&model, &optim, &ema, position)?;
+        save(&model, &optim, &ema, &term, position)?;
         events(Event::Checkpoint {
             path: run.checkpoint(),
             position,
@@ -794,6 +941,7 @@ fn train_loop<M: Classifier>(
         model: final_params,
         moments: Default::default(),
         ema: Default::default(),
+        extra: Default::default(),
         position,
         meta: [("config".to_string(), config_text.clone())].into(),
     };

@@ -9,6 +9,7 @@
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`,
 //!   `Dinov2WithRegistersForImageClassification`), its configs and the subnet's card.
 //! - [`finetune`]: the resumable fine-tuning loop and its run directory.
+//! - [`hard_negatives`]: the auxiliary contrastive term with synthetic hard negatives.
 //! - [`plot`]: PNG charts of a run (loss, validation metrics, ROC, confusion matrix).
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod hard_negatives;
 pub mod metrics;
 pub mod optim;
 pub mod plot;

@@ -97,6 +97,8 @@ pub fn prepare(
         augment: layout.pipeline.to_string_lossy().into_owned(),
         seed,
         checkpoint_every: 25,
+        incremental: None,
+        hard_negatives: None,
     };
     Ok((Data::from_samples(samples)?, test, config))
 }
