@@ -379,8 +379,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
-/// Build an index of `kind` over `values` (rows of `dim`) under `ids` and save it to
-/// `out`; the number of rows.
+/// Build an index of `kind` (`exact`, or a faiss kind) over `values` (rows of `dim`)
+/// under `ids` and save it to `out`; the number of rows.
 fn build_index(
     kind: &str,
     dim: usize,
@@ -388,69 +388,32 @@ fn build_index(
     values: &[f32],
     out: &Path,
 ) -> Result<usize> {
-    let numbers = |rest: &str| -> Result<Vec<usize>> {
-        rest.split(':')
-            .map(|p| {
-                p.parse::<usize>()
-                    .with_context(|| format!("--kind {kind}: {p:?} is not a whole number"))
-            })
-            .collect()
-    };
-    let faiss_kind = match kind.split_once(':').map_or((kind, ""), |(k, r)| (k, r)) {
-        ("exact", "") => None,
-        ("flat", "") => Some(("flat", vec![])),
-        ("ivf", rest) => Some(("ivf", numbers(rest)?)),
-        ("hnsw", rest) => Some(("hnsw", numbers(rest)?)),
-        _ => bail!("--kind {kind:?}: give exact, flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
-    };
-    let Some((name, params)) = faiss_kind else {
+    if kind == "exact" {
         let mut index = ExactIndex::new(dim);
         index.add(ids, values)?;
         sv_index::store::save(&index, out)?;
         return Ok(index.len());
-    };
-    faiss_index(kind, name, &params, dim, ids, values, out)
+    }
+    faiss_index(kind, dim, ids, values, out)
 }
 
 #[cfg(feature = "faiss")]
 fn faiss_index(
     kind: &str,
-    name: &str,
-    params: &[usize],
     dim: usize,
     ids: &[String],
     values: &[f32],
     out: &Path,
 ) -> Result<usize> {
-    use sv_index::{FaissIndex, FaissKind};
-    let kind = match (name, params) {
-        ("flat", []) => FaissKind::Flat,
-        ("ivf", [nlist, nprobe]) => FaissKind::IvfFlat {
-            nlist: *nlist,
-            nprobe: *nprobe,
-        },
-        ("hnsw", [m, ef_search]) => FaissKind::Hnsw {
-            m: *m,
-            ef_search: *ef_search,
-        },
-        _ => bail!("--kind {kind:?}: give flat, ivf:NLIST:NPROBE or hnsw:M:EF"),
-    };
-    let mut index = FaissIndex::new(kind, dim)?;
+    let parsed: sv_index::FaissKind = kind.parse().context("--kind")?;
+    let mut index = sv_index::FaissIndex::new(parsed, dim)?;
     index.add(ids, values)?;
     index.save(out)?;
     Ok(index.len())
 }
 
 #[cfg(not(feature = "faiss"))]
-fn faiss_index(
-    kind: &str,
-    _: &str,
-    _: &[usize],
-    _: usize,
-    _: &[String],
-    _: &[f32],
-    _: &Path,
-) -> Result<usize> {
+fn faiss_index(kind: &str, _: usize, _: &[String], _: &[f32], _: &Path) -> Result<usize> {
     bail!(
         "--kind {kind}: this sv-curator is built without faiss; build it with \
          `--features faiss` (needs cmake and libopenblas-dev), or use --kind exact"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sv_data::{Label, Sample, Source, Split, SplitFractions};
 use sv_train::finetune::{
-    Data, FinetuneConfig, RunDir, eval_pipeline_for, finetune, load_trained, predict,
+    Data, FinetuneConfig, RunDir, Trained, eval_pipeline_for, finetune, load_trained, predict,
 };
 
 mod common;
@@ -39,8 +39,8 @@ fn train(config: &FinetuneConfig, manifest: &Path, run: &Path) {
     .unwrap();
 }
 
-/// Roadwork probabilities of `samples` by the final model of `run`.
-fn probabilities(run: &Path, samples: &[Sample]) -> Vec<f64> {
+/// The final model of `run` and the run's config.
+fn trained(run: &Path) -> (Trained, FinetuneConfig) {
     let run = RunDir {
         root: run.to_path_buf(),
     };
@@ -49,10 +49,15 @@ fn probabilities(run: &Path, samples: &[Sample]) -> Vec<f64> {
         "config.toml",
     )
     .unwrap();
-    let device = sv_models::Device::default();
-    let model = load_trained(&run, &config, &device).unwrap();
+    let model = load_trained(&run, &config, &sv_models::Device::default()).unwrap();
+    (model, config)
+}
+
+/// Roadwork probabilities of `samples` by the final model of `run`.
+fn probabilities(run: &Path, samples: &[Sample]) -> Vec<f64> {
+    let (model, config) = trained(run);
     let pipeline = Arc::new(eval_pipeline_for(&config).unwrap());
-    let out = predict(&model, samples, pipeline, 32, &device);
+    let out = predict(&model, samples, pipeline, 32, &sv_models::Device::default());
     assert_eq!(out.len(), samples.len(), "every image scored");
     out.into_iter().map(|(p, _)| p).collect()
 }
@@ -69,19 +74,11 @@ fn accuracy(run: &Path, samples: &[Sample]) -> f64 {
 
 /// Export `run` in the transformers layout into `dir`; the backbone checkpoint path.
 fn export(run: &Path, dir: &Path) -> PathBuf {
-    let run = RunDir {
-        root: run.to_path_buf(),
-    };
-    let config = FinetuneConfig::from_toml(
-        &std::fs::read_to_string(run.config()).unwrap(),
-        "config.toml",
-    )
-    .unwrap();
-    match load_trained(&run, &config, &sv_models::Device::default()).unwrap() {
-        sv_train::finetune::Trained::ConvNext(m) => {
+    match trained(run) {
+        (Trained::ConvNext(m), config) => {
             sv_train::export::export_hf(&m, config.image_size, None, dir).unwrap()
         }
-        other => panic!("{other:?}"),
+        (other, _) => panic!("{other:?}"),
     }
     dir.join("model.safetensors")
 }

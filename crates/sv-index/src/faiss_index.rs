@@ -79,6 +79,36 @@ impl FaissKind {
     }
 }
 
+impl std::str::FromStr for FaissKind {
+    type Err = IndexError;
+
+    /// `flat`, `ivf:NLIST:NPROBE` or `hnsw:M:EF_SEARCH`.
+    fn from_str(text: &str) -> Result<Self, IndexError> {
+        let bad = || {
+            IndexError::Invalid(format!(
+                "faiss kind {text:?}: give flat, ivf:NLIST:NPROBE or hnsw:M:EF"
+            ))
+        };
+        let mut parts = text.split(':');
+        let name = parts.next().unwrap_or_default();
+        let numbers = parts
+            .map(|p| p.parse::<usize>().map_err(|_| bad()))
+            .collect::<Result<Vec<_>, _>>()?;
+        match (name, numbers.as_slice()) {
+            ("flat", []) => Ok(FaissKind::Flat),
+            ("ivf", [nlist, nprobe]) if *nlist > 0 && *nprobe > 0 => Ok(FaissKind::IvfFlat {
+                nlist: *nlist,
+                nprobe: *nprobe,
+            }),
+            ("hnsw", [m, ef_search]) if *m > 0 && *ef_search > 0 => Ok(FaissKind::Hnsw {
+                m: *m,
+                ef_search: *ef_search,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 fn faiss_err(what: &str, e: faiss::error::Error) -> IndexError {
     IndexError::Invalid(format!("faiss {what}: {e}"))
 }

@@ -617,7 +617,17 @@ pub fn finetune(
     }
     std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
     device.seed(config.seed);
-    match initial_model(config, device)? {
+    // A resumed run takes its weights from its checkpoint: an incremental run's source
+    // is not read again (it may be gone by now).
+    let start = if resume && run.checkpoint().exists() {
+        FinetuneConfig {
+            incremental: None,
+            ..config.clone()
+        }
+    } else {
+        config.clone()
+    };
+    match initial_model(&start, device)? {
         Trained::ConvNext(m) => train_loop(m, config, data, run, resume, device, events),
         Trained::Dinov2(m) => train_loop(m, config, data, run, resume, device, events),
     }
