@@ -9,6 +9,9 @@
 
 use std::time::Instant;
 
+#[path = "sampled.rs"]
+mod sampled;
+
 use sv_index::{EmbeddingIndex, ExactIndex, FaissIndex, FaissKind};
 
 fn main() {
@@ -39,15 +42,7 @@ fn main() {
     let sample_only = std::env::var("SAMPLE_ONLY").is_ok_and(|v| v == "1");
     let t = Instant::now();
     let knn = if sample_only {
-        let hits = index.search(&values[..queries * dim], 11).unwrap();
-        hits.into_iter()
-            .enumerate()
-            .map(|(q, mut h)| {
-                h.retain(|nb| nb.pos != q);
-                h.truncate(10);
-                h
-            })
-            .collect()
+        sampled::knn_excluding_self(&index, &values[..queries * dim], 10)
     } else {
         index.knn_all(10).unwrap()
     };
@@ -59,20 +54,14 @@ fn main() {
     let mut exact = ExactIndex::new(dim);
     exact.add(&ids, &values).unwrap();
     drop(values);
-    let truth = exact.search(&exact.data()[..queries * dim], 11).unwrap();
+    let truth = sampled::knn_excluding_self(&exact, &exact.data()[..queries * dim], 10);
     let exact_s = t.elapsed().as_secs_f64();
     let (mut found, mut total) = (0usize, 0usize);
     for (q, hits) in truth.iter().enumerate() {
-        let want: Vec<usize> = hits
+        total += hits.len();
+        found += hits
             .iter()
-            .filter(|h| h.pos != q)
-            .take(10)
-            .map(|h| h.pos)
-            .collect();
-        total += want.len();
-        found += want
-            .iter()
-            .filter(|p| knn[q].iter().any(|h| h.pos == **p))
+            .filter(|h| knn[q].iter().any(|g| g.pos == h.pos))
             .count();
     }
     println!(

@@ -8,6 +8,9 @@
 
 use std::time::Instant;
 
+#[path = "sampled.rs"]
+mod sampled;
+
 use sv_index::{EmbeddingIndex, ExactIndex};
 
 fn main() {
@@ -38,15 +41,7 @@ fn main() {
     let knn = if queries == n {
         index.knn_all(10).unwrap()
     } else {
-        let hits = index.search(&index.data()[..queries * dim], 11).unwrap();
-        hits.into_iter()
-            .enumerate()
-            .map(|(q, mut h)| {
-                h.retain(|nb| nb.pos != q);
-                h.truncate(10);
-                h
-            })
-            .collect()
+        sampled::knn_excluding_self(&index, &index.data()[..queries * dim], 10)
     };
     let knn_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
