@@ -300,25 +300,7 @@ impl FaissIndex {
 }
 
 impl EmbeddingIndex for FaissIndex {
-    fn dim(&self) -> usize {
-        self.rows.dim()
-    }
-
-    fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    fn id(&self, pos: usize) -> &str {
-        self.rows.id(pos)
-    }
-
-    fn position(&self, id: &str) -> Option<usize> {
-        self.rows.position(id)
-    }
-
-    fn vector_of(&self, pos: usize) -> Option<&[f32]> {
-        self.rows.vector(pos)
-    }
+    crate::rows::row_accessors!();
 
     fn add(&mut self, ids: &[String], vectors: &[f32]) -> Result<(), IndexError> {
         let v = self.rows.checked(ids, vectors)?;

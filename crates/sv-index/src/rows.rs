@@ -109,6 +109,33 @@ impl Rows {
     }
 }
 
+/// The [`EmbeddingIndex`](crate::EmbeddingIndex) methods that read the rows (`dim`,
+/// `len`, `id`, `position`, `vector_of`), for an index with a `rows: Rows` field.
+macro_rules! row_accessors {
+    () => {
+        fn dim(&self) -> usize {
+            self.rows.dim()
+        }
+
+        fn len(&self) -> usize {
+            self.rows.len()
+        }
+
+        fn id(&self, pos: usize) -> &str {
+            self.rows.id(pos)
+        }
+
+        fn position(&self, id: &str) -> Option<usize> {
+            self.rows.position(id)
+        }
+
+        fn vector_of(&self, pos: usize) -> Option<&[f32]> {
+            self.rows.vector(pos)
+        }
+    };
+}
+pub(crate) use row_accessors;
+
 /// Query rows checked for their length and L2-normalised.
 pub(crate) fn checked_queries(dim: usize, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
     if dim == 0 || !queries.len().is_multiple_of(dim) {
