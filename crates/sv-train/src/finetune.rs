@@ -118,17 +118,30 @@ impl FinetuneConfig {
     /// starts with: the source run's own config, pointing at it.
     pub fn continuing(source: &Path) -> Result<Self> {
         let file = incremental_source(source);
-        let ck = Checkpoint::load(&file)?;
+        let mut cfg = Self::of_checkpoint(&Checkpoint::load(&file)?, &file)?;
+        cfg.incremental = Some(source.to_string_lossy().into_owned());
+        Ok(cfg)
+    }
+
+    /// The run config a checkpoint read from `file` was written with.
+    fn of_checkpoint(ck: &Checkpoint, file: &Path) -> Result<Self> {
         let text = ck
             .meta
             .get("config")
             .ok_or_else(|| TrainError::Checkpoint {
-                path: file.clone(),
+                path: file.to_path_buf(),
                 reason: "holds no run config: not written by sv-trainer finetune".into(),
             })?;
-        let mut cfg = Self::from_toml(text, &format!("{} (its run config)", file.display()))?;
-        cfg.incremental = Some(source.to_string_lossy().into_owned());
-        Ok(cfg)
+        Self::from_toml(text, &format!("{} (its run config)", file.display()))
+    }
+
+    /// This config without `incremental`: what builds the network when its weights come
+    /// from elsewhere (the run's own checkpoint or final model).
+    fn without_incremental(&self) -> Self {
+        Self {
+            incremental: None,
+            ..self.clone()
+        }
     }
 
     /// The config as TOML.
@@ -548,14 +561,12 @@ pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
 pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Trained> {
     let ck = Checkpoint::load(&run.model())?;
     // The run's own weights replace whatever it started from.
-    let structure = FinetuneConfig {
-        incremental: None,
-        ..config.clone()
-    };
-    Ok(match initial_model(&structure, device)? {
-        Trained::ConvNext(m) => Trained::ConvNext(load_params(m, &ck.model, &run.model())?),
-        Trained::Dinov2(m) => Trained::Dinov2(load_params(m, &ck.model, &run.model())?),
-    })
+    Ok(
+        match initial_model(&config.without_incremental(), device)? {
+            Trained::ConvNext(m) => Trained::ConvNext(load_params(m, &ck.model, &run.model())?),
+            Trained::Dinov2(m) => Trained::Dinov2(load_params(m, &ck.model, &run.model())?),
+        },
+    )
 }
 
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
@@ -620,10 +631,7 @@ pub fn finetune(
     // A resumed run takes its weights from its checkpoint: an incremental run's source
     // is not read again (it may be gone by now).
     let start = if resume && run.checkpoint().exists() {
-        FinetuneConfig {
-            incremental: None,
-            ..config.clone()
-        }
+        config.without_incremental()
     } else {
         config.clone()
     };
@@ -649,7 +657,8 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained
                 ),
             });
         }
-        let source_config = FinetuneConfig::continuing(Path::new(source))?;
+        let ck = Checkpoint::load(&file)?;
+        let source_config = FinetuneConfig::of_checkpoint(&ck, &file)?;
         if source_config.model != config.model {
             return Err(TrainError::Config {
                 source_name: "<config>".into(),
@@ -661,20 +670,17 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained
                 ),
             });
         }
-        let plain = FinetuneConfig {
-            incremental: None,
-            ..config.clone()
-        };
-        let ck = Checkpoint::load(&file)?;
         let weights = if ck.ema.is_empty() {
             &ck.model
         } else {
             &ck.ema
         };
-        return Ok(match initial_model(&plain, device)? {
-            Trained::ConvNext(m) => Trained::ConvNext(load_params(m, weights, &file)?),
-            Trained::Dinov2(m) => Trained::Dinov2(load_params(m, weights, &file)?),
-        });
+        return Ok(
+            match initial_model(&config.without_incremental(), device)? {
+                Trained::ConvNext(m) => Trained::ConvNext(load_params(m, weights, &file)?),
+                Trained::Dinov2(m) => Trained::Dinov2(load_params(m, weights, &file)?),
+            },
+        );
     }
     if let Some(cfg) = model_config(&config.model, config.drop_path) {
         return Ok(Trained::ConvNext(ConvNextV2Classifier::with_new_head(
