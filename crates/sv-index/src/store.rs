@@ -136,7 +136,7 @@ pub(crate) fn read(path: &Path) -> Result<(Header, Rows, Vec<u8>), IndexError> {
     let body = bytes
         .get(12..12 + hlen)
         .ok_or_else(|| IndexError::corrupt(path, "the header is cut off"))?;
-    let header: Header = serde_json::from_slice(body)
+    let mut header: Header = serde_json::from_slice(body)
         .map_err(|e| IndexError::corrupt(path, format!("header: {e}")))?;
     if header.ids.len() != header.count {
         return Err(IndexError::corrupt(
@@ -180,7 +180,8 @@ pub(crate) fn read(path: &Path) -> Result<(Header, Rows, Vec<u8>), IndexError> {
         ));
     }
     let extra = data[vector_bytes..].to_vec();
-    let rows = Rows::from_parts(header.dim, header.ids.clone(), values);
+    // The ids move to the rows; the caller needs only the header's kind and parameters.
+    let rows = Rows::from_parts(header.dim, std::mem::take(&mut header.ids), values);
     Ok((header, rows, extra))
 }
 
