@@ -45,7 +45,7 @@ fn check_on(name: &str, checkpoint: &str, opts: &LoadOptions, logits: bool, devi
                 "registers",
                 max_abs_diff(
                     "registers",
-                    out.registers,
+                    out.registers.expect("the fixtures have registers"),
                     &expected[&format!("{input}.registers")],
                 ),
             ),

@@ -85,6 +85,17 @@ fn export_gives_back_the_transformers_file() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
             .unwrap();
     assert_eq!(ours["architectures"][0], "ConvNextV2ForImageClassification");
+    // The exported labels name roadwork as label 1 by the rule every command applies.
+    assert_eq!(
+        sv_models::labels::roadwork_index_from_config(
+            &ours.to_string(),
+            2,
+            &dir.path().join("config.json")
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(ours["id2label"]["1"], "Roadwork");
     let card_back: ModelCard =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("model_card.json")).unwrap())
             .unwrap();

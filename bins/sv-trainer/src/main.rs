@@ -79,9 +79,13 @@ struct FinetuneArgs {
     /// Continue the run in --run-dir from its last checkpoint (with its own config.toml).
     #[arg(long)]
     resume: bool,
-    /// Model: convnextv2-{atto,femto,pico,nano,tiny,small,base,large,huge} or
-    /// convnextv2-quickstart [default: convnextv2-atto].
-    #[arg(long)]
+    /// Model to start from: a Hugging Face model ORG/NAME[@REV] (DINOv2 with registers
+    /// or ConvNeXt-V2, e.g. facebook/convnextv2-atto-1k-224; downloaded into the shared HF
+    /// cache), a local checkpoint of either family, or a ConvNeXt-V2 with random weights
+    /// named convnextv2-{atto,femto,pico,nano,tiny,small,base,large,huge} or
+    /// convnextv2-quickstart [default: convnextv2-atto]. A head is kept when it has two
+    /// labels whose roadwork label resolves from config.json; otherwise a new one.
+    #[arg(long, value_name = "ORG/NAME[@REV]|CHECKPOINT|NAME")]
     model: Option<String>,
     /// Passes over the training split [default: 10].
     #[arg(long)]
@@ -122,10 +126,12 @@ struct FinetuneArgs {
 
 #[derive(Args, Debug)]
 struct ProbeArgs {
-    /// Backbone checkpoint (DINOv2 with registers or ConvNeXt-V2, any layout; a head in it
-    /// is ignored). preprocessor_config.json beside it sets the preprocessing.
-    #[arg(long)]
-    backbone: PathBuf,
+    /// Backbone: a checkpoint (DINOv2 with registers or ConvNeXt-V2, any layout; a head in
+    /// it is ignored) or a Hugging Face model ORG/NAME[@REV] (downloaded into the shared HF
+    /// cache, e.g. facebook/dinov2-with-registers-small). preprocessor_config.json beside
+    /// it sets the preprocessing.
+    #[arg(long, value_name = "CHECKPOINT|ORG/NAME[@REV]")]
+    backbone: String,
     /// Manifest with labels and splits.
     #[arg(long)]
     manifest: PathBuf,
@@ -506,7 +512,14 @@ fn load_model(
             path.display()
         );
     }
-    let model = match sv_models::Network::load(&weights, &Default::default(), device)? {
+    let network = sv_models::Network::load(&weights, &Default::default(), device)?;
+    let roadwork = sv_models::labels::roadwork_index_from_config(
+        &std::fs::read_to_string(&config)
+            .with_context(|| format!("reading {}", config.display()))?,
+        network.num_labels(),
+        &config,
+    )?;
+    let model = match network.with_roadwork_as_label_one(roadwork)? {
         sv_models::Network::ConvNextV2(m) => sv_train::finetune::Trained::ConvNext(m),
         sv_models::Network::Dinov2(m) => sv_train::finetune::Trained::Dinov2(m),
     };
@@ -550,8 +563,10 @@ fn default_cache() -> PathBuf {
 fn run_probe(a: ProbeArgs) -> Result<bool> {
     use sv_train::probe;
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (backbone, arch, pre) = probe::Backbone::load_with_preprocessor(&a.backbone, &device)?;
-    let key = probe::cache_key(arch, &a.backbone, &pre)?;
+    let backbone_file = sv_models::hub::resolve_checkpoint(&a.backbone)
+        .with_context(|| format!("--backbone {}", a.backbone))?;
+    let (backbone, arch, pre) = probe::Backbone::load_with_preprocessor(&backbone_file, &device)?;
+    let key = probe::cache_key(arch, &backbone_file, &pre)?;
     let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache);
     let mut cache = probe::FeatureCache::open(&cache_dir, &key)?;
     let samples = sv_data::read_manifest(&a.manifest)?;

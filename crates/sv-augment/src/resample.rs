@@ -57,6 +57,9 @@ pub fn taps(in_size: usize, out_size: usize, filter: Filter) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
     let support = filter.support() * filter_scale;
+    // PIL multiplies by the reciprocal (`ss = 1.0 / filterscale`); dividing can differ in
+    // the last bit and move a fixed-point tap.
+    let ss = 1.0 / filter_scale;
     (0..out_size)
         .map(|i| {
             let center = (i as f64 + 0.5) * scale;
@@ -64,7 +67,7 @@ pub fn taps(in_size: usize, out_size: usize, filter: Filter) -> Vec<Taps> {
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
             let mut weights: Vec<f64> = (xmin..xmax)
-                .map(|x| filter.weight((x as f64 - center + 0.5) / filter_scale))
+                .map(|x| filter.weight((x as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = weights.iter().sum();
             if total != 0.0 {

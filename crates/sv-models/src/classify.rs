@@ -148,6 +148,32 @@ impl Network {
         }
     }
 
+    /// The network with a two-label head ordered as this project's trainers expect
+    /// (label 1 is roadwork), given the index of the roadwork label (see
+    /// [`crate::labels`]); heads of other widths are an error.
+    pub fn with_roadwork_as_label_one(self, roadwork: usize) -> Result<Self> {
+        let labels = self.num_labels();
+        if labels != 2 || roadwork > 1 {
+            return Err(ModelError::Config(format!(
+                "a roadwork classifier needs a two-label head; this one has {labels} labels \
+                 (roadwork at {roadwork})"
+            )));
+        }
+        if roadwork == 1 {
+            return Ok(self);
+        }
+        Ok(match self {
+            Network::Dinov2(mut m) => {
+                m.head = crate::layers::reversed_outputs(m.head);
+                Network::Dinov2(m)
+            }
+            Network::ConvNextV2(mut m) => {
+                m.head = crate::layers::reversed_outputs(m.head);
+                Network::ConvNextV2(m)
+            }
+        })
+    }
+
     /// The architecture.
     pub fn architecture(&self) -> Architecture {
         match self {
@@ -183,36 +209,6 @@ pub struct Prediction {
     pub forward_ms: f64,
 }
 
-/// Index of the roadwork label in an HF `config.json`'s `id2label`: the label whose name
-/// contains "roadwork" (any case); otherwise label 1 of a two-label head.
-pub fn positive_index_from_config(text: &str, num_labels: usize) -> Result<usize> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ModelError::Config(format!("config.json: {e}")))?;
-    if let Some(map) = v.get("id2label").and_then(|m| m.as_object()) {
-        for (id, label) in map {
-            let is_roadwork = label
-                .as_str()
-                .is_some_and(|l| l.to_ascii_lowercase().contains("roadwork"));
-            if is_roadwork {
-                return id.parse().map_err(|_| {
-                    ModelError::Config(format!("config.json: id2label key `{id}` is not a number"))
-                });
-            }
-        }
-    }
-    default_positive(num_labels)
-}
-
-fn default_positive(num_labels: usize) -> Result<usize> {
-    if num_labels == 2 {
-        Ok(1)
-    } else {
-        Err(ModelError::Config(format!(
-            "the head has {num_labels} labels and none is named roadwork; pass the index"
-        )))
-    }
-}
-
 impl RoadworkClassifier {
     /// Load from a local checkpoint; `config.json` / `preprocessor_config.json` beside it
     /// (or `<stem>.config.json` / `<stem>.preprocessor_config.json`) are used when present.
@@ -241,7 +237,7 @@ impl RoadworkClassifier {
     }
 
     /// Assemble a classifier, taking the roadwork index from `positive_index`, else from
-    /// the `id2label` of `config` (an HF `config.json`), else label 1 of a two-label head.
+    /// the `id2label` of `config` (an HF `config.json`) by [`crate::labels`]' rule.
     pub(crate) fn with_labels(
         model: Network,
         config: Option<&Path>,
@@ -252,8 +248,12 @@ impl RoadworkClassifier {
         let labels = model.num_labels();
         let positive_index = match (positive_index, config) {
             (Some(i), _) => i,
-            (None, Some(path)) => positive_index_from_config(&crate::read_text(path)?, labels)?,
-            (None, None) => default_positive(labels)?,
+            (None, Some(path)) => {
+                crate::labels::roadwork_index_from_config(&crate::read_text(path)?, labels, path)?
+            }
+            (None, None) => {
+                crate::labels::roadwork_index(None, labels, Path::new("<no config.json>"))?
+            }
         };
         if positive_index >= labels {
             return Err(ModelError::Config(format!(
@@ -314,21 +314,4 @@ pub(crate) fn predictions(
             forward_ms,
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roadwork_label_found_by_name() {
-        let cfg = r#"{"id2label": {"0": "Roadwork", "1": "None"}}"#;
-        assert_eq!(positive_index_from_config(cfg, 2).unwrap(), 0);
-    }
-
-    #[test]
-    fn two_labels_without_names_default_to_one() {
-        assert_eq!(positive_index_from_config("{}", 2).unwrap(), 1);
-        assert!(positive_index_from_config("{}", 3).is_err());
-    }
 }

@@ -21,6 +21,7 @@ pub mod fast_ops;
 pub mod flex_ops;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod labels;
 pub mod layers;
 pub mod preprocess;
 pub mod resample;

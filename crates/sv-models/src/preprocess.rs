@@ -9,6 +9,7 @@ use image::{DynamicImage, RgbImage};
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
+pub use sv_augment::resample::Filter;
 
 /// Default pixel limit for decoding (guards against decompression bombs): 64 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = sv_data::DEFAULT_MAX_PIXELS;
@@ -27,8 +28,16 @@ pub struct Preprocessor {
     /// Factor applied to 8-bit values before normalising.
     pub rescale: f64,
     /// Resize straight to the crop size, ignoring the aspect ratio, instead of the
-    /// shortest-edge resize and centre crop (ConvNeXt processors at 384 px and above).
+    /// shortest-edge resize and centre crop (ConvNeXt processors at 384 px and above;
+    /// `BitImageProcessor` with a `{height, width}` size).
     pub warp: bool,
+    /// The resampling filter, as PIL computes it (`resample` 2 bilinear, 3 bicubic).
+    pub filter: Filter,
+    /// Whether images are resized at all (`do_resize`).
+    pub do_resize: bool,
+    /// Whether images are centre cropped to [`crop`](Self::crop) (`do_center_crop`);
+    /// without it the (resized) image goes in whole.
+    pub do_center_crop: bool,
 }
 
 impl Default for Preprocessor {
@@ -42,6 +51,9 @@ impl Default for Preprocessor {
             std: [0.229, 0.224, 0.225],
             rescale: 1.0 / 255.0,
             warp: false,
+            filter: Filter::Bicubic,
+            do_resize: true,
+            do_center_crop: true,
         }
     }
 }
@@ -50,74 +62,189 @@ impl Default for Preprocessor {
 struct HfPreprocessor {
     size: Option<HfSize>,
     crop_size: Option<HfCrop>,
-    image_mean: Option<[f32; 3]>,
-    image_std: Option<[f32; 3]>,
+    image_mean: Option<Stat>,
+    image_std: Option<Stat>,
     rescale_factor: Option<f64>,
     resample: Option<u32>,
     image_processor_type: Option<String>,
     crop_pct: Option<f64>,
+    do_resize: Option<bool>,
+    do_center_crop: Option<bool>,
+    do_rescale: Option<bool>,
+    do_normalize: Option<bool>,
+}
+
+/// A mean or std: one value per channel, or one for all.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stat {
+    PerChannel([f32; 3]),
+    One(f32),
+}
+
+impl Stat {
+    fn channels(self) -> [f32; 3] {
+        match self {
+            Stat::PerChannel(v) => v,
+            Stat::One(v) => [v; 3],
+        }
+    }
+}
+
+/// `size`: `{"shortest_edge": n}`, `{"height": h, "width": w}` or a bare number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HfSize {
+    Shortest { shortest_edge: u32 },
+    Exact { height: u32, width: u32 },
+    Square(u32),
 }
 
 #[derive(Deserialize)]
-struct HfSize {
-    shortest_edge: u32,
+#[serde(untagged)]
+enum HfCrop {
+    Exact { height: u32, width: u32 },
+    Square(u32),
 }
 
-#[derive(Deserialize)]
-struct HfCrop {
-    height: u32,
-    width: u32,
+impl HfCrop {
+    fn dims(&self) -> (u32, u32) {
+        match *self {
+            HfCrop::Exact { height, width } => (height, width),
+            HfCrop::Square(s) => (s, s),
+        }
+    }
+}
+
+fn config_error(what: String) -> ModelError {
+    ModelError::Config(format!("preprocessor_config.json: {what}"))
 }
 
 impl Preprocessor {
-    /// Read an HF `preprocessor_config.json`: `BitImageProcessor` (DINOv2: shortest-edge
-    /// resize, centre crop) or `ConvNextImageProcessor` (below 384 px: shortest edge to
+    /// Read an HF `preprocessor_config.json` as transformers' slow processors apply it:
+    /// `BitImageProcessor` (DINOv2: shortest-edge resize, centre crop; bicubic unless
+    /// `resample` says) or `ConvNextImageProcessor` (below 384 px: shortest edge to
     /// `size / crop_pct`, then a centre crop of `size`; from 384 px: a plain resize to
-    /// `size × size`). Bicubic only.
+    /// `size × size`; bilinear unless `resample` says). `do_resize`, `do_center_crop`,
+    /// `do_rescale` and `do_normalize` are honoured; `resample` 2 (bilinear) and 3
+    /// (bicubic) are supported, other filters are refused by name.
     pub fn from_hf_json(text: &str) -> Result<Self> {
-        let v: HfPreprocessor = serde_json::from_str(text)
-            .map_err(|e| ModelError::Config(format!("preprocessor_config.json: {e}")))?;
-        if let Some(r) = v.resample
-            && r != 3
-        {
-            return Err(ModelError::Config(format!(
-                "preprocessor_config.json: resample {r} is not supported (only 3, bicubic)"
-            )));
-        }
+        let v: HfPreprocessor =
+            serde_json::from_str(text).map_err(|e| config_error(e.to_string()))?;
         let d = Self::default();
         let convnext = v.image_processor_type.as_deref() == Some("ConvNextImageProcessor")
             || v.crop_pct.is_some();
+        let filter = match v.resample {
+            None if convnext => Filter::Bilinear,
+            None => Filter::Bicubic,
+            Some(2) => Filter::Bilinear,
+            Some(3) => Filter::Bicubic,
+            Some(r) => {
+                let name = match r {
+                    0 => "nearest",
+                    1 => "lanczos",
+                    4 => "box",
+                    5 => "hamming",
+                    _ => "unknown",
+                };
+                return Err(config_error(format!(
+                    "resample {r} ({name}) is not supported (2 bilinear and 3 bicubic are)"
+                )));
+            }
+        };
+        let rescale = match v.do_rescale {
+            Some(false) => 1.0,
+            _ => v.rescale_factor.unwrap_or(d.rescale),
+        };
+        let normalize = v.do_normalize != Some(false);
+        let stats = |default_mean: [f32; 3], default_std: [f32; 3]| -> Result<_> {
+            if !normalize {
+                return Ok(([0.0; 3], [1.0; 3]));
+            }
+            let mean = v.image_mean.map_or(default_mean, Stat::channels);
+            let std = v.image_std.map_or(default_std, Stat::channels);
+            if std.iter().any(|s| !(s.is_finite() && *s != 0.0))
+                || mean.iter().any(|m| !m.is_finite())
+            {
+                return Err(config_error(format!(
+                    "image_std {std:?} / image_mean {mean:?}"
+                )));
+            }
+            Ok((mean, std))
+        };
+        let do_resize = v.do_resize != Some(false);
         if convnext {
             // The processor's own defaults: size 384, crop_pct 224/256, mean and std 0.5.
-            let size = v.size.map_or(384, |s| s.shortest_edge);
+            let size = match v.size {
+                None => 384,
+                Some(HfSize::Shortest { shortest_edge }) => shortest_edge,
+                Some(_) => {
+                    return Err(config_error(
+                        "ConvNextImageProcessor needs size {\"shortest_edge\": n}".into(),
+                    ));
+                }
+            };
             let crop_pct = v.crop_pct.unwrap_or(224.0 / 256.0);
             if !(crop_pct > 0.0 && crop_pct <= 1.0) {
-                return Err(ModelError::Config(format!(
-                    "preprocessor_config.json: crop_pct {crop_pct} is outside (0, 1]"
+                return Err(config_error(format!(
+                    "crop_pct {crop_pct} is outside (0, 1]"
                 )));
             }
             let warp = size >= 384;
+            let (mean, std) = stats([0.5; 3], [0.5; 3])?;
+            let shortest_edge = if warp {
+                size
+            } else {
+                (f64::from(size) / crop_pct) as u32
+            };
+            check_sizes(shortest_edge, (size, size))?;
             return Ok(Self {
-                shortest_edge: if warp {
-                    size
-                } else {
-                    (size as f64 / crop_pct) as u32
-                },
+                shortest_edge,
                 crop: (size, size),
-                mean: v.image_mean.unwrap_or([0.5; 3]),
-                std: v.image_std.unwrap_or([0.5; 3]),
-                rescale: v.rescale_factor.unwrap_or(d.rescale),
+                mean,
+                std,
+                rescale,
                 warp,
+                filter,
+                do_resize,
+                // The ConvNeXt processor crops only inside its resize step.
+                do_center_crop: do_resize && !warp,
             });
         }
-        Ok(Self {
-            shortest_edge: v.size.map_or(d.shortest_edge, |s| s.shortest_edge),
-            crop: v.crop_size.map_or(d.crop, |c| (c.height, c.width)),
-            mean: v.image_mean.unwrap_or(d.mean),
-            std: v.image_std.unwrap_or(d.std),
-            rescale: v.rescale_factor.unwrap_or(d.rescale),
-            warp: false,
-        })
+        let (mean, std) = stats(d.mean, d.std)?;
+        let (shortest_edge, warp, warp_dims) = match v.size {
+            None => (d.shortest_edge, false, None),
+            Some(HfSize::Shortest { shortest_edge }) => (shortest_edge, false, None),
+            Some(HfSize::Exact { height, width }) => (0, true, Some((height, width))),
+            Some(HfSize::Square(s)) => (s, false, None),
+        };
+        let crop = v.crop_size.map_or(d.crop, |c| c.dims());
+        let do_center_crop = v.do_center_crop != Some(false);
+        let pre = Self {
+            shortest_edge,
+            crop: match warp_dims {
+                Some(dims) if !do_center_crop => dims,
+                _ => crop,
+            },
+            mean,
+            std,
+            rescale,
+            warp,
+            filter,
+            do_resize,
+            do_center_crop,
+        };
+        if let Some(dims) = warp_dims
+            && do_center_crop
+            && dims != crop
+        {
+            // A `{height, width}` resize then a different centre crop.
+            return Err(config_error(format!(
+                "size {dims:?} with a different crop_size {crop:?} is not supported"
+            )));
+        }
+        check_sizes(pre.shortest_edge.max(1), pre.crop)?;
+        Ok(pre)
     }
 
     /// Size `(height, width)` after the shortest-edge resize, as the reference computes it.
@@ -137,31 +264,56 @@ impl Preprocessor {
         self.crop_normalise(&self.resize(image))
     }
 
-    /// The resize step alone (RGB, bicubic as PIL), before cropping and normalising.
+    /// The resize step alone (RGB, as PIL resizes), before cropping and normalising.
     pub fn resize(&self, image: &DynamicImage) -> RgbImage {
-        let rgb = image.to_rgb8();
+        let rgb = match image {
+            DynamicImage::ImageRgb8(img) => std::borrow::Cow::Borrowed(img),
+            other => std::borrow::Cow::Owned(other.to_rgb8()),
+        };
+        if !self.do_resize {
+            return rgb.into_owned();
+        }
         let (h, w) = if self.warp {
             self.crop
         } else {
             self.resized_size(rgb.height(), rgb.width())
         };
-        resize_bicubic_pil(&rgb, w, h)
+        if (w, h) == rgb.dimensions() {
+            // PIL copies an image resized to its own size.
+            return rgb.into_owned();
+        }
+        sv_augment::resample::resize_pil(&rgb, w.max(1), h.max(1), self.filter)
     }
 
     /// What the resize step depends on: processors with equal keys resize identically
     /// and can share [`resize`](Self::resize)'s output.
-    pub fn resize_key(&self) -> (bool, u32, (u32, u32)) {
-        if self.warp {
-            (true, 0, self.crop)
+    pub fn resize_key(&self) -> (bool, bool, u32, (u32, u32), Filter) {
+        match (self.do_resize, self.warp) {
+            (false, _) => (false, false, 0, (0, 0), Filter::Bicubic),
+            (true, true) => (true, true, 0, self.crop, self.filter),
+            (true, false) => (true, false, self.shortest_edge, (0, 0), self.filter),
+        }
+    }
+
+    /// The size `(height, width)` the network sees for an image that went through
+    /// [`resize`](Self::resize) with `resized` dimensions `(height, width)`.
+    pub fn output_size(&self, resized: (u32, u32)) -> (u32, u32) {
+        if self.do_center_crop || self.warp && self.do_resize {
+            self.crop
         } else {
-            (false, self.shortest_edge, (0, 0))
+            resized
         }
     }
 
     /// Centre crop and normalise an image that went through [`resize`](Self::resize).
     pub fn crop_normalise(&self, resized: &RgbImage) -> Vec<f32> {
         let (h, w) = (resized.height(), resized.width());
-        let (ch, cw) = self.crop;
+        self.crop_normalise_to(resized, self.output_size((h, w)))
+    }
+
+    /// Centre crop (zero-padded where larger) to `(ch, cw)` and normalise.
+    fn crop_normalise_to(&self, resized: &RgbImage, (ch, cw): (u32, u32)) -> Vec<f32> {
+        let (h, w) = (resized.height(), resized.width());
         // Python's floor division, so a crop larger than the image pads with zeros.
         let top = (h as i64 - ch as i64).div_euclid(2);
         let left = (w as i64 - cw as i64).div_euclid(2);
@@ -186,11 +338,15 @@ impl Preprocessor {
     }
 
     /// A batch `[B, 3, crop_h, crop_w]` on `device` from already resized images.
+    /// Without a centre crop, every image of the batch is cropped or zero-padded to the
+    /// first one's size.
     pub fn batch_resized(&self, resized: &[RgbImage], device: &Device) -> Tensor<4> {
-        let (ch, cw) = self.crop;
+        let (ch, cw) = resized.first().map_or(self.crop, |img| {
+            self.output_size((img.height(), img.width()))
+        });
         let mut data = Vec::with_capacity(resized.len() * 3 * (ch * cw) as usize);
         for img in resized {
-            data.extend(self.crop_normalise(img));
+            data.extend(self.crop_normalise_to(img, (ch, cw)));
         }
         Tensor::from_data(
             TensorData::new(data, [resized.len(), 3, ch as usize, cw as usize]),
@@ -223,6 +379,18 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64, name: &Path) -> Result<Dynami
         path: name.into(),
         reason: skip.to_string(),
     })
+}
+
+/// Sizes a processor may ask for: positive and bounded, so a hostile config cannot ask
+/// for gigapixel buffers.
+fn check_sizes(shortest_edge: u32, (h, w): (u32, u32)) -> Result<()> {
+    const LIMIT: u32 = 8192;
+    if shortest_edge == 0 || h == 0 || w == 0 || shortest_edge > LIMIT || h > LIMIT || w > LIMIT {
+        return Err(config_error(format!(
+            "sizes must be within 1..={LIMIT} (shortest edge {shortest_edge}, crop {h}×{w})"
+        )));
+    }
+    Ok(())
 }
 
 /// Resize an RGB image exactly as PIL's `Image.resize((w, h), Image.BICUBIC)` does for

@@ -289,11 +289,15 @@ pub fn hf_tensors_dinov2(model: &Dinov2Classifier) -> BTreeMap<String, (Vec<usiz
     } else {
         out.insert(format!("{e}.mask_token"), (vec![1, d], vec![0.0; d]));
     }
-    copy(
-        &mut out,
-        "backbone.register_tokens",
-        format!("{e}.register_tokens"),
-    );
+    if params.contains_key("backbone.register_tokens") {
+        copy(
+            &mut out,
+            "backbone.register_tokens",
+            format!("{e}.register_tokens"),
+        );
+    } else {
+        out.insert(format!("{e}.register_tokens"), (vec![1, 0, d], Vec::new()));
+    }
     copy(
         &mut out,
         "backbone.pos_embed",
@@ -374,6 +378,17 @@ pub fn export_hf_dinov2(
     dir: &Path,
 ) -> Result<()> {
     card.map(ModelCard::validate).transpose()?;
+    if model.head_input != sv_models::dinov2::HeadInput::ClsAndMeanPatch
+        || model.backbone.norm.is_none()
+    {
+        return Err(TrainError::Config {
+            source_name: dir.display().to_string(),
+            reason: "this DINOv2 classifier's head reads timm's CLS or average-pooled \
+                     feature, which transformers' Dinov2WithRegistersForImageClassification \
+                     cannot express; fine-tune it first (a new head reads concat(CLS, mean patch))"
+                .into(),
+        });
+    }
     let cfg = &model.backbone.config;
     let config = json!({
         "architectures": ["Dinov2WithRegistersForImageClassification"],

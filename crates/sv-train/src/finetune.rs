@@ -186,12 +186,14 @@ impl FinetuneConfig {
             let (key, why) = problem.split_once(": ").unwrap_or((&problem, ""));
             return bad(key, why);
         }
-        if model_config(&self.model, self.drop_path).is_none() && !Path::new(&self.model).is_file()
+        if model_config(&self.model, self.drop_path).is_none()
+            && !Path::new(&self.model).is_file()
+            && sv_models::hub::parse_hub_id(&self.model).is_none()
         {
             return bad(
                 "model",
-                "neither a checkpoint file nor a known model (convnextv2-atto … \
-                 convnextv2-huge, convnextv2-quickstart)",
+                "neither a checkpoint file, a Hugging Face model ORG/NAME[@REV], nor a \
+                 known model (convnextv2-atto … convnextv2-huge, convnextv2-quickstart)",
             );
         }
         Ok(())
@@ -351,7 +353,7 @@ impl Classifier for Dinov2Classifier {
     }
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let (out, logits) = self.forward_all(pixels);
-        (out.pooled, logits)
+        (self.head_features(&out), logits)
     }
     fn set_drop_path(&mut self, rate: f64) {
         self.backbone.config.drop_path_rate = rate;
@@ -688,33 +690,69 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained
             2,
         )));
     }
-    let path = Path::new(&config.model);
-    // A two-label head is kept; any other head is replaced; a file without one gets one.
-    Ok(match crate::probe::detect_architecture(path)? {
-        sv_models::Architecture::ConvNextV2 => {
-            let o = sv_models::ConvNextLoadOptions::default();
-            let mut m = match ConvNextV2Classifier::load(path, &o, device) {
-                Ok(c) if c.num_labels() == 2 => c,
-                Ok(c) => ConvNextV2Classifier::with_new_head(c.backbone, 2),
-                Err(_) => {
-                    ConvNextV2Classifier::with_new_head(ConvNextV2::load(path, &o, device)?, 2)
-                }
-            };
+    // A local checkpoint, or a Hub model (`ORG/NAME[@REV]`) fetched into the shared cache.
+    let path = sv_models::hub::resolve_checkpoint(&config.model)?;
+    Ok(match start_from_checkpoint(&path, device)? {
+        Trained::ConvNext(mut m) => {
             m.set_drop_path(config.drop_path);
             Trained::ConvNext(m)
         }
-        sv_models::Architecture::Dinov2 => {
-            let o = sv_models::LoadOptions::default();
-            let mut m = match Dinov2Classifier::load(path, &o, device) {
-                Ok(c) if c.num_labels() == 2 => c,
-                Ok(c) => Dinov2Classifier::with_new_head(c.backbone, 2),
-                Err(_) => Dinov2Classifier::with_new_head(
-                    sv_models::dinov2::Dinov2::load(path, &o, device)?,
-                    2,
-                ),
-            };
+        Trained::Dinov2(mut m) => {
             m.set_drop_path(config.drop_path);
             Trained::Dinov2(m)
+        }
+    })
+}
+
+/// The classifier a run starts from a checkpoint file: its head when it is a two-label
+/// head whose roadwork label resolves (by [`sv_models::labels`]; reordered so label 1 is
+/// roadwork), else its backbone with a new zero two-label head.
+pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Trained> {
+    let arch = crate::probe::detect_architecture(path)?;
+    let opts = sv_models::NetworkOptions {
+        architecture: Some(arch),
+        ..Default::default()
+    };
+    let kept = sv_models::Network::load(path, &opts, device)
+        .ok()
+        .and_then(|net| {
+            let config = sv_models::find_sidecar(path, "config.json");
+            let labels = match &config {
+                Some(c) => std::fs::read_to_string(c)
+                    .ok()
+                    .and_then(|t| sv_models::labels::id2label(&t, c).ok())?,
+                None => None,
+            };
+            let at = config.unwrap_or_else(|| path.to_path_buf());
+            let index = sv_models::labels::roadwork_index(labels.as_ref(), net.num_labels(), &at);
+            net.with_roadwork_as_label_one(index.ok()?).ok()
+        })
+        // A timm head on the CLS token or the average-pooled patches is replaced: the
+        // export's transformers layout has a head on concat(CLS, mean patch) only.
+        .filter(|net| match net {
+            sv_models::Network::Dinov2(m) => {
+                m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch
+            }
+            sv_models::Network::ConvNextV2(_) => true,
+        });
+    Ok(match (kept, arch) {
+        (Some(sv_models::Network::ConvNextV2(m)), _) => Trained::ConvNext(m),
+        (Some(sv_models::Network::Dinov2(m)), _) => Trained::Dinov2(m),
+        (None, sv_models::Architecture::ConvNextV2) => {
+            let o = sv_models::ConvNextLoadOptions::default();
+            let backbone = match ConvNextV2Classifier::load(path, &o, device) {
+                Ok(c) => c.backbone,
+                Err(_) => ConvNextV2::load(path, &o, device)?,
+            };
+            Trained::ConvNext(ConvNextV2Classifier::with_new_head(backbone, 2))
+        }
+        (None, sv_models::Architecture::Dinov2) => {
+            let o = sv_models::LoadOptions::default();
+            let backbone = match Dinov2Classifier::load(path, &o, device) {
+                Ok(c) => c.backbone,
+                Err(_) => sv_models::dinov2::Dinov2::load(path, &o, device)?,
+            };
+            Trained::Dinov2(Dinov2Classifier::with_new_head(backbone, 2))
         }
     })
 }

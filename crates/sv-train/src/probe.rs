@@ -204,29 +204,23 @@ pub fn features(
         .collect();
     let total = missing.len();
     for (done, chunk) in missing.chunks(batch_size.max(1)).enumerate() {
-        let images: Vec<Option<(String, Vec<f32>)>> = chunk
+        let images: Vec<Option<(String, image::RgbImage)>> = chunk
             .par_iter()
             .map(|s| {
                 let bytes = s.location.read().ok()?;
                 let img = sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS).ok()?;
-                Some((s.id.clone(), pre.pixel_values(&img)))
+                Some((s.id.clone(), pre.resize(&img)))
             })
             .collect();
-        let ok: Vec<(String, Vec<f32>)> = images.into_iter().flatten().collect();
-        if !ok.is_empty() {
-            let (h, w) = pre.crop;
-            let mut flat = Vec::with_capacity(ok.len() * 3 * (h * w) as usize);
-            for (_, v) in &ok {
-                flat.extend_from_slice(v);
-            }
-            let pixels = Tensor::<4>::from_data(
-                TensorData::new(flat, [ok.len(), 3, h as usize, w as usize]),
-                device,
-            );
+        let (ids, resized): (Vec<String>, Vec<image::RgbImage>) =
+            images.into_iter().flatten().unzip();
+        if !ids.is_empty() {
+            // The processor's crop, or (without one) the first image's size for all.
+            let pixels = pre.batch_resized(&resized, device);
             let f = values_of(backbone.features(pixels));
-            let dim = f.len() / ok.len();
+            let dim = f.len() / ids.len();
             cache.dim = dim;
-            for ((id, _), row) in ok.iter().zip(f.chunks_exact(dim)) {
+            for (id, row) in ids.iter().zip(f.chunks_exact(dim)) {
                 cache.rows.insert(id.clone(), row.to_vec());
             }
         }

@@ -9,7 +9,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::config::Dinov2Config;
-use super::model::{Attention, Block, Dinov2, Dinov2Classifier, Mlp};
+use super::model::{Attention, Block, Dinov2, Dinov2Classifier, HeadInput, Mlp};
 use crate::error::{ModelError, Result};
 use crate::layers::{DropPath, Norm, linear, take_linear};
 use crate::weights::{RawTensor, WeightMap, WeightTaker};
@@ -62,8 +62,15 @@ pub fn detect_layout(map: &mut WeightMap) -> Result<Layout> {
         Ok(Layout::Hf)
     } else if map.contains("reg_token") {
         Ok(Layout::Timm)
-    } else if map.contains("register_tokens") {
+    } else if map.contains("register_tokens")
+        || map.contains("cls_token") && map.contains("mask_token")
+    {
+        // The original release keeps a mask token; without registers it has no
+        // `register_tokens`.
         Ok(Layout::Original)
+    } else if map.contains("cls_token") && map.contains("blocks.0.attn.qkv.weight") {
+        // A timm ViT built without registers (`reg_tokens=0`).
+        Ok(Layout::Timm)
     } else {
         Err(ModelError::UnknownLayout {
             path: map.path.clone(),
@@ -160,8 +167,13 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
     let patch_key = format!("{}.weight", n.patch);
     let patch_size = dim(map, &patch_key, 2)?;
     let num_channels = dim(map, &patch_key, 1)?;
-    let num_register_tokens = dim(map, n.regs, 1)?;
-    let positions = dim(map, n.pos, 1)? - usize::from(layout != Layout::Timm);
+    let num_register_tokens = if map.contains(n.regs) {
+        dim(map, n.regs, 1)?
+    } else {
+        0
+    };
+    let stored = dim(map, n.pos, 1)?;
+    let positions = stored - usize::from(pos_has_cls_slot(layout, stored));
     let grid = (positions as f64).sqrt().round() as usize;
     if grid * grid != positions {
         return Err(ModelError::Config(format!(
@@ -186,10 +198,23 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
         Layout::Hf => map.contains(&format!("{b0}.attention.attention.query.bias")),
         _ => map.contains(&format!("{b0}.attn.qkv.bias")),
     };
+    let num_heads = match num_heads {
+        Some(h) => h,
+        // The released sizes (S, B, L, g) all use 64-wide heads; the weights of any
+        // other width do not say how they are split.
+        None if matches!(d, 384 | 768 | 1024 | 1536) => d / 64,
+        None => {
+            return Err(ModelError::Config(format!(
+                "{}: the number of attention heads of a DINOv2 of width {d} cannot be read \
+                 from its weights and there is no config.json; pass --heads N",
+                map.path.display()
+            )));
+        }
+    };
     let cfg = Dinov2Config {
         hidden_size: d,
         num_layers,
-        num_heads: num_heads.unwrap_or(d / 64).max(1),
+        num_heads,
         mlp_ratio: if swiglu {
             4.0
         } else {
@@ -210,14 +235,22 @@ fn infer_config(map: &WeightMap, layout: Layout, num_heads: Option<usize>) -> Re
             map.path.display()
         )));
     }
-    if num_heads.is_none() && d % 64 != 0 {
-        return Err(ModelError::Config(format!(
-            "{}: cannot infer the number of heads for D={d}; pass it or a config.json",
-            map.path.display()
-        )));
-    }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// Whether a checkpoint's position embeddings hold a CLS slot before the patch grid: HF
+/// and the original release always; timm only without `no_embed_class` (its models
+/// without registers), which shows as one more than a square.
+fn pos_has_cls_slot(layout: Layout, stored: usize) -> bool {
+    if layout != Layout::Timm {
+        return true;
+    }
+    let square = |n: usize| {
+        let g = (n as f64).sqrt().round() as usize;
+        g * g == n
+    };
+    !square(stored) && stored > 0 && square(stored - 1)
 }
 
 /// Resolve the configuration: explicit > config.json (HF layout) > inferred from shapes.
@@ -257,8 +290,19 @@ fn build_backbone(
     let patch_bias = t.take(&format!("{}.bias", n.patch), &[d]);
     let cls = t.take(n.cls, &[1, 1, d]);
     let mask = n.mask.map(|k| t.take(k, &[1, d]));
-    let regs = t.take(n.regs, &[1, r, d]);
-    let pos = if layout == Layout::Timm {
+    let regs = if r > 0 {
+        Some(t.take(n.regs, &[1, r, d]))
+    } else {
+        // transformers saves an empty `[1, 0, D]` tensor; timm and the original none.
+        if t.has(n.regs) {
+            t.take(n.regs, &[1, 0, d]);
+        }
+        None
+    };
+    let timm_slot = layout == Layout::Timm
+        && t.shape(n.pos)
+            .is_some_and(|s| s.len() == 3 && s[1] == 1 + g * g);
+    let pos = if layout == Layout::Timm && !timm_slot {
         // timm keeps no CLS slot; its CLS token already includes that position.
         let patch_pos = t.take(n.pos, &[1, g * g, d]);
         let mut data = vec![0.0; d];
@@ -330,14 +374,16 @@ fn build_backbone(
             }
         })
         .collect();
-    let final_norm = Norm::take(t, n.norm, d, eps, device);
+    // timm's average-pooling classifiers norm after pooling (`fc_norm`) instead.
+    let final_norm = (layout != Layout::Timm || t.has(&format!("{}.weight", n.norm)))
+        .then(|| Norm::take(t, n.norm, d, eps, device));
     Dinov2::from_parts(
         cfg.clone(),
         patch_weight.to_param(device),
         patch_bias.to_param(device),
         cls.to_param(device),
         mask.map(|m| m.to_param(device)),
-        regs.to_param(device),
+        regs.map(|r| r.to_param(device)),
         pos.to_param(device),
         blocks,
         final_norm,
@@ -378,16 +424,34 @@ impl Dinov2Classifier {
         let backbone = build_backbone(&mut taker, layout, &cfg, device);
         let head_name = Names::of(layout).head;
         let key = format!("{head_name}.weight");
-        let labels = if taker.has(&key) {
-            // Read the label count from the head itself.
-            let map_shape = taker_shape(&taker, &key);
-            map_shape.first().copied().unwrap_or(0)
-        } else {
-            2
+        let d = cfg.hidden_size;
+        // The label count and what the head reads, from the head's own shape: `[n, 2D]`
+        // is transformers' concat(CLS, mean patch); a timm `[n, D]` head reads the CLS
+        // token, or the normed mean of the patches when the file has timm's `fc_norm`.
+        let (labels, width) = match taker_shape(&taker, &key).as_slice() {
+            [n, w] => (*n, *w),
+            _ => (2, 2 * d),
         };
-        let head = take_linear(&mut taker, head_name, 2 * cfg.hidden_size, labels, device);
+        let head_input = match (layout, width) {
+            (Layout::Timm, w) if w == d && taker.has("fc_norm.weight") => HeadInput::MeanPatch,
+            (Layout::Timm | Layout::Original, w) if w == d => HeadInput::Cls,
+            _ => HeadInput::ClsAndMeanPatch,
+        };
+        let fc_norm = (head_input == HeadInput::MeanPatch)
+            .then(|| Norm::take(&mut taker, "fc_norm", d, cfg.layer_norm_eps, device));
+        let in_width = if head_input == HeadInput::ClsAndMeanPatch {
+            2 * d
+        } else {
+            d
+        };
+        let head = take_linear(&mut taker, head_name, in_width, labels, device);
         taker.finish()?;
-        Ok(Self { backbone, head })
+        Ok(Self {
+            backbone,
+            fc_norm,
+            head,
+            head_input,
+        })
     }
 
     /// A classifier on a loaded backbone with a new head of `num_labels` (zero weights).
@@ -398,7 +462,12 @@ impl Dinov2Classifier {
             weight: Param::from_tensor(Tensor::zeros([d2, num_labels], &device)),
             bias: Some(Param::from_tensor(Tensor::zeros([num_labels], &device))),
         };
-        Self { backbone, head }
+        Self {
+            backbone,
+            fc_norm: None,
+            head,
+            head_input: HeadInput::ClsAndMeanPatch,
+        }
     }
 }
 
@@ -442,7 +511,9 @@ pub(super) fn random_backbone(cfg: &Dinov2Config, device: &Device) -> Dinov2 {
         "mask_token".into(),
         RawTensor::new(vec![1, d], vec![0.0; d]),
     );
-    put("register_tokens".into(), normal(vec![1, r, d]));
+    if r > 0 {
+        put("register_tokens".into(), normal(vec![1, r, d]));
+    }
     put("pos_embed".into(), normal(vec![1, 1 + g * g, d]));
     let (fc1, fc2) = if cfg.swiglu {
         ("w12", "w3")

@@ -7,4 +7,6 @@ mod model;
 pub use crate::layers::{DropPath, Norm};
 pub use config::Dinov2Config;
 pub use load::{Layout, LoadOptions, detect_layout};
-pub use model::{Attention, Block, Dinov2, Dinov2Classifier, Dinov2Output, Mlp, PosResampleCache};
+pub use model::{
+    Attention, Block, Dinov2, Dinov2Classifier, Dinov2Output, HeadInput, Mlp, PosResampleCache,
+};

@@ -173,11 +173,11 @@ impl Block {
 pub struct Dinov2Output {
     /// Final-normed CLS token `[B, D]`.
     pub cls: Tensor<2>,
-    /// Final-normed register tokens `[B, R, D]`.
-    pub registers: Tensor<3>,
+    /// Final-normed register tokens `[B, R, D]` (none without registers).
+    pub registers: Option<Tensor<3>>,
     /// Final-normed patch tokens `[B, N, D]`, row-major over the patch grid.
     pub patches: Tensor<3>,
-    /// `concat(CLS, mean of patch tokens)` `[B, 2D]`, the classifier's input.
+    /// `concat(CLS, mean of patch tokens)` `[B, 2D]`, the HF classifier's input.
     pub pooled: Tensor<2>,
 }
 
@@ -210,14 +210,15 @@ pub struct Dinov2 {
     pub cls_token: Param<Tensor<3>>,
     /// Mask token `[1, D]` (masked image modelling; not used by `forward`).
     pub mask_token: Option<Param<Tensor<2>>>,
-    /// Register tokens `[1, R, D]`.
-    pub register_tokens: Param<Tensor<3>>,
+    /// Register tokens `[1, R, D]` (none when the model has no registers).
+    pub register_tokens: Option<Param<Tensor<3>>>,
     /// Position embeddings `[1, 1 + G², D]`, CLS slot first.
     pub pos_embed: Param<Tensor<3>>,
     /// Transformer blocks.
     pub blocks: Vec<Block>,
-    /// Final LayerNorm.
-    pub norm: Norm,
+    /// Final LayerNorm (none in timm's average-pooling classifiers, which norm after
+    /// pooling instead: [`Dinov2Classifier::fc_norm`]).
+    pub norm: Option<Norm>,
     /// Configuration.
     #[module(skip)]
     pub config: Dinov2Config,
@@ -234,10 +235,10 @@ impl Dinov2 {
         patch_bias: Param<Tensor<1>>,
         cls_token: Param<Tensor<3>>,
         mask_token: Option<Param<Tensor<2>>>,
-        register_tokens: Param<Tensor<3>>,
+        register_tokens: Option<Param<Tensor<3>>>,
         pos_embed: Param<Tensor<3>>,
         blocks: Vec<Block>,
-        norm: Norm,
+        norm: Option<Norm>,
     ) -> Self {
         Self {
             patch_weight,
@@ -274,7 +275,7 @@ impl Dinov2 {
         mw.matmul(rows).reshape([1, gh * gw, d])
     }
 
-    /// Tokens after the final norm `[B, 1 + R + N, D]` for images `[B, C, H, W]`
+    /// Tokens after the final norm (if any) `[B, 1 + R + N, D]` for images `[B, C, H, W]`
     /// (H and W are floored to multiples of the patch size, as the reference convolution does).
     pub fn forward_tokens(&self, pixels: Tensor<4>) -> Tensor<3> {
         let [b, _, _, _] = pixels.dims();
@@ -292,12 +293,17 @@ impl Dinov2 {
         let pos = self.pos_embed.val();
         let cls = (self.cls_token.val() + pos.narrow(1, 0, 1)).expand([b, 1, d]);
         let patches = patches + self.patch_pos_embed(gh, gw);
-        let regs = self.register_tokens.val().expand([b, r, d]);
-        let mut x = Tensor::cat(vec![cls, regs, patches], 1);
+        let mut x = match (&self.register_tokens, r) {
+            (Some(regs), 1..) => Tensor::cat(vec![cls, regs.val().expand([b, r, d]), patches], 1),
+            _ => Tensor::cat(vec![cls, patches], 1),
+        };
         for block in &self.blocks {
             x = block.forward(x);
         }
-        self.norm.forward(x)
+        match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
     }
 
     /// CLS, registers, patch tokens and the pooled feature for images `[B, C, H, W]`.
@@ -306,7 +312,7 @@ impl Dinov2 {
         let [b, t, d] = tokens.dims();
         let r = self.config.num_register_tokens;
         let cls = tokens.clone().narrow(1, 0, 1).reshape([b, d]);
-        let registers = tokens.clone().narrow(1, 1, r);
+        let registers = (r > 0).then(|| tokens.clone().narrow(1, 1, r));
         let patches = tokens.narrow(1, 1 + r, t - 1 - r);
         let mean = patches.clone().mean_dim(1).reshape([b, d]);
         let pooled = Tensor::cat(vec![cls.clone(), mean], 1);
@@ -329,27 +335,62 @@ impl Dinov2 {
     }
 }
 
-/// A DINOv2 backbone with a linear head on the pooled feature, as
-/// `Dinov2WithRegistersForImageClassification`.
+/// What a DINOv2 classifier's head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadInput {
+    /// `concat(CLS, mean of patch tokens)` `[B, 2D]`: transformers'
+    /// `Dinov2WithRegistersForImageClassification`.
+    #[default]
+    ClsAndMeanPatch,
+    /// The CLS token `[B, D]`: timm's `global_pool="token"`.
+    Cls,
+    /// The mean of the patch tokens (registers excluded), normed by `fc_norm` `[B, D]`:
+    /// timm's `global_pool="avg"`.
+    MeanPatch,
+}
+
+/// A DINOv2 backbone with a linear head on a pooled feature, as
+/// `Dinov2WithRegistersForImageClassification` or timm's ViT classifiers.
 #[derive(Module, Debug)]
 pub struct Dinov2Classifier {
     /// The backbone.
     pub backbone: Dinov2,
-    /// `Linear(2D, num_labels)`.
+    /// timm's LayerNorm after average pooling (only with [`HeadInput::MeanPatch`]).
+    pub fc_norm: Option<Norm>,
+    /// `Linear(2D or D, num_labels)`.
     pub head: Linear,
+    /// What the head reads.
+    #[module(skip)]
+    pub head_input: HeadInput,
 }
 
 impl Dinov2Classifier {
     /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.backbone.forward(pixels).pooled)
+        self.forward_all(pixels).1
     }
 
     /// Logits together with the backbone's outputs.
     pub fn forward_all(&self, pixels: Tensor<4>) -> (Dinov2Output, Tensor<2>) {
         let out = self.backbone.forward(pixels);
-        let logits = self.head.forward(out.pooled.clone());
+        let logits = self.head.forward(self.head_features(&out));
         (out, logits)
+    }
+
+    /// The feature the head reads, from the backbone's outputs.
+    pub fn head_features(&self, out: &Dinov2Output) -> Tensor<2> {
+        match self.head_input {
+            HeadInput::ClsAndMeanPatch => out.pooled.clone(),
+            HeadInput::Cls => out.cls.clone(),
+            HeadInput::MeanPatch => {
+                let [b, _, d] = out.patches.dims();
+                let mean = out.patches.clone().mean_dim(1).reshape([b, d]);
+                match &self.fc_norm {
+                    Some(norm) => norm.forward(mean),
+                    None => mean,
+                }
+            }
+        }
     }
 
     /// Number of labels of the head.

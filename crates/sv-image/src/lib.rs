@@ -1,0 +1,25 @@
+//! Decoding images as Python's PIL does: `Image.open(…).convert("RGB")`, pixel for
+//! pixel, optionally with `ImageOps.exif_transpose`.
+//!
+//! - JPEG goes through libjpeg-turbo (the decoder PIL's wheels link), with PIL's
+//!   settings: accurate integer IDCT, fancy upsampling, Adobe-inverted CMYK converted
+//!   to RGB by PIL's formula, greyscale replicated.
+//! - PNG and WebP go through the `image` crate and are converted as PIL converts them.
+//! - Every image is hostile until checked: the format comes from the bytes, the pixel
+//!   count is checked from the header before anything is allocated, a JPEG without an
+//!   end-of-image marker after its last scan is refused as PIL refuses it, and a refusal
+//!   says why ([`Skip`]).
+//!
+//! The decoder is checked against PIL on a generated corpus (baseline and progressive,
+//! every subsampling, qualities 30–100, odd sizes, restart markers, greyscale, CMYK and
+//! YCCK, ICC profiles, EXIF orientations, truncated files): see `tests/decode_pil.rs` at
+//! the workspace root.
+
+mod cmyk;
+pub mod decode;
+mod jpeg;
+
+pub use decode::{
+    DEFAULT_MAX_PIXELS, DecodeOptions, Skip, SkipReason, SkipReport, decode_image,
+    decode_image_with, decode_rgb, dimensions,
+};
