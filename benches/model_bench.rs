@@ -105,6 +105,7 @@ fn main() {
 }
 
 /// The network under test, with random weights.
+#[allow(clippy::large_enum_variant)] // one per benchmark run
 enum Model {
     Dinov2(Dinov2Classifier),
     ConvNext(ConvNextV2Classifier),

@@ -172,7 +172,7 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Skip> {
             bytes.len() as tj::size_t,
             out.as_mut_ptr(),
             pitch as i32,
-            format as i32,
+            format,
         )
     };
     if rc != 0 && h.fatal() {

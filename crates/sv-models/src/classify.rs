@@ -85,6 +85,9 @@ pub struct NetworkOptions {
 }
 
 /// A classification network of either architecture.
+// Held once per loaded model (the tensors live on the heap): the variants' inline sizes
+// do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Network {
     /// DINOv2 with registers and a linear head on concat(CLS, mean patch).

@@ -99,6 +99,20 @@ impl DropPath {
     }
 }
 
+/// The same linear layer with its outputs in reverse order; on a two-label head this
+/// swaps the labels, so a head whose roadwork label is 0 answers with it as label 1.
+pub fn reversed_outputs(head: Linear) -> Linear {
+    // New leaf tensors (not results of an operation), so the head can be trained.
+    fn leaf<const D: usize>(t: Tensor<D>) -> burn::module::Param<Tensor<D>> {
+        let device = t.device();
+        burn::module::Param::from_tensor(Tensor::from_data(t.into_data(), &device))
+    }
+    Linear {
+        weight: leaf(head.weight.val().flip([1])),
+        bias: head.bias.map(|b| leaf(b.val().flip([0]))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,19 +150,5 @@ mod tests {
         }
         let kept = per_sample.iter().filter(|v| **v > 0.0).count();
         assert!((8..=56).contains(&kept), "kept {kept} of 64");
-    }
-}
-
-/// The same linear layer with its outputs in reverse order; on a two-label head this
-/// swaps the labels, so a head whose roadwork label is 0 answers with it as label 1.
-pub fn reversed_outputs(head: Linear) -> Linear {
-    // New leaf tensors (not results of an operation), so the head can be trained.
-    fn leaf<const D: usize>(t: Tensor<D>) -> burn::module::Param<Tensor<D>> {
-        let device = t.device();
-        burn::module::Param::from_tensor(Tensor::from_data(t.into_data(), &device))
-    }
-    Linear {
-        weight: leaf(head.weight.val().flip([1])),
-        bias: head.bias.map(|b| leaf(b.val().flip([0]))),
     }
 }

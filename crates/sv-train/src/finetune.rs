@@ -244,6 +244,8 @@ pub trait Classifier: Module + Logits + Sized {
 }
 
 /// A trained classifier of either architecture.
+// One per run (the tensors live on the heap): the variants' inline sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Trained {
     /// ConvNeXt-V2.
