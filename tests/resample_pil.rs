@@ -1,10 +1,11 @@
 //! PIL-exact resampling at every aspect ratio: `sv_augment::resample::resize_pil` against
 //! Pillow's `Image.resize` (BILINEAR, BICUBIC) on the 320 seeded (width, height, target)
 //! triples of `tools/gen_resample_fixtures.py` — extreme ratios (1×16384, 4001×3),
-//! shortest-edge targets of tall and wide photos, upscaling and downscaling per axis.
+//! shortest-edge targets of tall and wide photos, upscaling and downscaling per axis —
+//! through the kernels this CPU selects (AVX2, AVX-512) and through the portable one.
 
 use sha2::{Digest, Sha256};
-use sv_augment::resample::{Filter, resize_pil};
+use sv_augment::resample::{Filter, resize_pil, resize_pil_scalar};
 
 /// The generator's source image: `(hash(x, y, c) & 63) + 96·x / w + 96·y / h`.
 fn source(w: u32, h: u32) -> image::RgbImage {
@@ -43,16 +44,21 @@ fn resize_equals_pil_at_every_aspect_ratio() {
             _ => Filter::Bicubic,
         };
         let src = sources.entry((w, h)).or_insert_with(|| source(w, h));
-        let out = resize_pil(src, ow, oh, filter);
-        let sha = format!("{:x}", Sha256::digest(out.as_raw()));
-        if sha != c["sha256"].as_str().unwrap() {
-            let sum: i64 = out.as_raw().iter().map(|&v| i64::from(v)).sum();
-            failures.push(format!(
-                "{w}×{h} → {ow}×{oh} {filter:?}: sum {sum}, PIL {}; first {:?}, PIL {}",
-                c["sum"],
-                &out.as_raw()[..6.min(out.as_raw().len())],
-                c["first"]
-            ));
+        for (kernel, out) in [
+            ("selected", resize_pil(src, ow, oh, filter)),
+            ("portable", resize_pil_scalar(src, ow, oh, filter)),
+        ] {
+            let sha = format!("{:x}", Sha256::digest(out.as_raw()));
+            if sha != c["sha256"].as_str().unwrap() {
+                let sum: i64 = out.as_raw().iter().map(|&v| i64::from(v)).sum();
+                failures.push(format!(
+                    "{w}×{h} → {ow}×{oh} {filter:?} ({kernel} kernel): sum {sum}, PIL {}; \
+                     first {:?}, PIL {}",
+                    c["sum"],
+                    &out.as_raw()[..6.min(out.as_raw().len())],
+                    c["first"]
+                ));
+            }
         }
     }
     assert!(

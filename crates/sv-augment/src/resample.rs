@@ -112,20 +112,34 @@ pub fn resize_pil(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> Rgb
         // SAFETY: the CPU has AVX2, the only feature the function is compiled for.
         return unsafe { resize_pil_avx2(src, out_w, out_h, filter) };
     }
-    resize_pil_generic(src, out_w, out_h, filter)
+    resize_pil_generic(src, out_w, out_h, filter, true)
+}
+
+/// [`resize_pil`] without the SIMD kernels, for checking them against each other and
+/// against PIL on any CPU.
+#[doc(hidden)]
+pub fn resize_pil_scalar(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> RgbImage {
+    resize_pil_generic(src, out_w, out_h, filter, false)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn resize_pil_avx2(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> RgbImage {
-    resize_pil_generic(src, out_w, out_h, filter)
+    resize_pil_generic(src, out_w, out_h, filter, true)
 }
 
 /// PIL's integer arithmetic (32-bit sums of 8-bit values times 22-bit taps), laid out so
 /// the compiler vectorises it: pixels widened to four 32-bit lanes for the horizontal
 /// pass, whole rows at a time for the vertical one.
 #[inline(always)]
-fn resize_pil_generic(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> RgbImage {
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn resize_pil_generic(
+    src: &RgbImage,
+    out_w: u32,
+    out_h: u32,
+    filter: Filter,
+    simd: bool,
+) -> RgbImage {
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
     let (ow, oh) = (out_w as usize, out_h as usize);
     let s = src.as_raw();
@@ -145,7 +159,9 @@ fn resize_pil_generic(src: &RgbImage, out_w: u32, out_h: u32, filter: Filter) ->
         let mut out = vec![0u8; rows * ow * 3];
         let mut wide = vec![[0i32; 4]; in_w];
         #[cfg(target_arch = "x86_64")]
-        let paired = if std::arch::is_x86_feature_detected!("avx512bw") {
+        let paired = if !simd {
+            None
+        } else if std::arch::is_x86_feature_detected!("avx512bw") {
             Some(PairedTaps::new(&taps, in_w, 4))
         } else if std::arch::is_x86_feature_detected!("avx2") {
             Some(PairedTaps::new(&taps, in_w, 2))
@@ -473,7 +489,7 @@ mod tests {
             for (w, h) in [(24, 24), (13, 50), (97, 20), (200, 61), (3, 2), (150, 140)] {
                 assert_eq!(
                     resize_pil(&img, w, h, filter),
-                    resize_pil_generic(&img, w, h, filter),
+                    resize_pil_scalar(&img, w, h, filter),
                     "{w}x{h} {filter:?}"
                 );
             }
