@@ -54,6 +54,16 @@ fn command(hub: &FakeHub, cache: &Path) -> Command {
     c
 }
 
+/// Run `command`, failing the test with its stderr if it failed.
+fn succeed(command: &mut Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn manifest(dir: &Path) -> PathBuf {
     let mut samples = sv_data::synthetic::generate(&dir.join("data"), 40, 32, 3).unwrap();
     assign_splits(&mut samples, &SplitFractions::default(), 3).unwrap();
@@ -95,7 +105,8 @@ fn finetune_and_probe_start_from_a_hub_model() {
     let cache = tmp.path().join("hf");
     let manifest = manifest(tmp.path());
     let run = tmp.path().join("run");
-    let out = command(&hub, &cache)
+    let mut finetune = command(&hub, &cache);
+    finetune
         .args(["finetune", "--manifest"])
         .arg(&manifest)
         .arg("--run-dir")
@@ -107,14 +118,8 @@ fn finetune_and_probe_start_from_a_hub_model() {
             "1",
             "--batch-size",
             "8",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ]);
+    succeed(&mut finetune);
     assert!(run.join("model.safetensors").is_file());
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains(REPO), "{config}");
@@ -135,21 +140,16 @@ fn finetune_and_probe_start_from_a_hub_model() {
     }
 
     let probe_run = tmp.path().join("probe");
-    let out = command(&hub, &cache)
+    let mut probe = command(&hub, &cache);
+    probe
         .args(["probe", "--backbone", REPO, "--manifest"])
         .arg(&manifest)
         .arg("--run-dir")
         .arg(&probe_run)
         .arg("--cache-dir")
         .arg(tmp.path().join("features"))
-        .args(["--epochs", "20"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["--epochs", "20"]);
+    succeed(&mut probe);
     assert!(probe_run.join("probe.json").is_file());
 
     // A repository that does not exist is an error naming it, not a panic.
