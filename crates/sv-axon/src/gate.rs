@@ -183,7 +183,9 @@ impl Gate {
                 let dendrite = TerminalInfo::from_headers(headers, "dendrite");
                 let synapse = Synapse {
                     name: Some(route.to_string()),
-                    timeout: headers.get("timeout").and_then(|t| t.parse().ok()),
+                    timeout: headers
+                        .get("timeout")
+                        .and_then(|t| crate::verify::parse_timeout(t)),
                     total_size: None,
                     header_size: None,
                     dendrite: Some(dendrite),
@@ -268,10 +270,15 @@ impl Gate {
         }
         let message = signing_message(nonce, &hotkey, &self.axon_hotkey, &uuid, &expected);
         verify_signature(&hotkey, &message, &signature).map_err(|e| Refusal(401, e.to_string()))?;
-        let timeout = headers
-            .get("timeout")
-            .and_then(|t| t.parse::<f64>().ok())
-            .unwrap_or(12.0);
+        let timeout = match headers.get("timeout") {
+            None => 12.0,
+            Some(t) => crate::verify::parse_timeout(t).ok_or_else(|| {
+                Refusal(
+                    400,
+                    format!("timeout header `{t}` is not a number of seconds"),
+                )
+            })?,
+        };
         self.nonces
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -61,6 +61,21 @@ pub fn verify_signature(hotkey: &str, message: &str, signature: &str) -> Result<
     }
 }
 
+/// The longest request timeout, in seconds, that the first-nonce window honours (the
+/// SDK's default). The `timeout` header is not covered by the signature, so a larger one
+/// must not widen the window in which a captured request can be replayed.
+pub const MAX_WINDOW_TIMEOUT_S: f64 = 12.0;
+
+/// A request's `timeout` header as a number of seconds: finite and not negative, else
+/// `None` (the request is refused).
+pub fn parse_timeout(header: &str) -> Option<f64> {
+    header
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite() && *t >= 0.0)
+}
+
 /// Nonce rules per dendrite (`"{hotkey}:{uuid}"`), with at most `capacity` dendrites
 /// remembered (the oldest forgotten first, so a flood of new keys cannot grow memory).
 #[derive(Debug)]
@@ -109,7 +124,15 @@ impl NonceTracker {
             }
             Some(_) => {}
             None => {
-                let window = self.allowed_delta_ns + (timeout_s.max(0.0) * 1e9) as u64;
+                // NaN and negative count as 0; the window never exceeds the cap.
+                let honoured = if timeout_s.is_nan() {
+                    0.0
+                } else {
+                    timeout_s.clamp(0.0, MAX_WINDOW_TIMEOUT_S)
+                };
+                let window = self
+                    .allowed_delta_ns
+                    .saturating_add((honoured * 1e9) as u64);
                 if nonce < now_ns.saturating_sub(window) {
                     return Err(AxonError::Nonce(format!(
                         "{nonce} is older than the allowed {:.1} s",
@@ -173,5 +196,32 @@ mod tests {
             t.check(&format!("flood:{i}"), now, now, 12.0).unwrap();
         }
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn an_unsigned_timeout_cannot_widen_the_replay_window_or_overflow() {
+        let now = 1_000_000_000_000_000u64;
+        let old = now - 20_000_000_000; // captured 20 s ago
+        for timeout in [
+            3600.0,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -5.0,
+            f64::NEG_INFINITY,
+        ] {
+            let mut t = NonceTracker::new(8);
+            assert!(
+                t.check("v:1", old, now, timeout).is_err(),
+                "timeout {timeout} let a 20 s old nonce in"
+            );
+        }
+        let mut t = NonceTracker::new(8);
+        assert!(t.check("v:1", now - 10_000_000_000, now, 9.0).is_ok());
+        for bad in ["nan", "NaN", "inf", "-inf", "1e400", "-1", "x", ""] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
+        assert_eq!(parse_timeout("12.0"), Some(12.0));
+        assert_eq!(parse_timeout(" 9 "), Some(9.0));
     }
 }

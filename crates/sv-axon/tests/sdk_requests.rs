@@ -135,6 +135,33 @@ mod gate {
         assert_eq!(again.status, 401);
     }
 
+    /// The `timeout` header is outside the signature: a non-number is refused without a
+    /// panic, and a raised one does not let a request captured 20 s ago be replayed.
+    #[test]
+    fn an_unsigned_timeout_header_neither_panics_nor_widens_the_replay_window() {
+        let (headers, body, nonce, validator, miner) = request();
+        let ok = |_: &mut sv_axon::synapse::Synapse, _: &sv_axon::gate::Caller| Ok(());
+        for bad in ["nan", "inf", "-inf", "1e400", "-3", "soon"] {
+            let mut h = headers.clone();
+            h.insert("timeout".into(), bad.into());
+            let r = gate(&miner, &[&validator]).process("ImageSynapse", &h, &body, nonce, ok);
+            assert_eq!(r.status, 400, "timeout {bad}");
+        }
+        let twenty_s = 20_000_000_000;
+        for raised in ["3600", "1e300"] {
+            let mut h = headers.clone();
+            h.insert("timeout".into(), raised.into());
+            let r = gate(&miner, &[&validator]).process(
+                "ImageSynapse",
+                &h,
+                &body,
+                nonce + twenty_s,
+                ok,
+            );
+            assert_eq!(r.status, 401, "timeout {raised} widened the window");
+        }
+    }
+
     #[test]
     fn strangers_forgeries_stale_and_future_nonces_are_refused() {
         let (headers, body, nonce, validator, miner) = request();

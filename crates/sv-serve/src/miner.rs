@@ -287,7 +287,9 @@ fn answer_handler(
         }
         let image = request.image;
         let challenge = payload::decode(&image, &limits).map_err(|e| (400, e))?;
-        let budget = Duration::from_secs_f64(caller.timeout.clamp(0.0, 3600.0));
+        // The gate passes only finite, non-negative timeouts; NaN would still map to 0.
+        let budget = Duration::try_from_secs_f64(caller.timeout.clamp(0.0, 3600.0))
+            .unwrap_or(Duration::ZERO);
         let deadline = started + budget.saturating_sub(margin);
         let rx = batcher.submit(challenge.image, deadline, caller.stake);
         let outcome = rx
