@@ -715,46 +715,53 @@ pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Trained> {
         architecture: Some(arch),
         ..Default::default()
     };
-    let kept = sv_models::Network::load(path, &opts, device)
-        .ok()
-        .and_then(|net| {
-            let config = sv_models::find_sidecar(path, "config.json");
-            let labels = match &config {
-                Some(c) => std::fs::read_to_string(c)
-                    .ok()
-                    .and_then(|t| sv_models::labels::id2label(&t, c).ok())?,
-                None => None,
-            };
-            let at = config.unwrap_or_else(|| path.to_path_buf());
-            let index = sv_models::labels::roadwork_index(labels.as_ref(), net.num_labels(), &at);
-            net.with_roadwork_as_label_one(index.ok()?).ok()
-        })
-        // A timm head on the CLS token or the average-pooled patches is replaced: the
-        // export's transformers layout has a head on concat(CLS, mean patch) only.
-        .filter(|net| match net {
-            sv_models::Network::Dinov2(m) => {
-                m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch
+    let Ok(net) = sv_models::Network::load(path, &opts, device) else {
+        // No head in the file (or one the classifier cannot read): its backbone.
+        return Ok(match arch {
+            sv_models::Architecture::ConvNextV2 => {
+                let o = sv_models::ConvNextLoadOptions::default();
+                let backbone = ConvNextV2::load(path, &o, device)?;
+                Trained::ConvNext(ConvNextV2Classifier::with_new_head(backbone, 2))
             }
-            sv_models::Network::ConvNextV2(_) => true,
+            sv_models::Architecture::Dinov2 => {
+                let o = sv_models::LoadOptions::default();
+                let backbone = sv_models::dinov2::Dinov2::load(path, &o, device)?;
+                Trained::Dinov2(Dinov2Classifier::with_new_head(backbone, 2))
+            }
         });
-    Ok(match (kept, arch) {
-        (Some(sv_models::Network::ConvNextV2(m)), _) => Trained::ConvNext(m),
-        (Some(sv_models::Network::Dinov2(m)), _) => Trained::Dinov2(m),
-        (None, sv_models::Architecture::ConvNextV2) => {
-            let o = sv_models::ConvNextLoadOptions::default();
-            let backbone = match ConvNextV2Classifier::load(path, &o, device) {
-                Ok(c) => c.backbone,
-                Err(_) => ConvNextV2::load(path, &o, device)?,
-            };
-            Trained::ConvNext(ConvNextV2Classifier::with_new_head(backbone, 2))
+    };
+    // A timm head on the CLS token or the average-pooled patches is replaced: the
+    // export's transformers layout has a head on concat(CLS, mean patch) only.
+    let exportable = match &net {
+        sv_models::Network::Dinov2(m) => {
+            m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch
         }
-        (None, sv_models::Architecture::Dinov2) => {
-            let o = sv_models::LoadOptions::default();
-            let backbone = match Dinov2Classifier::load(path, &o, device) {
-                Ok(c) => c.backbone,
-                Err(_) => sv_models::dinov2::Dinov2::load(path, &o, device)?,
-            };
-            Trained::Dinov2(Dinov2Classifier::with_new_head(backbone, 2))
+        sv_models::Network::ConvNextV2(_) => true,
+    };
+    // The labels of config.json beside the file; one that cannot be read keeps no head.
+    let config = sv_models::find_sidecar(path, "config.json");
+    let labels = match &config {
+        None => Ok(None),
+        Some(c) => std::fs::read_to_string(c)
+            .map_err(|_| ())
+            .and_then(|t| sv_models::labels::id2label(&t, c).map_err(|_| ())),
+    };
+    let at = config.unwrap_or_else(|| path.to_path_buf());
+    let roadwork = labels
+        .ok()
+        .and_then(|l| sv_models::labels::roadwork_index(l.as_ref(), net.num_labels(), &at).ok());
+    Ok(match (net, roadwork.filter(|_| exportable)) {
+        (net, Some(index)) if net.num_labels() == 2 => {
+            match net.with_roadwork_as_label_one(index)? {
+                sv_models::Network::ConvNextV2(m) => Trained::ConvNext(m),
+                sv_models::Network::Dinov2(m) => Trained::Dinov2(m),
+            }
+        }
+        (sv_models::Network::ConvNextV2(m), _) => {
+            Trained::ConvNext(ConvNextV2Classifier::with_new_head(m.backbone, 2))
+        }
+        (sv_models::Network::Dinov2(m), _) => {
+            Trained::Dinov2(Dinov2Classifier::with_new_head(m.backbone, 2))
         }
     })
 }
