@@ -132,6 +132,18 @@ def spread_weights(model, rng_seed, head_scale=3.0):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
+def labelled_model(model_class, cfg, i, rng):
+    """A transformers classifier of `cfg` with id2label drawn from LABELS and weights
+    seeded by `i`; returns it with the index of its roadwork label."""
+    id2label, roadwork = rng.choice(LABELS)
+    cfg.id2label = dict(id2label)
+    cfg.label2id = {v: k for k, v in id2label.items()}
+    torch.manual_seed(i)
+    model = model_class(cfg)
+    spread_weights(model, i)
+    return model, roadwork
+
+
 def store_dtype(rng):
     return rng.choice([torch.float32, torch.float16, torch.float16, torch.bfloat16])
 
@@ -186,12 +198,7 @@ def dinov2_hf(i, rng, images):
         qkv_bias=rng.random() < 0.8,
         layerscale_value=1.0,
     )
-    id2label, roadwork = rng.choice(LABELS)
-    cfg.id2label = {k: v for k, v in id2label.items()}
-    cfg.label2id = {v: k for k, v in id2label.items()}
-    torch.manual_seed(i)
-    model = Dinov2WithRegistersForImageClassification(cfg)
-    spread_weights(model, i)
+    model, roadwork = labelled_model(Dinov2WithRegistersForImageClassification, cfg, i, rng)
     shortest = rng.choice([224, 256, 98, 140])
     crop = rng.choice([224, 196, 112])
     crop = min(crop, shortest)
@@ -219,12 +226,7 @@ def convnext_hf(i, rng, images):
         depths=depths,
         image_size=224,
     )
-    id2label, roadwork = rng.choice(LABELS)
-    cfg.id2label = {k: v for k, v in id2label.items()}
-    cfg.label2id = {v: k for k, v in id2label.items()}
-    torch.manual_seed(i)
-    model = ConvNextV2ForImageClassification(cfg)
-    spread_weights(model, i)
+    model, roadwork = labelled_model(ConvNextV2ForImageClassification, cfg, i, rng)
     kind = rng.random()
     kw = {}
     if kind < 0.25:
