@@ -18,7 +18,67 @@ fn opts() -> FolderOptions {
         // big.png (200×100) is over this limit; every other image is under it.
         max_pixels: 10_000,
         unlabelled: false,
+        follow_links: false,
     }
+}
+
+/// A tree with link cycles: `roadwork/up -> ..`, `roadwork/self -> self`, two links to
+/// each other, a link to an image beside it and a link to a folder outside.
+fn tree_with_links(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::symlink;
+    let root = dir.join("tree");
+    let pos = root.join("roadwork");
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&pos).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let photo = std::fs::read(fixture("images/chelsea.png")).unwrap();
+    std::fs::write(pos.join("a.png"), &photo).unwrap();
+    let mut other = photo.clone();
+    other.extend_from_slice(b"trailing bytes make another file");
+    std::fs::write(outside.join("b.png"), &other).unwrap();
+    symlink("..", pos.join("up")).unwrap();
+    symlink("self", pos.join("self")).unwrap();
+    symlink("ping", pos.join("pong")).unwrap();
+    symlink("pong", pos.join("ping")).unwrap();
+    symlink("a.png", pos.join("a_again.png")).unwrap();
+    symlink(&outside, pos.join("more")).unwrap();
+    root
+}
+
+/// Run `f` on another thread, failing if it takes over a minute (a walk that loops).
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the folder walk did not end")
+}
+
+#[test]
+fn links_are_skipped_by_default_and_cycles_end_when_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree_with_links(dir.path());
+    let plain = FolderOptions {
+        max_pixels: 1 << 24,
+        ..opts()
+    };
+    let (samples, report) = within_a_minute({
+        let (root, plain) = (root.clone(), plain.clone());
+        move || read_folder(&root, &plain).unwrap()
+    });
+    assert_eq!(samples.len(), 1, "a.png alone: {report:?}");
+    assert_eq!(report.counts[&SkipReason::Link], 6, "{report:?}");
+    let follow = FolderOptions {
+        follow_links: true,
+        ..plain
+    };
+    let (samples, report) = within_a_minute(move || read_folder(&root, &follow).unwrap());
+    // a.png, and b.png through `more`; a_again.png is a duplicate; `up` and `self` lead
+    // back into walked folders; ping/pong cannot be resolved.
+    assert_eq!(samples.len(), 2, "{report:?}");
+    assert_eq!(report.counts[&SkipReason::Duplicate], 1);
+    assert_eq!(report.counts[&SkipReason::Unreadable], 3, "{report:?}");
 }
 
 #[test]

@@ -108,10 +108,37 @@ fn the_pixel_limit_is_checked_before_decoding() {
     let opts = DecodeOptions {
         max_pixels: 4001 * 3 - 1,
         exif_transpose: false,
+        ..DecodeOptions::default()
     };
     let err = decode_rgb(&bytes, &opts).unwrap_err();
     assert_eq!(err.reason, sv_image::SkipReason::TooLarge, "{err}");
     assert_eq!(sv_image::dimensions(&bytes).unwrap(), (4001, 3));
+}
+
+#[test]
+fn a_cut_scan_with_an_end_marker_decodes_as_pil_but_a_training_set_refuses_it() {
+    let bytes = std::fs::read(dir().join("truncated_then_eoi.jpg")).unwrap();
+    assert!(decode_rgb(&bytes, &DecodeOptions::default()).is_ok());
+    let strict = DecodeOptions {
+        refuse_cut_scans: true,
+        ..DecodeOptions::default()
+    };
+    let Err(err) = decode_rgb(&bytes, &strict) else {
+        panic!("a cut scan was decoded");
+    };
+    assert_eq!(err.reason, sv_image::SkipReason::Truncated, "{err}");
+    let whole = std::fs::read(dir().join("size_33x31_420.jpg")).unwrap();
+    assert!(decode_rgb(&whole, &strict).is_ok());
+    // A folder of training images skips it.
+    let tmp = tempfile::tempdir().unwrap();
+    let pos = tmp.path().join("roadwork");
+    std::fs::create_dir_all(&pos).unwrap();
+    std::fs::write(pos.join("cut.jpg"), &bytes).unwrap();
+    std::fs::write(pos.join("whole.jpg"), &whole).unwrap();
+    let (samples, report) =
+        sv_data::read_folder(tmp.path(), &sv_data::FolderOptions::default()).unwrap();
+    assert_eq!(samples.len(), 1);
+    assert_eq!(report.counts[&sv_image::SkipReason::Truncated], 1);
 }
 
 #[test]

@@ -72,6 +72,10 @@ struct IngestArgs {
     /// A miner's log directory (`predictions*.jsonl`, `images/` from --store-images).
     #[arg(long, value_name = "DIR")]
     miner_log: Vec<PathBuf>,
+    /// Follow symbolic links inside --folder and --synthetic folders (each folder is
+    /// walked once, so a link cycle ends). Without it, links are skipped and counted.
+    #[arg(long)]
+    follow_links: bool,
 }
 
 #[derive(Args, Debug)]
@@ -229,26 +233,40 @@ fn write_manifest(path: &Path, samples: &[Sample]) -> Result<()> {
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    sv_fs::atomic_write(path, &serde_json::to_vec_pretty(value)?)
         .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Read a folder as `source` (unlabelled files too when `unlabelled`), saying how many
-/// images it held and skipped.
-fn read_folder(dir: &Path, source: Source, unlabelled: bool) -> Result<Vec<Sample>> {
+/// images it held and skipped, and why.
+fn read_folder(
+    dir: &Path,
+    source: Source,
+    unlabelled: bool,
+    follow_links: bool,
+) -> Result<Vec<Sample>> {
     let opts = sv_data::FolderOptions {
         source,
         unlabelled,
+        follow_links,
         ..Default::default()
     };
     let (samples, skipped) = sv_data::read_folder(dir, &opts)?;
+    let why: Vec<String> = skipped
+        .counts
+        .iter()
+        .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+        .collect();
     eprintln!(
-        "{}: {} images, {} skipped",
+        "{}: {} images, {} skipped{}",
         dir.display(),
         samples.len(),
-        skipped.counts.values().sum::<usize>()
+        skipped.counts.values().sum::<usize>(),
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        }
     );
     Ok(samples)
 }
@@ -260,6 +278,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
             dir,
             Source::from_name(&a.folder_source),
             false,
+            a.follow_links,
         )?);
     }
     if !a.natix.is_empty() {
@@ -272,7 +291,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
         batches.push(s);
     }
     for dir in &a.synthetic {
-        let mut s = read_folder(dir, Source::Synthetic, true)?;
+        let mut s = read_folder(dir, Source::Synthetic, true, a.follow_links)?;
         if let Some(p) = &a.prompts {
             let n = sv_curate::ingest::attach_prompts(&mut s, p)?;
             eprintln!(
@@ -286,12 +305,17 @@ fn ingest(a: IngestArgs) -> Result<()> {
     for dir in &a.miner_log {
         let (s, c) = sv_curate::ingest::from_prediction_log(dir)?;
         eprintln!(
-            "{}: {} answers on {} images, {} stored, {} labelled",
+            "{}: {} answers on {} images, {} stored, {} labelled{}",
             dir.display(),
             c.answers,
             c.images,
             c.stored,
-            c.labelled
+            c.labelled,
+            if c.torn > 0 {
+                format!("; {} torn lines skipped", c.torn)
+            } else {
+                String::new()
+            }
         );
         batches.push(s);
     }
@@ -540,13 +564,9 @@ fn autolabel(a: AutolabelArgs) -> Result<()> {
         .iter()
         .map(serde_json::to_string)
         .collect::<std::result::Result<_, _>>()?;
-    let tmp = a.review.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .and_then(|_| std::fs::rename(&tmp, &a.review))
-    .with_context(|| format!("writing {}", a.review.display()))?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    sv_fs::atomic_write(&a.review, text.as_bytes())
+        .with_context(|| format!("writing {}", a.review.display()))?;
     println!(
         "{} candidates: {} labelled by agreement ≥ {}, {} to review ({})",
         candidates,

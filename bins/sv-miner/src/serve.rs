@@ -148,6 +148,8 @@ fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
 
 pub fn serve(args: ServeArgs) -> Result<()> {
     let config = resolve(&args)?;
+    // The connection caps, not the default 1,024 descriptors, bound a connection flood.
+    sv_axon::http::raise_fd_limit();
     let miner = Miner::start(&config).context("starting the miner")?;
     eprintln!(
         "sv-miner: serving netuid {} as {} on {} (model {}); metrics on {}; log in {}",
@@ -160,10 +162,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .map_or_else(|| "(off)".to_string(), |a| a.to_string()),
         config.log_dir.display()
     );
-    miner.wait_for_termination();
+    let outcome = miner.wait_for_termination();
     eprintln!("sv-miner: stopping");
     miner.shutdown();
-    Ok(())
+    // Exit non-zero when the miner can no longer serve, so that its supervisor restarts it.
+    outcome.context("the miner cannot serve any more")
 }
 
 #[derive(Args, Debug)]
@@ -300,8 +303,7 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
     println!("latency ms: p50 {p50:.1}  p95 {p95:.1}  p99 {p99:.1}  max {max:.1}");
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
-        sv_train::checkpoint::atomic_write(path, &json)
-            .with_context(|| format!("writing {}", path.display()))?;
+        sv_fs::atomic_write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

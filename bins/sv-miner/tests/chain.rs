@@ -73,7 +73,7 @@ fn chain_mode_serves_the_axon_follows_the_metagraph_and_outlives_the_chain() {
     let photo = &photos()[0];
     let target = miner.target();
     let ask =
-        |key: Hotkey| Dendrite::new(key).call("ImageSynapse", image_fields(photo), &target, 9.0);
+        |key: Hotkey| Dendrite::new(key).call("ImageSynapse", image_fields(photo), &target, 30.0);
     let answered = ask(seeded(&f, 0));
     assert_eq!(answered.status, 200, "{answered:?}");
     assert_eq!(ask(seeded(&f, 4)).status, 403);

@@ -67,7 +67,7 @@ fn the_python_sdk_reads_our_answers_and_our_refusals() {
         ("future_nonce", 401),
         ("unknown_hotkey", 403),
         ("no_validator_permit", 403),
-        ("oversized_body", 400),
+        ("oversized_body", 413),
     ] {
         assert_eq!(r[case]["status"], status, "{case}: {}", r[case]);
         assert_eq!(r[case]["prediction"], -1.0, "{case}: no answer leaks");

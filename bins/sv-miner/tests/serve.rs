@@ -42,7 +42,7 @@ fn concurrent_answers_equal_the_reference_and_are_logged() {
                         .map(|i| {
                             let which = (t + i) % 2;
                             let a =
-                                d.call("ImageSynapse", image_fields(&photos[which]), target, 9.0);
+                                d.call("ImageSynapse", image_fields(&photos[which]), target, 30.0);
                             (which, a)
                         })
                         .collect::<Vec<_>>()
@@ -76,7 +76,7 @@ fn concurrent_answers_equal_the_reference_and_are_logged() {
         "ExtendedImageSynapse",
         image_fields(&photos[0]),
         &target,
-        9.0,
+        30.0,
     );
     assert_eq!(a.status, 200, "{:?}", a.message);
 
@@ -101,7 +101,7 @@ fn concurrent_answers_equal_the_reference_and_are_logged() {
         Map::new(),
     ];
     for fields in bad {
-        let a = d.call("ImageSynapse", fields, &target, 9.0);
+        let a = d.call("ImageSynapse", fields, &target, 30.0);
         assert_eq!(a.status, 400, "{:?}", a.message);
         assert!(a.prediction().is_none());
     }
@@ -109,7 +109,7 @@ fn concurrent_answers_equal_the_reference_and_are_logged() {
     let stranger = Dendrite::new(Hotkey::from_seed(&[0x44; 32]));
     assert_eq!(
         stranger
-            .call("ImageSynapse", image_fields(&photos[0]), &target, 9.0)
+            .call("ImageSynapse", image_fields(&photos[0]), &target, 30.0)
             .status,
         403
     );
@@ -184,7 +184,7 @@ fn a_model_swap_under_load_fails_no_request() {
                     let d = Dendrite::new(validator());
                     let mut out = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        let a = d.call("ImageSynapse", image_fields(&photo), &target, 9.0);
+                        let a = d.call("ImageSynapse", image_fields(&photo), &target, 30.0);
                         if a.prediction()
                             .is_some_and(|p| ((p as f32) - shared).abs() <= 1e-4)
                         {
@@ -257,7 +257,8 @@ fn a_deadline_that_cannot_be_met_is_an_error_not_a_late_answer() {
     let miner = MinerProcess::start(
         dir.path(),
         &format!(
-            "model = {:?}\nallowlist = {:?}\ndeadline_margin_ms = 400\n",
+            // The timeout is clamped to at least 1 s: a 1.5 s margin leaves nothing.
+            "model = {:?}\nallowlist = {:?}\ndeadline_margin_ms = 1500\n",
             fixture("convnext/hf_cls.safetensors"),
             allowlist(dir.path())
         ),
@@ -267,7 +268,7 @@ fn a_deadline_that_cannot_be_met_is_an_error_not_a_late_answer() {
     let a = d.call("ImageSynapse", image_fields(&photo), &miner.target(), 0.3);
     assert_eq!(a.status, 408, "{:?}", a.message);
     assert!(a.prediction().is_none());
-    let a = d.call("ImageSynapse", image_fields(&photo), &miner.target(), 9.0);
+    let a = d.call("ImageSynapse", image_fields(&photo), &miner.target(), 30.0);
     assert_eq!(a.status, 200, "{:?}", a.message);
     assert_eq!(
         miner.metric("sv_miner_requests_total{outcome=\"late\""),

@@ -53,7 +53,7 @@ fn served_answers_equal_transformers_on_validator_challenges() {
         let index = m["roadwork"].as_u64().unwrap() as usize;
         for name in &challenges {
             let bytes = std::fs::read(fixture(&format!("zoo/images/{name}"))).unwrap();
-            let a = d.call("ImageSynapse", image_fields(&bytes), &miner.target(), 9.0);
+            let a = d.call("ImageSynapse", image_fields(&bytes), &miner.target(), 30.0);
             assert_eq!(
                 a.status,
                 200,

@@ -360,14 +360,24 @@ impl Progress {
                     );
                 }
             }
-            Event::Epoch { epoch, report } => {
-                let line = format!(
+            Event::Epoch {
+                epoch,
+                report,
+                left_out,
+            } => {
+                let mut line = format!(
                     "epoch {} validation: accuracy {:.3}, MCC {:.3}, ROC-AUC {}",
                     epoch + 1,
                     report.accuracy,
                     report.mcc,
                     report.roc_auc.map_or("-".into(), |a| format!("{a:.3}"))
                 );
+                if left_out > 0 {
+                    let what = if left_out == 1 { "image" } else { "images" };
+                    line.push_str(&format!(
+                        "; {left_out} training {what} could not be read or decoded and left out"
+                    ));
+                }
                 match &self.bar {
                     Some(b) => b.println(line),
                     None => eprintln!("{line}"),
@@ -592,6 +602,7 @@ fn run_probe(a: ProbeArgs) -> Result<bool> {
         b
     });
     let mut computed = 0;
+    let mut left_out = 0;
     let mut rows = Vec::new();
     for part in [&train, &val, &test] {
         let (r, n) = probe::features(
@@ -609,16 +620,25 @@ fn run_probe(a: ProbeArgs) -> Result<bool> {
             },
         )?;
         computed += n;
+        left_out += part.len() - r.len();
         rows.push(r);
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     eprintln!(
-        "features: {} computed, {} from the cache {}",
+        "features: {} computed, {} from the cache {}{}",
         computed,
-        rows.iter().map(Vec::len).sum::<usize>() - computed,
-        cache.path.display()
+        rows.iter()
+            .map(Vec::len)
+            .sum::<usize>()
+            .saturating_sub(computed),
+        cache.path.display(),
+        if left_out > 0 {
+            format!("; {left_out} images could not be read or decoded and were left out")
+        } else {
+            String::new()
+        }
     );
     let config = probe::ProbeConfig {
         epochs: a.epochs,

@@ -104,6 +104,21 @@ fn finetune_and_probe_start_from_a_hub_model() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("hf");
     let manifest = manifest(tmp.path());
+    // Two training images become unreadable after the manifest was written: the run
+    // goes on without them and says so.
+    let broken: Vec<PathBuf> = sv_data::read_manifest(&manifest)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.split == Some(sv_data::Split::Train))
+        .filter_map(|s| match s.location {
+            sv_data::Location::File { path } => Some(path),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    for path in &broken {
+        std::fs::write(path, b"no longer an image").unwrap();
+    }
     let run = tmp.path().join("run");
     let mut finetune = command(&hub, &cache);
     finetune
@@ -119,7 +134,21 @@ fn finetune_and_probe_start_from_a_hub_model() {
             "--batch-size",
             "8",
         ]);
-    succeed(&mut finetune);
+    let out = finetune.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The epoch's draw decides how often the broken images come up: at least once.
+    assert!(
+        stderr.contains("could not be read or decoded and left out"),
+        "{stderr}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let left_out: u64 = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["train_images_left_out"].as_u64())
+        .sum();
+    assert!(left_out >= 1, "{metrics}");
     assert!(run.join("model.safetensors").is_file());
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains(REPO), "{config}");

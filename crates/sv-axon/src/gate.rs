@@ -53,8 +53,11 @@ pub struct Caller {
     pub hotkey: String,
     /// Its stake: requests are served in stake order when they queue.
     pub stake: f64,
-    /// The caller's timeout in seconds (`timeout` header, else 12).
+    /// The caller's timeout in seconds: the `timeout` header (else 12) clamped to
+    /// [`TIMEOUT_RANGE_S`](crate::verify::TIMEOUT_RANGE_S).
     pub timeout: f64,
+    /// When the request arrived: its deadline counts from here, queueing included.
+    pub received: std::time::Instant,
 }
 
 /// An answer to send: HTTP status, headers and JSON body.
@@ -135,11 +138,32 @@ impl Gate {
         now_ns: u64,
         handler: impl FnOnce(&mut Synapse, &Caller) -> Result<(), (u16, String)>,
     ) -> Reply {
+        self.process_received(
+            route,
+            headers,
+            body,
+            now_ns,
+            std::time::Instant::now(),
+            handler,
+        )
+    }
+
+    /// [`process`](Self::process) for a request that arrived at `received` (the caller's
+    /// deadline counts from then).
+    pub fn process_received(
+        &self,
+        route: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+        now_ns: u64,
+        received: std::time::Instant,
+        handler: impl FnOnce(&mut Synapse, &Caller) -> Result<(), (u16, String)>,
+    ) -> Reply {
         let started = std::time::Instant::now();
         let mut stake = None;
         let mut admitted = None;
         let result = self
-            .admit(route, headers, body, now_ns, &mut stake)
+            .admit(route, headers, body, now_ns, received, &mut stake)
             .and_then(|(mut synapse, caller)| {
                 let r = handler(&mut synapse, &caller)
                     .map_err(|(code, msg)| Refusal(code, msg))
@@ -213,6 +237,7 @@ impl Gate {
         headers: &HashMap<String, String>,
         body: &[u8],
         now_ns: u64,
+        received: std::time::Instant,
         stake: &mut Option<f64>,
     ) -> Result<(Synapse, Caller), Refusal> {
         if !self.routes.iter().any(|r| r == route) {
@@ -271,18 +296,19 @@ impl Gate {
         let message = signing_message(nonce, &hotkey, &self.axon_hotkey, &uuid, &expected);
         verify_signature(&hotkey, &message, &signature).map_err(|e| Refusal(401, e.to_string()))?;
         let timeout = match headers.get("timeout") {
-            None => 12.0,
-            Some(t) => crate::verify::parse_timeout(t).ok_or_else(|| {
+            None => None,
+            Some(t) => Some(crate::verify::parse_timeout(t).ok_or_else(|| {
                 Refusal(
                     400,
                     format!("timeout header `{t}` is not a number of seconds"),
                 )
-            })?,
+            })?),
         };
+        let timeout = crate::verify::timeout_budget(timeout);
         self.nonces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .check(&format!("{hotkey}:{uuid}"), nonce, now_ns, timeout)
+            .check(&format!("{hotkey}:{uuid}"), nonce, now_ns)
             .map_err(|e| Refusal(401, e.to_string()))?;
         synapse.dendrite = Some(dendrite);
         synapse.axon = Some(TerminalInfo {
@@ -294,6 +320,7 @@ impl Gate {
             hotkey,
             stake: stake.unwrap_or(0.0),
             timeout,
+            received,
         };
         Ok((synapse, caller))
     }

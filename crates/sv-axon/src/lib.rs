@@ -10,6 +10,7 @@
 pub mod dendrite;
 pub mod error;
 pub mod gate;
+pub mod http;
 pub mod keys;
 pub mod metagraph;
 pub mod server;

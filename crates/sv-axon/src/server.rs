@@ -1,14 +1,12 @@
-//! The axon's HTTP server: `POST /{Synapse}` on a pool of worker threads, each request
-//! read up to the gate's size limit and handed to the [`Gate`].
+//! The axon's HTTP server: `POST /{Synapse}` on the bounded [`http`](crate::http)
+//! listener, each request's body read within the limits and handed to the [`Gate`].
 
-use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crate::error::AxonError;
 use crate::gate::{Caller, Gate};
+use crate::http::{HttpHandler, HttpLimits, HttpRequest, HttpResponse, HttpServer, HttpStats};
 use crate::synapse::Synapse;
 
 /// Answers an admitted synapse (sets `prediction`) or refuses it with a status and message.
@@ -22,27 +20,32 @@ pub fn system_clock() -> Clock {
     Arc::new(crate::dendrite::now_ns)
 }
 
-/// A running server.
+/// A running axon.
 pub struct Running {
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    server: HttpServer,
     /// The address it listens on.
     pub addr: SocketAddr,
 }
 
 impl Running {
-    /// Stop accepting and wait for the workers to finish their requests.
+    /// Whether the listener still accepts connections.
+    pub fn is_alive(&self) -> bool {
+        self.server.is_alive()
+    }
+
+    /// The listener's counters (connections open, refused, accept errors, panics).
+    pub fn stats(&self) -> Arc<HttpStats> {
+        self.server.stats.clone()
+    }
+
+    /// Stop accepting and let the requests in flight finish.
     pub fn shutdown(self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers {
-            let _ = w.join();
-        }
+        self.server.shutdown();
     }
 }
 
-/// Listen on `addr` (port 0 picks one) with `workers` threads.
+/// Listen on `addr` (port 0 picks one) with `workers` handler threads and the default
+/// connection limits.
 pub fn serve(
     addr: &str,
     gate: Arc<Gate>,
@@ -50,77 +53,53 @@ pub fn serve(
     clock: Clock,
     workers: usize,
 ) -> Result<Running, AxonError> {
-    let server = Arc::new(
-        tiny_http::Server::http(addr)
-            .map_err(|e| AxonError::BadRequest(format!("listen {addr}: {e}")))?,
-    );
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| AxonError::BadRequest(format!("listen {addr}: not an IP address")))?;
-    let workers = (0..workers.max(1))
-        .map(|_| {
-            let (server, gate, handler, clock) =
-                (server.clone(), gate.clone(), handler.clone(), clock.clone());
-            std::thread::spawn(move || {
-                while let Ok(mut request) = server.recv() {
-                    let reply = answer(&gate, &handler, &clock, &mut request);
-                    let _ = request.respond(reply);
-                }
-            })
-        })
-        .collect();
+    let limits = HttpLimits {
+        handler_threads: workers,
+        ..HttpLimits::default()
+    };
+    serve_with(addr, gate, handler, clock, limits)
+}
+
+/// Listen on `addr` within `limits`; the body limit is the gate's.
+pub fn serve_with(
+    addr: &str,
+    gate: Arc<Gate>,
+    handler: Handler,
+    clock: Clock,
+    limits: HttpLimits,
+) -> Result<Running, AxonError> {
+    let limits = HttpLimits {
+        max_body: gate.max_body,
+        ..limits
+    };
+    let answer: HttpHandler = Arc::new(move |request| answer(&gate, &handler, &clock, request));
+    let server = HttpServer::bind(addr, limits, answer)?;
     Ok(Running {
+        addr: server.addr,
         server,
-        workers,
-        addr: bound,
     })
 }
 
-fn answer(
-    gate: &Gate,
-    handler: &Handler,
-    clock: &Clock,
-    request: &mut tiny_http::Request,
-) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn answer(gate: &Gate, handler: &Handler, clock: &Clock, request: HttpRequest) -> HttpResponse {
     let now = clock();
-    let route = request.url().trim_start_matches('/').to_string();
-    let headers: HashMap<String, String> = request
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.as_str().to_string(),
-            )
-        })
-        .collect();
-    // Read at most one byte past the limit: enough to refuse without buffering a flood.
-    let mut body = Vec::new();
-    let limit = gate.max_body as u64 + 1;
-    let read = request.as_reader().take(limit).read_to_end(&mut body);
-    let reply = if request.method() != &tiny_http::Method::Post {
-        gate.process("", &headers, b"", now, |_, _| Ok(()))
-    } else if read.is_err() {
-        gate.process(
-            &route,
-            &headers,
-            &vec![0; gate.max_body + 1],
-            now,
-            |_, _| Ok(()),
-        )
+    let reply = if request.method != "POST" {
+        gate.process("", &request.headers, b"", now, |_, _| Ok(()))
     } else {
-        gate.process(&route, &headers, &body, now, |s, c| handler(s, c))
+        let route = request.path.trim_start_matches('/');
+        gate.process_received(
+            route,
+            &request.headers,
+            &request.body,
+            now,
+            request.received,
+            |s, c| handler(s, c),
+        )
     };
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    let content_type =
-        tiny_http::Header::from_bytes(&b"content-type"[..], &b"application/json"[..])
-            .expect("header");
-    response.add_header(content_type);
-    for (k, v) in reply.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            response.add_header(h);
-        }
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.extend(reply.headers);
+    HttpResponse {
+        status: reply.status,
+        headers,
+        body: reply.body,
     }
-    response
 }

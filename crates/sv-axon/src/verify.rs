@@ -61,19 +61,32 @@ pub fn verify_signature(hotkey: &str, message: &str, signature: &str) -> Result<
     }
 }
 
-/// The longest request timeout, in seconds, that the first-nonce window honours (the
-/// SDK's default). The `timeout` header is not covered by the signature, so a larger one
-/// must not widen the window in which a captured request can be replayed.
-pub const MAX_WINDOW_TIMEOUT_S: f64 = 12.0;
+/// How old a dendrite's first nonce may be, in ns: a server constant (the SDK's 4 s
+/// allowance plus its default 12 s timeout). The SDK widens the window by the request's
+/// `timeout` header, which is not signed, so anyone on the path could widen it; here no
+/// request field changes it.
+pub const REPLAY_WINDOW_NS: u64 = 16_000_000_000;
+
+/// The range a request's `timeout` is clamped to for its deadline, in seconds (the
+/// subnet's validators use 9–12 s).
+pub const TIMEOUT_RANGE_S: (f64, f64) = (1.0, 30.0);
 
 /// A request's `timeout` header as a number of seconds: finite and not negative, else
-/// `None` (the request is refused).
+/// `None` (the request is refused). The caller clamps it to [`TIMEOUT_RANGE_S`].
 pub fn parse_timeout(header: &str) -> Option<f64> {
     header
         .trim()
         .parse::<f64>()
         .ok()
         .filter(|t| t.is_finite() && *t >= 0.0)
+}
+
+/// The deadline budget of a request with the parsed `timeout` header (12 s without one),
+/// clamped to [`TIMEOUT_RANGE_S`].
+pub fn timeout_budget(timeout: Option<f64>) -> f64 {
+    timeout
+        .unwrap_or(12.0)
+        .clamp(TIMEOUT_RANGE_S.0, TIMEOUT_RANGE_S.1)
 }
 
 /// Nonce rules per dendrite (`"{hotkey}:{uuid}"`), with at most `capacity` dendrites
@@ -83,8 +96,8 @@ pub struct NonceTracker {
     last: HashMap<String, u64>,
     order: VecDeque<String>,
     capacity: usize,
-    /// Allowed age of a dendrite's first nonce beyond the request timeout, in ns (4 s).
-    pub allowed_delta_ns: u64,
+    /// Allowed age of a dendrite's first nonce, in ns ([`REPLAY_WINDOW_NS`]).
+    pub window_ns: u64,
     /// How far in the future a nonce may be, in ns (clock skew; 2 s).
     pub future_ns: u64,
 }
@@ -96,20 +109,13 @@ impl NonceTracker {
             last: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
-            allowed_delta_ns: 4_000_000_000,
+            window_ns: REPLAY_WINDOW_NS,
             future_ns: 2_000_000_000,
         }
     }
 
-    /// Check `nonce` of dendrite `key` at time `now_ns` for a request with `timeout_s`,
-    /// and record it when accepted.
-    pub fn check(
-        &mut self,
-        key: &str,
-        nonce: u64,
-        now_ns: u64,
-        timeout_s: f64,
-    ) -> Result<(), AxonError> {
+    /// Check `nonce` of dendrite `key` at time `now_ns`, and record it when accepted.
+    pub fn check(&mut self, key: &str, nonce: u64, now_ns: u64) -> Result<(), AxonError> {
         if nonce > now_ns.saturating_add(self.future_ns) {
             return Err(AxonError::Nonce(format!(
                 "{nonce} is {:.1} s in the future",
@@ -124,15 +130,7 @@ impl NonceTracker {
             }
             Some(_) => {}
             None => {
-                // NaN and negative count as 0; the window never exceeds the cap.
-                let honoured = if timeout_s.is_nan() {
-                    0.0
-                } else {
-                    timeout_s.clamp(0.0, MAX_WINDOW_TIMEOUT_S)
-                };
-                let window = self
-                    .allowed_delta_ns
-                    .saturating_add((honoured * 1e9) as u64);
+                let window = self.window_ns;
                 if nonce < now_ns.saturating_sub(window) {
                     return Err(AxonError::Nonce(format!(
                         "{nonce} is older than the allowed {:.1} s",
@@ -178,50 +176,45 @@ mod tests {
     fn nonces_follow_the_rules_and_memory_stays_bounded() {
         let mut t = NonceTracker::new(3);
         let now = 1_000_000_000_000u64;
-        assert!(t.check("a:1", now - 1_000_000_000, now, 12.0).is_ok());
+        assert!(t.check("a:1", now - 1_000_000_000, now).is_ok());
+        assert!(t.check("a:1", now - 1_000_000_000, now).is_err(), "replay");
+        assert!(t.check("a:1", now, now).is_ok());
         assert!(
-            t.check("a:1", now - 1_000_000_000, now, 12.0).is_err(),
-            "replay"
-        );
-        assert!(t.check("a:1", now, now, 12.0).is_ok());
-        assert!(
-            t.check("b:1", now - 20_000_000_000, now, 12.0).is_err(),
+            t.check("b:1", now - 20_000_000_000, now).is_err(),
             "stale first"
         );
-        assert!(
-            t.check("c:1", now + 5_000_000_000, now, 12.0).is_err(),
-            "future"
-        );
+        assert!(t.check("c:1", now + 5_000_000_000, now).is_err(), "future");
         for i in 0..100 {
-            t.check(&format!("flood:{i}"), now, now, 12.0).unwrap();
+            t.check(&format!("flood:{i}"), now, now).unwrap();
         }
         assert_eq!(t.len(), 3);
     }
 
     #[test]
-    fn an_unsigned_timeout_cannot_widen_the_replay_window_or_overflow() {
+    fn the_replay_window_is_a_constant_and_timeouts_are_checked_and_clamped() {
         let now = 1_000_000_000_000_000u64;
-        let old = now - 20_000_000_000; // captured 20 s ago
-        for timeout in [
-            3600.0,
-            1e300,
-            f64::INFINITY,
-            f64::NAN,
-            -5.0,
-            f64::NEG_INFINITY,
-        ] {
-            let mut t = NonceTracker::new(8);
-            assert!(
-                t.check("v:1", old, now, timeout).is_err(),
-                "timeout {timeout} let a 20 s old nonce in"
-            );
-        }
         let mut t = NonceTracker::new(8);
-        assert!(t.check("v:1", now - 10_000_000_000, now, 9.0).is_ok());
+        assert!(
+            t.check("v:1", now - 20_000_000_000, now).is_err(),
+            "20 s old"
+        );
+        assert!(
+            t.check("v:2", now - 15_000_000_000, now).is_ok(),
+            "15 s old"
+        );
+        assert!(
+            t.check("v:3", 0, u64::MAX).is_err(),
+            "no overflow at the ends"
+        );
+        assert!(t.check("v:4", u64::MAX, 0).is_err());
         for bad in ["nan", "NaN", "inf", "-inf", "1e400", "-1", "x", ""] {
             assert_eq!(parse_timeout(bad), None, "{bad}");
         }
         assert_eq!(parse_timeout("12.0"), Some(12.0));
         assert_eq!(parse_timeout(" 9 "), Some(9.0));
+        assert_eq!(timeout_budget(None), 12.0);
+        assert_eq!(timeout_budget(Some(0.0)), 1.0);
+        assert_eq!(timeout_budget(Some(3600.0)), 30.0);
+        assert_eq!(timeout_budget(Some(9.0)), 9.0);
     }
 }

@@ -7,7 +7,7 @@
 //! package sets (`BT_PW_<path>`, obfuscated as it writes it), or from a prompt on a
 //! terminal — never from a command-line flag.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -257,23 +257,9 @@ fn nacl_key(password: &str) -> [u8; 32] {
     key
 }
 
-/// Write `bytes` to `path` with mode 0600: a temporary file, fsync, rename.
+/// Write `bytes` to `path` with mode 0600 from the first byte, atomically; a planted
+/// link or a stale temp file is never written through ([`sv_fs::atomic_write_private`]).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ChainError> {
-    let fail = |e: std::io::Error| ChainError::Write(format!("{}: {e}", path.display()));
-    let dir = path.parent().expect("under hotkeys/");
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(fail)?;
-    f.write_all(bytes).map_err(fail)?;
-    f.sync_all().map_err(fail)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    Ok(())
+    sv_fs::atomic_write_private(path, bytes)
+        .map_err(|e| ChainError::Write(format!("{}: {e}", path.display())))
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sv_data::{Label, Location, Sample, Source};
 
 use crate::error::CurateError;
-use crate::predlog::{read_log, stored_image};
+use crate::predlog::{read_log_counted, stored_image};
 
 /// Per source: samples read and kept, and exact copies dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -111,6 +111,8 @@ pub fn attach_prompts(samples: &mut [Sample], sidecar: &Path) -> Result<usize, C
 pub struct LogCount {
     /// Answers in the log.
     pub answers: usize,
+    /// Torn lines skipped (a write cut short by a full disk or a killed miner).
+    pub torn: usize,
     /// Distinct images answered.
     pub images: usize,
     /// Of which the miner stored (the rest cannot be trained on).
@@ -123,13 +125,15 @@ pub struct LogCount {
 /// stored image, labelled when a validator sent a label, with the latest answer's
 /// prediction, validator, model version and time in the metadata.
 pub fn from_prediction_log(dir: &Path) -> Result<(Vec<Sample>, LogCount), CurateError> {
-    let answers = read_log(dir)?;
+    let log = read_log_counted(dir)?;
+    let answers = log.answers;
     let mut latest: BTreeMap<String, &crate::predlog::Answer> = BTreeMap::new();
     for a in &answers {
         latest.insert(a.image_sha256.clone(), a);
     }
     let mut count = LogCount {
         answers: answers.len(),
+        torn: log.torn,
         images: latest.len(),
         ..LogCount::default()
     };

@@ -57,9 +57,25 @@ pub fn log_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Every answer in the log directory `dir`, oldest first. A torn last line (a killed
-/// miner) is skipped; any other malformed line is an error naming file and line.
+/// The answers of a log directory and the torn lines skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Log {
+    /// Every answer, oldest first.
+    pub answers: Vec<Answer>,
+    /// Lines that are not complete JSON (a write cut short by a full disk or a killed
+    /// miner), skipped.
+    pub torn: usize,
+}
+
+/// Every answer in the log directory `dir`, oldest first. A line that is not complete
+/// JSON (torn by a full disk or a killed miner) is skipped and counted; a complete JSON
+/// line that is not an answer is an error naming file and line.
 pub fn read_log(dir: &Path) -> Result<Vec<Answer>, CurateError> {
+    read_log_counted(dir).map(|log| log.answers)
+}
+
+/// [`read_log`], with the count of torn lines skipped.
+pub fn read_log_counted(dir: &Path) -> Result<Log, CurateError> {
     let files = log_files(dir);
     if files.is_empty() {
         return Err(CurateError::Input(format!(
@@ -67,18 +83,19 @@ pub fn read_log(dir: &Path) -> Result<Vec<Answer>, CurateError> {
             dir.display()
         )));
     }
-    let mut out = vec![];
+    let mut log = Log::default();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| CurateError::Input(format!("{}: {e}", f.display())))?;
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
+        let bytes =
+            std::fs::read(&f).map_err(|e| CurateError::Input(format!("{}: {e}", f.display())))?;
+        // A torn write can end inside a multi-byte character.
+        let text = String::from_utf8_lossy(&bytes);
+        for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             match serde_json::from_str::<Answer>(line) {
-                Ok(a) => out.push(a),
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+                Ok(a) => log.answers.push(a),
+                Err(e) if e.is_syntax() || e.is_eof() => log.torn += 1,
                 Err(e) => {
                     return Err(CurateError::Input(format!(
                         "{}:{}: {e}",
@@ -89,7 +106,7 @@ pub fn read_log(dir: &Path) -> Result<Vec<Answer>, CurateError> {
             }
         }
     }
-    Ok(out)
+    Ok(log)
 }
 
 /// The stored image of `sha256` under `dir/images`, if the miner kept it.
@@ -130,5 +147,33 @@ mod tests {
             .map(|a| a.image_sha256)
             .collect();
         assert_eq!(got, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn torn_lines_anywhere_are_skipped_and_counted_and_foreign_lines_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |sha: &str| {
+            format!(
+                "{{\"time\":1.0,\"validator\":\"v\",\"synapse\":\"ImageSynapse\",\"image_sha256\":\"{sha}\",\"prediction\":0.5,\"latency_ms\":1.0,\"model_version\":\"m\"}}\n"
+            )
+        };
+        // A write cut short in the middle of the file, the next line glued to it.
+        let torn = &line("x")[..40];
+        let text = format!("{}{torn}{}\u{e9}{{\"ti", line("a"), line("b"));
+        let mut bytes = text.into_bytes();
+        bytes.pop(); // ends inside nothing valid
+        bytes.push(0xC3); // half a UTF-8 character
+        std::fs::write(dir.path().join("predictions.jsonl"), bytes).unwrap();
+        let log = read_log_counted(dir.path()).unwrap();
+        let got: Vec<&str> = log
+            .answers
+            .iter()
+            .map(|a| a.image_sha256.as_str())
+            .collect();
+        assert_eq!(got, ["a"]);
+        assert_eq!(log.torn, 2);
+        std::fs::write(dir.path().join("predictions.jsonl"), "{\"other\": 1}\n").unwrap();
+        let err = read_log(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("predictions.jsonl:1"), "{err}");
     }
 }

@@ -13,7 +13,15 @@ pub(crate) type Checked = Result<(String, (u32, u32)), Skip>;
 
 /// Decode `bytes` to check them; on success, their content id and oriented size.
 pub(crate) fn check_bytes(bytes: &[u8], max_pixels: u64) -> Checked {
-    let img = decode_image(bytes, max_pixels)?;
+    // A scan cut short decodes (as PIL does) to grey filler: not a training image.
+    let img = sv_image::decode_image_with(
+        bytes,
+        &sv_image::DecodeOptions {
+            max_pixels,
+            refuse_cut_scans: true,
+            ..Default::default()
+        },
+    )?;
     Ok((crate::content_id(bytes), (img.width(), img.height())))
 }
 

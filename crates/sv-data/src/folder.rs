@@ -1,6 +1,9 @@
 //! The image-folder reader: `roadwork/` or `1/` for positives, `no_roadwork/` or `0/` for
 //! negatives, any depth below them; files are taken by content, whatever their extension.
+//! Symbolic links below the root are not followed unless asked; when they are, a link
+//! back into a folder already walked is skipped (folders are known by device and inode).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -18,6 +21,9 @@ pub struct FolderOptions {
     pub max_pixels: u64,
     /// Also read images outside the label folders, as unlabelled (a generator's output).
     pub unlabelled: bool,
+    /// Follow symbolic links below the root (each folder walked once). Off: links are
+    /// skipped and counted as [`SkipReason::Link`].
+    pub follow_links: bool,
 }
 
 impl Default for FolderOptions {
@@ -26,6 +32,7 @@ impl Default for FolderOptions {
             source: Source::Named("folder".into()),
             max_pixels: crate::decode::DEFAULT_MAX_PIXELS,
             unlabelled: false,
+            follow_links: false,
         }
     }
 }
@@ -39,25 +46,100 @@ fn label_of(dir: &str) -> Option<Label> {
     }
 }
 
-/// Every file under `dir`, sorted, hidden files (`.name`) left out.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        if path.is_dir() {
-            files_under(&path, out)?;
-        } else {
-            out.push(path);
+/// A folder's identity: the same folder reached twice through links has the same one.
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata, _path: &Path) -> (u64, u64, PathBuf) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), PathBuf::new())
+}
+
+#[cfg(not(unix))]
+fn identity(_meta: &std::fs::Metadata, path: &Path) -> (u64, u64, PathBuf) {
+    (
+        0,
+        0,
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+    )
+}
+
+/// One walk of a folder tree: links skipped or followed once, skips recorded.
+struct Walk {
+    follow_links: bool,
+    walked: HashSet<(u64, u64, PathBuf)>,
+    skipped: Vec<(PathBuf, Skip)>,
+}
+
+/// What a folder entry is, after the link policy.
+enum Kind {
+    Dir,
+    File,
+    Skipped,
+}
+
+impl Walk {
+    fn new(follow_links: bool) -> Self {
+        Self {
+            follow_links,
+            walked: HashSet::new(),
+            skipped: Vec::new(),
         }
     }
-    Ok(())
+
+    /// Classify `path` (whose own type, not following links, is `own`).
+    fn kind(&mut self, path: &Path, own: std::fs::FileType) -> Kind {
+        if own.is_symlink() && !self.follow_links {
+            self.skipped.push((
+                path.to_path_buf(),
+                Skip::new(
+                    SkipReason::Link,
+                    "symbolic link not followed (--follow-links)",
+                ),
+            ));
+            return Kind::Skipped;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Kind::Dir,
+            Ok(_) => Kind::File,
+            Err(e) => {
+                self.skipped.push((
+                    path.to_path_buf(),
+                    Skip::new(SkipReason::Unreadable, e.to_string()),
+                ));
+                Kind::Skipped
+            }
+        }
+    }
+
+    /// Every file under `dir`, sorted, hidden files (`.name`) left out; a folder already
+    /// walked (a link cycle) is skipped.
+    fn files_under(&mut self, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::metadata(dir).map_err(io(dir))?;
+        if !self.walked.insert(identity(&meta, dir)) {
+            self.skipped.push((
+                dir.to_path_buf(),
+                Skip::new(SkipReason::Link, "leads back into a folder already walked"),
+            ));
+            return Ok(());
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(io(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = e.path();
+            let own = e.file_type().map_err(io(&path))?;
+            match self.kind(&path, own) {
+                Kind::Dir => self.files_under(&path, out)?,
+                Kind::File => out.push(path),
+                Kind::Skipped => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Read the labelled images under `root` (and, with `unlabelled`, the others as unknown). Every file is decoded once (in parallel) to
@@ -65,29 +147,30 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// is kept once. Samples come in path order.
 pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, SkipReport)> {
     let mut labelled = Vec::new();
+    let mut walk = Walk::new(opts.follow_links);
     let mut tops: Vec<_> = std::fs::read_dir(root)
         .map_err(io(root))?
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(io(root))?;
     tops.sort_by_key(|e| e.file_name());
     for top in tops {
-        let Some(label) = label_of(&top.file_name().to_string_lossy()) else {
-            if opts.unlabelled && !top.file_name().to_string_lossy().starts_with('.') {
-                let path = top.path();
-                if path.is_dir() {
-                    let mut files = Vec::new();
-                    files_under(&path, &mut files)?;
-                    labelled.extend(files.into_iter().map(|f| (f, Label::Unknown)));
-                } else {
-                    labelled.push((path, Label::Unknown));
-                }
-            }
-            continue;
+        let name = top.file_name().to_string_lossy().into_owned();
+        let label = match label_of(&name) {
+            Some(label) => label,
+            None if opts.unlabelled && !name.starts_with('.') => Label::Unknown,
+            None => continue,
         };
-        if top.path().is_dir() {
-            let mut files = Vec::new();
-            files_under(&top.path(), &mut files)?;
-            labelled.extend(files.into_iter().map(|f| (f, label)));
+        let path = top.path();
+        let own = top.file_type().map_err(io(&path))?;
+        match walk.kind(&path, own) {
+            Kind::Dir => {
+                let mut files = Vec::new();
+                walk.files_under(&path, &mut files)?;
+                labelled.extend(files.into_iter().map(|f| (f, label)));
+            }
+            // A loose file at the top is an image only when unlabelled ones are read.
+            Kind::File if label == Label::Unknown => labelled.push((path, label)),
+            Kind::File | Kind::Skipped => {}
         }
     }
     let checked: Vec<(PathBuf, Label, Checked)> = labelled
@@ -100,6 +183,9 @@ pub fn read_folder(root: &Path, opts: &FolderOptions) -> Result<(Vec<Sample>, Sk
         })
         .collect();
     let mut intake = Intake::default();
+    for (path, skip) in &walk.skipped {
+        intake.report.add(path, skip);
+    }
     let mut samples = Vec::new();
     for (path, label, result) in checked {
         if let Some((id, size)) = intake.admit(&path, result) {

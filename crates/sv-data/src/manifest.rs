@@ -57,39 +57,32 @@ impl Iterator for ManifestReader {
 /// temporary file and leaves `path` as it was.
 pub struct ManifestWriter {
     path: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: BufWriter<sv_fs::AtomicFile>,
     written: usize,
 }
 
 impl ManifestWriter {
     /// Start writing the manifest that will replace `path`.
     pub fn create(path: &Path) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| DataError::Invalid(format!("{} is not a file path", path.display())))?
-            .to_string_lossy()
-            .to_string();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(io(&tmp))?;
+        if path.file_name().is_none() {
+            return Err(DataError::Invalid(format!(
+                "{} is not a file path",
+                path.display()
+            )));
+        }
+        let file = sv_fs::AtomicFile::create(path).map_err(io(path))?;
         Ok(Self {
             path: path.to_path_buf(),
-            tmp,
-            out: Some(BufWriter::new(file)),
+            out: BufWriter::new(file),
             written: 0,
         })
     }
 
     /// Append one sample.
     pub fn write(&mut self, sample: &Sample) -> Result<()> {
-        let out = self.out.as_mut().expect("open until finish");
-        serde_json::to_writer(&mut *out, sample)
+        serde_json::to_writer(&mut self.out, sample)
             .map_err(|e| DataError::Invalid(format!("sample {}: {e}", sample.id)))?;
-        out.write_all(b"\n").map_err(io(&self.tmp))?;
+        self.out.write_all(b"\n").map_err(io(&self.path))?;
         self.written += 1;
         Ok(())
     }
@@ -104,29 +97,14 @@ impl ManifestWriter {
         self.written == 0
     }
 
-    /// Flush, fsync and rename over the target; returns the number of samples.
-    pub fn finish(mut self) -> Result<usize> {
-        let out = self.out.take().expect("open until finish");
-        let file = out
+    /// Flush, sync and rename over the target; returns the number of samples.
+    pub fn finish(self) -> Result<usize> {
+        let file = self
+            .out
             .into_inner()
-            .map_err(|e| io(&self.tmp)(e.into_error()))?;
-        file.sync_all().map_err(io(&self.tmp))?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
-            d.sync_all().map_err(io(dir))?;
-        }
+            .map_err(|e| io(&self.path)(e.into_error()))?;
+        file.commit().map_err(io(&self.path))?;
         Ok(self.written)
-    }
-}
-
-impl Drop for ManifestWriter {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 

@@ -574,18 +574,10 @@ pub fn generate(dir: &Path, count: u64, size: u32, seed: u64) -> Result<Vec<Samp
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| DataError::Io {
+    sv_fs::atomic_write(path, bytes).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io)?;
-    let tmp = path.with_extension("png.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]

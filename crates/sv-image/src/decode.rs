@@ -34,6 +34,9 @@ pub enum SkipReason {
     Duplicate,
     /// The row breaks a rule of its dataset (e.g. a NATIX label without description).
     Inconsistent,
+    /// A symbolic link not followed (or, when following, one that leads back into a
+    /// folder already walked).
+    Link,
 }
 
 impl SkipReason {
@@ -48,6 +51,7 @@ impl SkipReason {
             SkipReason::Corrupt => "corrupt",
             SkipReason::Duplicate => "duplicate",
             SkipReason::Inconsistent => "inconsistent",
+            SkipReason::Link => "link",
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct DecodeOptions {
     /// Apply the EXIF orientation as `PIL.ImageOps.exif_transpose` does (transformers'
     /// `load_image` does; a bare `Image.open` does not).
     pub exif_transpose: bool,
+    /// Refuse a JPEG whose scan data ends early even when an end-of-image marker follows
+    /// (PIL decodes it and fills the rest with grey; a training set should not take it).
+    pub refuse_cut_scans: bool,
 }
 
 impl Default for DecodeOptions {
@@ -87,6 +94,7 @@ impl Default for DecodeOptions {
         Self {
             max_pixels: DEFAULT_MAX_PIXELS,
             exif_transpose: true,
+            refuse_cut_scans: false,
         }
     }
 }
@@ -98,7 +106,7 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Skip>
         bytes,
         &DecodeOptions {
             max_pixels,
-            exif_transpose: true,
+            ..DecodeOptions::default()
         },
     )
 }
@@ -156,7 +164,7 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<DynamicImage, Skip>
             "JPEG data is truncated (no end-of-image marker after the last scan)",
         ));
     }
-    let decoded = crate::jpeg::decode(bytes, opts.max_pixels)?;
+    let decoded = crate::jpeg::decode(bytes, opts.max_pixels, opts.refuse_cut_scans)?;
     let markers = crate::jpeg::markers(bytes);
     let (w, h) = (decoded.width, decoded.height);
     let corrupt = || {

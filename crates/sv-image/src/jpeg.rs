@@ -132,8 +132,14 @@ fn read_header(h: &Handle, bytes: &[u8]) -> Result<(u32, u32, Model), Skip> {
     Ok((w as u32, ht as u32, model))
 }
 
-/// Decode a JPEG whose size was already checked against the caller's limit.
-pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Skip> {
+/// Decode a JPEG whose size was already checked against the caller's limit; with
+/// `refuse_cut_scans`, the "premature end" warning (scan data cut short, grey filled in)
+/// is a refusal rather than ignored as PIL ignores it.
+pub(crate) fn decode(
+    bytes: &[u8],
+    max_pixels: u64,
+    refuse_cut_scans: bool,
+) -> Result<Decoded, Skip> {
     let h = Handle::new()?;
     let (width, height, model) = read_header(&h, bytes)?;
     let pixels = u64::from(width) * u64::from(height);
@@ -183,6 +189,16 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Skip> {
             SkipReason::Corrupt
         };
         return Err(Skip::new(kind, format!("JPEG: {reason}")));
+    }
+    if rc != 0 && refuse_cut_scans {
+        let reason = h.error();
+        // "Premature end of JPEG file", "premature end of data segment".
+        if reason.to_ascii_lowercase().contains("premature end") {
+            return Err(Skip::new(
+                SkipReason::Truncated,
+                format!("JPEG scan data is cut short ({reason})"),
+            ));
+        }
     }
     Ok(Decoded {
         width,
@@ -247,7 +263,7 @@ mod tests {
             &b"\xFF\xD8\xFF\xE1\x00\x01"[..],
             &[0xFF, 0xD8, 0xFF, 0xFF, 0xFF][..],
         ] {
-            assert!(decode(bytes, 1 << 20).is_err());
+            assert!(decode(bytes, 1 << 20, false).is_err());
             let _ = markers(bytes);
         }
     }

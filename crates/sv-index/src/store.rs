@@ -5,7 +5,6 @@
 //! file, synced and renamed over the old one, so a crash leaves either the old index or
 //! the new one.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -96,33 +95,9 @@ pub(crate) fn write(
     atomic_write(path, &bytes)
 }
 
-/// Write `bytes` to `path` through a synced temporary file in the same folder, renamed
-/// over the old file.
+/// Write `bytes` to `path` atomically ([`sv_fs::atomic_write`]).
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| IndexError::io(path, "not a file path"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(IndexError::io(path, e));
-    }
-    Ok(())
+    sv_fs::atomic_write(path, bytes).map_err(|e| IndexError::io(path, e))
 }
 
 /// Read a file [`write`] wrote: its header, rows and extra bytes. A short file, another

@@ -83,36 +83,11 @@ pub fn find_sidecar(checkpoint: &std::path::Path, name: &str) -> Option<std::pat
         .find(|p| p.is_file())
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same folder, fsynced, then
-/// renamed over `path` (and the folder fsynced), so a crash leaves the old file or the new
-/// one, never a torn one.
+/// Write `bytes` to `path` atomically ([`sv_fs::atomic_write`]): a crash leaves the old
+/// file or the new one, never a torn one.
 pub(crate) fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| ModelError::Io {
+    sv_fs::atomic_write(path, bytes).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            d.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }

@@ -247,11 +247,13 @@ impl Preprocessor {
         Ok(pre)
     }
 
-    /// Size `(height, width)` after the shortest-edge resize, as the reference computes it.
+    /// Size `(height, width)` after the shortest-edge resize, as the reference computes it,
+    /// with the long side bounded by [`MAX_RESIZED_EDGE`] (an extreme aspect ratio would
+    /// otherwise ask for billions of pixels).
     pub fn resized_size(&self, height: u32, width: u32) -> (u32, u32) {
-        let (short, long) = (height.min(width), height.max(width));
+        let (short, long) = (height.min(width).max(1), height.max(width));
         let s = self.shortest_edge;
-        let new_long = (s as f64 * long as f64 / short as f64) as u32;
+        let new_long = ((s as f64 * long as f64 / short as f64) as u32).min(MAX_RESIZED_EDGE);
         if width <= height {
             (new_long, s)
         } else {
@@ -360,6 +362,9 @@ impl Preprocessor {
         self.batch_resized(&resized, device)
     }
 }
+
+/// The longest side a resize produces.
+pub const MAX_RESIZED_EDGE: u32 = 1 << 16;
 
 /// Decode an image file, refusing images over `max_pixels` before allocating them.
 pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {

@@ -139,6 +139,11 @@ impl Batcher {
         rx
     }
 
+    /// Whether the inference worker still runs.
+    pub fn is_alive(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| !w.is_finished())
+    }
+
     /// Requests waiting now.
     pub fn queued(&self) -> usize {
         self.shared

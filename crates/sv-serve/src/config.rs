@@ -58,12 +58,25 @@ pub struct MinerConfig {
     pub max_wait_ms: u64,
     /// Answer this long before the caller's timeout runs out (ms).
     pub deadline_margin_ms: u64,
-    /// HTTP worker threads.
+    /// Requests verified and answered at once (handler threads).
     pub http_workers: usize,
+    /// Open axon connections in all; over it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Open axon connections from one IP address.
+    pub max_connections_per_peer: usize,
+    /// Close a connection that has not sent a complete request head this long after
+    /// connecting or after its last answer (ms): idle keep-alive and slow headers.
+    pub idle_timeout_ms: u64,
+    /// Longest a request body may take to arrive (ms).
+    pub body_timeout_ms: u64,
+    /// Largest request head: request line and headers (bytes).
+    pub max_header_bytes: usize,
     /// Largest request body (bytes).
     pub max_body_bytes: usize,
     /// Largest challenge image (pixels).
     pub max_pixels: u64,
+    /// Largest ratio of a challenge image's long side to its short side.
+    pub max_aspect_ratio: u32,
     /// Prediction log directory.
     pub log_dir: PathBuf,
     /// Rotate the log at this size (bytes).
@@ -101,8 +114,14 @@ impl Default for MinerConfig {
             max_wait_ms: 0,
             deadline_margin_ms: 500,
             http_workers: 32,
+            max_connections: 1024,
+            max_connections_per_peer: 64,
+            idle_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            max_header_bytes: 16 << 10,
             max_body_bytes: 4 << 20,
             max_pixels: 4096 * 4096,
+            max_aspect_ratio: 32,
             log_dir: PathBuf::from("miner-log"),
             log_max_bytes: 64 << 20,
             log_keep: 20,
@@ -187,6 +206,18 @@ impl MinerConfig {
         if self.http_workers == 0 {
             return bad("http_workers must be at least 1");
         }
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+            return bad("max_connections and max_connections_per_peer must be at least 1");
+        }
+        if self.idle_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return bad("idle_timeout_ms and body_timeout_ms must be at least 1");
+        }
+        if self.max_header_bytes < 1024 {
+            return bad("max_header_bytes must be at least 1024");
+        }
+        if self.max_aspect_ratio == 0 {
+            return bad("max_aspect_ratio must be at least 1");
+        }
         let sources = [
             self.allowlist.is_some(),
             self.metagraph.is_some(),
@@ -221,6 +252,21 @@ impl MinerConfig {
             }
         }
         Ok(())
+    }
+
+    /// The axon listener's limits.
+    pub fn http_limits(&self) -> sv_axon::http::HttpLimits {
+        use std::time::Duration;
+        sv_axon::http::HttpLimits {
+            max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_header_bytes: self.max_header_bytes,
+            max_body: self.max_body_bytes,
+            handler_threads: self.http_workers,
+            ..sv_axon::http::HttpLimits::default()
+        }
     }
 
     /// The wallets directory in use.

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use sv_axon::http::HttpStats;
 
 const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -66,9 +68,10 @@ pub struct Metrics {
     model: Mutex<ModelInfo>,
     swaps: AtomicU64,
     swap_failures: AtomicU64,
-    /// Prediction-log lines dropped because the writer fell behind.
+    /// Prediction-log lines not written: the writer fell behind or the write failed.
     pub log_dropped: AtomicU64,
     chain: Mutex<Option<ChainInfo>>,
+    http: Mutex<Option<Arc<HttpStats>>>,
 }
 
 /// The chain link's state (chain mode only).
@@ -93,6 +96,7 @@ impl Default for Metrics {
             swap_failures: AtomicU64::new(0),
             log_dropped: AtomicU64::new(0),
             chain: Mutex::default(),
+            http: Mutex::default(),
         }
     }
 }
@@ -182,6 +186,11 @@ impl Metrics {
             .sum()
     }
 
+    /// Report the axon listener's counters with the others.
+    pub fn watch_http(&self, stats: Arc<HttpStats>) {
+        *lock(&self.http) = Some(stats);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -251,9 +260,46 @@ impl Metrics {
         counter(
             &mut out,
             "sv_miner_log_dropped_total",
-            "Prediction-log lines dropped because the writer fell behind.",
+            "Prediction-log lines not written: the writer fell behind or the write failed.",
             self.log_dropped.load(Ordering::Relaxed),
         );
+        if let Some(h) = lock(&self.http).clone() {
+            let _ = writeln!(
+                out,
+                "# HELP sv_miner_http_connections Axon connections open now.\n# TYPE sv_miner_http_connections gauge\nsv_miner_http_connections {}",
+                h.open.load(Ordering::Relaxed)
+            );
+            for (name, help, v) in [
+                ("accepted", "Axon connections accepted.", &h.accepted),
+                (
+                    "refused",
+                    "Axon connections closed at once at the connection caps.",
+                    &h.refused,
+                ),
+                (
+                    "accept_errors",
+                    "Axon accept errors (such as no file descriptor left), each retried.",
+                    &h.accept_errors,
+                ),
+                (
+                    "rejected",
+                    "Axon requests refused before verification: too large, too slow, malformed or no capacity.",
+                    &h.rejected,
+                ),
+                (
+                    "panics",
+                    "Axon handler panics, each answered with 500.",
+                    &h.panics,
+                ),
+            ] {
+                counter(
+                    &mut out,
+                    &format!("sv_miner_http_{name}_total"),
+                    help,
+                    v.load(Ordering::Relaxed),
+                );
+            }
+        }
         if let Some(c) = lock(&self.chain).clone() {
             let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use sv_axon::gate::{Callers, Gate};
+use sv_axon::http::{HttpHandler, HttpLimits, HttpResponse, HttpServer};
 use sv_axon::metagraph::{Metagraph, read_allowlist};
 use sv_axon::server::{self, Handler};
 use sv_axon::synapse::IMAGE_ROUTES;
@@ -40,8 +41,9 @@ pub struct Miner {
     pub hotkey: String,
     slot: Arc<ModelSlot>,
     reloader: Arc<Reloader>,
-    axon: Option<server::Running>,
-    health: Option<(Arc<tiny_http::Server>, JoinHandle<()>)>,
+    axon: Arc<Mutex<Option<server::Running>>>,
+    restart_axon: Box<dyn Fn() -> Result<server::Running, ServeError> + Send + Sync>,
+    health: Option<HttpServer>,
     watcher: Option<JoinHandle<()>>,
     chain: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -143,17 +145,31 @@ impl Miner {
             log.clone(),
             Limits {
                 max_pixels: config.max_pixels,
+                max_aspect_ratio: config.max_aspect_ratio,
             },
             Duration::from_millis(config.deadline_margin_ms),
         );
-        let addr = format!("{}:{}", config.host, config.axon_port);
-        let axon = server::serve(
-            &addr,
-            Arc::new(gate),
-            handler,
-            server::system_clock(),
-            config.http_workers,
-        )?;
+        let limits = config.http_limits();
+        let gate = Arc::new(gate);
+        let start_axon = {
+            let metrics = metrics.clone();
+            move |addr: &str| -> Result<server::Running, ServeError> {
+                let running = server::serve_with(
+                    addr,
+                    gate.clone(),
+                    handler.clone(),
+                    server::system_clock(),
+                    limits,
+                )?;
+                metrics.watch_http(running.stats());
+                Ok(running)
+            }
+        };
+        let axon = start_axon(&format!("{}:{}", config.host, config.axon_port))?;
+        // A restarted listener takes the same port.
+        let axon_addr = axon.addr;
+        let restart_axon = Box::new(move || start_axon(&axon_addr.to_string()));
+        let axon = Arc::new(Mutex::new(Some(axon)));
         let health = if !config.metrics {
             None
         } else {
@@ -162,6 +178,7 @@ impl Miner {
                 metrics.clone(),
                 slot.clone(),
                 batcher.clone(),
+                axon.clone(),
             )?)
         };
         let reloader = Arc::new(Reloader {
@@ -182,7 +199,7 @@ impl Miner {
                         .expect("validated")
                         .parse()
                         .expect("validated");
-                    let port = config.external_port.unwrap_or(axon.addr.port());
+                    let port = config.external_port.unwrap_or(axon_addr.port());
                     link.serve_axon(&hotkey, ip, port)?;
                 }
                 let stop = stop.clone();
@@ -207,13 +224,14 @@ impl Miner {
                 .map_err(|e| ServeError::Config(format!("starting the watcher: {e}")))?
         };
         Ok(Self {
-            axon_addr: axon.addr,
-            metrics_addr: health.as_ref().and_then(|(s, _)| s.server_addr().to_ip()),
+            axon_addr,
+            metrics_addr: health.as_ref().map(|s| s.addr),
             metrics,
             hotkey: hotkey.ss58,
             slot,
             reloader,
-            axon: Some(axon),
+            axon,
+            restart_axon,
             health,
             watcher: Some(watcher),
             chain,
@@ -240,26 +258,62 @@ impl Miner {
         self.reload_requested.store(true, Ordering::SeqCst);
     }
 
-    /// Block until SIGINT or SIGTERM.
-    pub fn wait_for_termination(&self) {
+    /// Whether the axon listener accepts connections and the inference worker runs:
+    /// what `/healthz` reports.
+    pub fn is_healthy(&self) -> bool {
+        axon_alive(&self.axon) && self.batcher.as_ref().is_some_and(|b| b.is_alive())
+    }
+
+    /// Check the axon listener and the inference worker: a listener that stopped is
+    /// started again on the same port. An error means the miner cannot serve (the
+    /// listener could not be restarted, or the inference worker is gone) and should exit
+    /// so that its supervisor restarts it.
+    pub fn check(&self) -> Result<(), ServeError> {
+        if !self.batcher.as_ref().is_some_and(|b| b.is_alive()) {
+            return Err(ServeError::Config("the inference worker stopped".into()));
+        }
+        if axon_alive(&self.axon) {
+            return Ok(());
+        }
+        eprintln!(
+            "sv-miner: the axon listener on {} stopped; starting it again",
+            self.axon_addr
+        );
+        let mut axon = self.axon.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dead) = axon.take() {
+            dead.shutdown();
+        }
+        *axon = Some((self.restart_axon)()?);
+        Ok(())
+    }
+
+    /// Block until SIGINT or SIGTERM (`Ok`), or until the miner cannot serve any more
+    /// (the error of [`check`](Self::check)), checking every second.
+    pub fn wait_for_termination(&self) -> Result<(), ServeError> {
         let term = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             let _ = signal_hook::flag::register(sig, term.clone());
         }
+        let mut last_check = Instant::now();
         while !term.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                self.check()?;
+                last_check = Instant::now();
+            }
         }
+        Ok(())
     }
 
     /// Stop accepting, answer what is in flight, write out the log.
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(axon) = self.axon.take() {
+        let axon = self.axon.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(axon) = axon {
             axon.shutdown();
         }
-        if let Some((server, thread)) = self.health.take() {
-            server.unblock();
-            let _ = thread.join();
+        if let Some(server) = self.health.take() {
+            server.shutdown();
         }
         if let Some(w) = self.watcher.take() {
             let _ = w.join();
@@ -280,16 +334,16 @@ fn answer_handler(
     margin: Duration,
 ) -> Handler {
     Arc::new(move |synapse, caller: &Caller| {
-        let started = Instant::now();
+        // The caller's clock started when its request arrived, queueing included.
+        let started = caller.received;
         let request = synapse.image_synapse().map_err(|e| (400, e.to_string()))?;
         if request.image.is_empty() {
             return Err((400, "the synapse has no image".to_string()));
         }
         let image = request.image;
         let challenge = payload::decode(&image, &limits).map_err(|e| (400, e))?;
-        // The gate passes only finite, non-negative timeouts; NaN would still map to 0.
-        let budget = Duration::try_from_secs_f64(caller.timeout.clamp(0.0, 3600.0))
-            .unwrap_or(Duration::ZERO);
+        // The gate passes only finite timeouts within its range; anything else maps to 0.
+        let budget = Duration::try_from_secs_f64(caller.timeout).unwrap_or(Duration::ZERO);
         let deadline = started + budget.saturating_sub(margin);
         let rx = batcher.submit(challenge.image, deadline, caller.stake);
         let outcome = rx
@@ -460,46 +514,60 @@ fn watch(
     }
 }
 
-/// `/metrics` (Prometheus text) and `/healthz` (JSON) on their own listener.
+fn axon_alive(axon: &Mutex<Option<server::Running>>) -> bool {
+    axon.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|a| a.is_alive())
+}
+
+/// `/metrics` (Prometheus text) and `/healthz` (JSON: 200 when the axon listener accepts
+/// and the inference worker runs, else 503) on their own bounded listener.
 fn serve_health(
     addr: &str,
     metrics: Arc<Metrics>,
     slot: Arc<ModelSlot>,
     batcher: Arc<Batcher>,
-) -> Result<(Arc<tiny_http::Server>, JoinHandle<()>), ServeError> {
-    let server = Arc::new(
-        tiny_http::Server::http(addr)
-            .map_err(|e| ServeError::Config(format!("listen {addr} (metrics): {e}")))?,
-    );
-    let s = server.clone();
-    let thread = std::thread::Builder::new()
-        .name("sv-metrics".into())
-        .spawn(move || {
-            while let Ok(request) = s.recv() {
-                let (status, body, kind) = match request.url() {
-                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
-                    "/healthz" => {
-                        let model = slot.current();
-                        let body = serde_json::json!({
-                            "status": "ok",
-                            "model_version": model.version,
-                            "model_age_days": model.age_days(SystemTime::now()),
-                            "queued": batcher.queued(),
-                            "time": unix_now(),
-                        });
-                        (200, body.to_string(), "application/json")
-                    }
-                    _ => (404, "not found\n".to_string(), "text/plain"),
-                };
-                let header = tiny_http::Header::from_bytes(&b"content-type"[..], kind.as_bytes())
-                    .expect("header");
-                let _ = request.respond(
-                    tiny_http::Response::from_string(body)
-                        .with_status_code(status)
-                        .with_header(header),
-                );
+    axon: Arc<Mutex<Option<server::Running>>>,
+) -> Result<HttpServer, ServeError> {
+    let handler: HttpHandler = Arc::new(move |request| {
+        let (status, body, kind) = match request.path.as_str() {
+            "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
+            "/healthz" => {
+                let model = slot.current();
+                let (listening, inference) = (axon_alive(&axon), batcher.is_alive());
+                let ok = listening && inference;
+                let body = serde_json::json!({
+                    "status": if ok { "ok" } else { "failing" },
+                    "axon_listening": listening,
+                    "inference_worker": inference,
+                    "model_version": model.version,
+                    "model_age_days": model.age_days(SystemTime::now()),
+                    "queued": batcher.queued(),
+                    "time": unix_now(),
+                });
+                (
+                    if ok { 200 } else { 503 },
+                    body.to_string(),
+                    "application/json",
+                )
             }
-        })
-        .map_err(|e| ServeError::Config(format!("starting the metrics server: {e}")))?;
-    Ok((server, thread))
+            _ => (404, "not found\n".to_string(), "text/plain"),
+        };
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), kind.into())],
+            body: body.into_bytes(),
+        }
+    });
+    let limits = HttpLimits {
+        max_connections: 64,
+        max_connections_per_peer: 16,
+        max_body: 64 << 10,
+        body_memory: 1 << 20,
+        handler_threads: 4,
+        ..HttpLimits::default()
+    };
+    HttpServer::bind(addr, limits, handler)
+        .map_err(|e| ServeError::Config(format!("metrics listener: {e}")))
 }

@@ -1,5 +1,6 @@
 //! Challenge images as validators send them: base64 of a JPEG (PNG accepted too). Anything
-//! else, or an image over the pixel limit, is refused before it reaches a model.
+//! else, or an image over the pixel or aspect-ratio limit, is refused from its header,
+//! before any pixel is decoded or resized.
 
 use base64::Engine;
 use image::DynamicImage;
@@ -21,12 +22,16 @@ pub struct Challenge {
 pub struct Limits {
     /// Largest width × height accepted.
     pub max_pixels: u64,
+    /// Largest ratio of the long side to the short side: a 1×16M image is within a
+    /// pixel limit but its shortest-edge resize is not.
+    pub max_aspect_ratio: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_pixels: 4096 * 4096,
+            max_aspect_ratio: 32,
         }
     }
 }
@@ -50,6 +55,17 @@ pub fn decode(b64: &str, limits: &Limits) -> Result<Challenge, String> {
             hex_prefix(&bytes)
         ));
     };
+    let (width, height) = sv_image::dimensions(&bytes).map_err(|e| format!("{kind} image: {e}"))?;
+    if width == 0 || height == 0 {
+        return Err(format!("{kind} image has no pixels"));
+    }
+    let (short, long) = (width.min(height), width.max(height));
+    if u64::from(long) > u64::from(short) * u64::from(limits.max_aspect_ratio) {
+        return Err(format!(
+            "{kind} image of {width}×{height} is over the {}:1 aspect-ratio limit",
+            limits.max_aspect_ratio
+        ));
+    }
     let image = sv_data::decode_image(&bytes, limits.max_pixels)
         .map_err(|e| format!("{kind} image: {e}"))?;
     if image.width() == 0 || image.height() == 0 {

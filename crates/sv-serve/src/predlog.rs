@@ -3,7 +3,8 @@
 //! `predictions-<unix ms>.jsonl` (the newest `keep` kept), and optionally each challenge
 //! image stored once under `images/<aa>/<sha256>.<ext>` for the curator. A writer thread
 //! does the I/O: recording never blocks an answer (lines are dropped and counted when the
-//! writer falls behind).
+//! writer falls behind). Each line goes out in one `write`; one that fails or is cut short
+//! (a full disk) is cut off again and counted, so the file only ever holds whole lines.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -79,9 +80,10 @@ impl PredictionLog {
         let file = open_current(&path)?;
         let (tx, rx) = sync_channel(8192);
         let store_images = settings.store_images;
+        let dropped = metrics.clone();
         let worker = std::thread::Builder::new()
             .name("sv-predlog".into())
-            .spawn(move || write_loop(settings, file, rx))
+            .spawn(move || write_loop(settings, file, rx, &dropped))
             .map_err(|e| ServeError::io(&path, e))?;
         Ok(Self {
             tx: Some(tx),
@@ -133,7 +135,27 @@ fn open_current(path: &Path) -> Result<File, ServeError> {
     Ok(file)
 }
 
-fn write_loop(settings: LogSettings, mut file: File, rx: Receiver<Record>) {
+/// Append `line` to `file`, whose complete lines end at `size`: in one `write`, and on
+/// a failed or short write the file is cut back to `size`.
+fn append_line(file: &mut File, size: u64, line: &[u8]) -> std::io::Result<()> {
+    let outcome = loop {
+        match file.write(line) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(n) if n == line.len() => return Ok(()),
+            Ok(n) => {
+                break std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    format!("{n} of {} bytes written", line.len()),
+                );
+            }
+            Err(e) => break e,
+        }
+    };
+    let _ = file.set_len(size);
+    Err(outcome)
+}
+
+fn write_loop(settings: LogSettings, mut file: File, rx: Receiver<Record>, metrics: &Metrics) {
     let path = settings.dir.join(CURRENT);
     let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut last_sync = Instant::now();
@@ -150,9 +172,20 @@ fn write_loop(settings: LogSettings, mut file: File, rx: Receiver<Record>) {
                         size = 0;
                     }
                 }
-                if file.write_all(&line).is_ok() {
-                    size += line.len() as u64;
-                    dirty = true;
+                match append_line(&mut file, size, &line) {
+                    Ok(()) => {
+                        size += line.len() as u64;
+                        dirty = true;
+                    }
+                    Err(e) => {
+                        let before = metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
+                        if before == 0 {
+                            eprintln!(
+                                "sv-miner: prediction log {}: {e}; lines are being dropped (see sv_miner_log_dropped_total)",
+                                path.display()
+                            );
+                        }
+                    }
                 }
                 if let Some(bytes) = record.image {
                     let _ = store_image(&settings.dir, &record.entry.image_sha256, &bytes);
@@ -217,11 +250,5 @@ fn store_image(dir: &Path, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let parent = path.parent().expect("under images/");
-    std::fs::create_dir_all(parent)?;
-    let tmp = parent.join(format!(".{sha256}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    sv_fs::atomic_write(&path, bytes)
 }

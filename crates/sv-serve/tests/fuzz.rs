@@ -129,7 +129,7 @@ proptest! {
         if truncate {
             bytes.truncate(cut.index(bytes.len()));
         }
-        if let Ok(c) = decode(&encode(&bytes), &Limits { max_pixels: 1 << 20 }) {
+        if let Ok(c) = decode(&encode(&bytes), &Limits { max_pixels: 1 << 20, ..Limits::default() }) {
             prop_assert!(c.image.width() > 0 && c.image.height() > 0);
             prop_assert!(u64::from(c.image.width()) * u64::from(c.image.height()) <= 1 << 20);
         }
@@ -160,7 +160,14 @@ fn valid_challenges_pass_and_oversized_ones_do_not() {
     let jpeg = small_jpeg();
     let c = decode(&encode(&jpeg), &Limits::default()).unwrap();
     assert_eq!((c.image.width(), c.image.height()), (64, 48));
-    let err = decode(&encode(&jpeg), &Limits { max_pixels: 100 }).unwrap_err();
+    let err = decode(
+        &encode(&jpeg),
+        &Limits {
+            max_pixels: 100,
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
     assert!(err.contains("JPEG"), "{err}");
     assert!(
         decode(&encode(b"GIF89a...."), &Limits::default())

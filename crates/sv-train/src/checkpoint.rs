@@ -4,7 +4,6 @@
 //! shape, and nothing else may be there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -290,31 +289,8 @@ impl Checkpoint {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file in the same folder, synced, then
-/// renamed over the old file; the folder is synced too.
+/// Write `bytes` to `path` atomically through [`sv_fs::atomic_write`] (the old file or
+/// the new one after any crash; temp files of killed writes are cleaned up).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        TrainError::io(path, e)
-    })
+    sv_fs::atomic_write(path, bytes).map_err(|e| TrainError::io(path, e))
 }

@@ -390,6 +390,9 @@ pub enum Event {
         epoch: u64,
         /// Validation metrics.
         report: Box<Report>,
+        /// Training images left out this epoch because they could no longer be read or
+        /// decoded.
+        left_out: usize,
     },
     /// A checkpoint was written.
     Checkpoint {
@@ -863,6 +866,7 @@ fn train_loop<M: Classifier>(
     let mut last_pairs: Vec<(f64, bool)> = Vec::new();
     for epoch in position.epoch..config.epochs {
         batcher.set_epoch(epoch);
+        let failed_before = batcher.failed();
         let order: Vec<usize> = if config.balanced {
             sampler.epoch(epoch, n)
         } else {
@@ -977,15 +981,18 @@ fn train_loop<M: Classifier>(
         );
         let report = Report::of(&pairs);
         last_pairs = pairs;
+        let left_out = batcher.failed() - failed_before;
         log_metrics(
             &run.metrics(),
             &serde_json::json!({
                 "step": position.step, "epoch": epoch, "val": report,
+                "train_images_left_out": left_out,
             }),
         )?;
         events(Event::Epoch {
             epoch,
             report: Box::new(report.clone()),
+            left_out,
         });
         last_report = Some(report);
         position = Position {

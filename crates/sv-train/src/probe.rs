@@ -187,8 +187,8 @@ impl FeatureCache {
 pub type Row = (Vec<f32>, bool);
 
 /// Features of `samples` from `backbone`, taking what `cache` has and computing (and
-/// adding) the rest; returns the rows in sample order (unreadable samples left out) and
-/// how many were computed.
+/// adding) the rest; returns the rows in sample order (samples that cannot be read or
+/// decoded left out) and how many were computed.
 pub fn features(
     backbone: &Backbone,
     pre: &Preprocessor,
@@ -203,6 +203,7 @@ pub fn features(
         .filter(|s| !cache.rows.contains_key(&s.id))
         .collect();
     let total = missing.len();
+    let mut computed = 0;
     for (done, chunk) in missing.chunks(batch_size.max(1)).enumerate() {
         let images: Vec<Option<(String, image::RgbImage)>> = chunk
             .par_iter()
@@ -223,10 +224,11 @@ pub fn features(
             for (id, row) in ids.iter().zip(f.chunks_exact(dim)) {
                 cache.rows.insert(id.clone(), row.to_vec());
             }
+            computed += ids.len();
         }
         progress(((done + 1) * batch_size).min(total), total);
     }
-    if total > 0 {
+    if computed > 0 {
         cache.save()?;
     }
     let rows = samples
@@ -236,7 +238,7 @@ pub fn features(
             cache.rows.get(&s.id).map(|r| (r.clone(), y))
         })
         .collect();
-    Ok((rows, total))
+    Ok((rows, computed))
 }
 
 /// Probe settings.

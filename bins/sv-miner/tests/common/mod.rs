@@ -75,6 +75,16 @@ impl MinerProcess {
 
     /// Start `sv-miner serve` with the fixture wallet's hotkey `hotkey`.
     pub fn start_as(dir: &Path, hotkey: &str, extra: &str) -> Self {
+        Self::start_with(dir, hotkey, extra, |_| {})
+    }
+
+    /// Start `sv-miner serve`, letting `configure` adjust the command first.
+    pub fn start_with(
+        dir: &Path,
+        hotkey: &str,
+        extra: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
         let config = dir.join("miner.toml");
         std::fs::write(
             &config,
@@ -85,16 +95,17 @@ impl MinerProcess {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sv-miner"));
+        command
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("MINER_AXON_PORT")
             .env_remove("BLACKLIST_FORCE_VALIDATOR_PERMIT")
             .env_remove("SUBTENSOR_CHAIN_ENDPOINT")
             .env_remove("NETUID")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -154,6 +165,17 @@ impl MinerProcess {
             .filter(|l| l.starts_with(line_prefix))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum()
+    }
+
+    /// The process's resident memory in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
     }
 
     pub fn signal(&self, sig: &str) {
