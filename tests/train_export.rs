@@ -240,15 +240,25 @@ fn a_failed_checkpoint_write_leaves_the_old_one_and_no_debris() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.safetensors");
     atomic_write(&path, b"old").unwrap();
-    // The temporary file cannot be created: a directory is in the way of its name.
-    let blocker = dir.path().join(format!(
-        ".checkpoint.safetensors.tmp-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir(&blocker).unwrap();
+    // The temporary file cannot be created: directories are in the way of the names
+    // this process would use next (`.{name}.tmp-{pid}-{n}`, n counting this process's
+    // atomic writes).
+    let blockers: Vec<_> = (0..5000)
+        .map(|n| {
+            dir.path().join(format!(
+                ".checkpoint.safetensors.tmp-{}-{n}",
+                std::process::id()
+            ))
+        })
+        .collect();
+    for b in &blockers {
+        std::fs::create_dir(b).unwrap();
+    }
     assert!(atomic_write(&path, b"new").is_err());
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
-    std::fs::remove_dir(&blocker).unwrap();
+    for b in &blockers {
+        std::fs::remove_dir(b).unwrap();
+    }
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
