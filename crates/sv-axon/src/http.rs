@@ -4,7 +4,7 @@
 //!
 //! | what a client can do | bound |
 //! |---|---|
-//! | open connections | [`HttpLimits::max_connections`] in all, [`HttpLimits::max_connections_per_peer`] per IP address; over a cap the connection is closed at once |
+//! | open connections | [`HttpLimits::max_connections_per_peer`] per IP address (more are closed at once) and [`HttpLimits::max_connections`] in all: at that cap the connection idle the longest is closed to make room, and a new one is refused only when every connection has a request in flight |
 //! | stay idle, or send a request head slowly | [`HttpLimits::idle_timeout`] from connecting or from the last answer until the whole head has arrived |
 //! | send a body slowly | [`HttpLimits::body_timeout`] (408) |
 //! | send big or many headers | [`HttpLimits::max_header_bytes`] and [`HttpLimits::max_headers`] (431) |
@@ -129,6 +129,8 @@ pub struct HttpStats {
     pub accepted: AtomicU64,
     /// Connections closed at once because a cap was reached.
     pub refused: AtomicU64,
+    /// Idle connections closed to make room for a new one at the total cap.
+    pub evicted: AtomicU64,
     /// Accept errors (such as running out of file descriptors), each retried.
     pub accept_errors: AtomicU64,
     /// Requests refused before the handler: too large, too slow, malformed, or no
@@ -143,25 +145,42 @@ struct Shared {
     handler: HttpHandler,
     stats: Arc<HttpStats>,
     per_peer: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections by id, for choosing one to close when the total cap is reached.
+    connections: Mutex<HashMap<u64, Arc<Connection>>>,
+    next_id: AtomicU64,
+    started: Instant,
     body_memory: Semaphore,
     handlers: Semaphore,
     alive: AtomicBool,
+}
+
+/// What the listener knows of one open connection.
+struct Connection {
+    /// Accept order.
+    id: u64,
+    /// Requests being answered on it now.
+    in_flight: AtomicUsize,
+    /// Milliseconds after the server started when it last became idle.
+    idle_since_ms: AtomicU64,
+    /// Chosen to make room: not chosen again.
+    evicted: AtomicBool,
+    /// Closes it.
+    close: tokio::sync::Notify,
 }
 
 /// One admitted connection; gives its place back when dropped.
 struct Admission {
     shared: Arc<Shared>,
     peer: IpAddr,
+    id: u64,
+    connection: Arc<Connection>,
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         self.shared.stats.open.fetch_sub(1, Ordering::SeqCst);
-        let mut peers = self
-            .shared
-            .per_peer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        lock(&self.shared.connections).remove(&self.id);
+        let mut peers = lock(&self.shared.per_peer);
         if let Some(n) = peers.get_mut(&self.peer) {
             *n -= 1;
             if *n == 0 {
@@ -171,20 +190,52 @@ impl Drop for Admission {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Admit a connection from `peer`: refused over the per-address cap; at the total
+    /// cap, the connection idle the longest (no request in flight) is closed to make
+    /// room, and only when none is idle is the new one refused.
     fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admission> {
-        let mut peers = self.per_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut peers = lock(&self.per_peer);
         let from_peer = peers.get(&peer).copied().unwrap_or(0);
-        if self.stats.open.load(Ordering::SeqCst) >= self.limits.max_connections
-            || from_peer >= self.limits.max_connections_per_peer
-        {
+        if from_peer >= self.limits.max_connections_per_peer {
             return None;
+        }
+        if self.stats.open.load(Ordering::SeqCst) >= self.limits.max_connections {
+            let connections = lock(&self.connections);
+            let victim = connections
+                .values()
+                .filter(|c| {
+                    c.in_flight.load(Ordering::SeqCst) == 0 && !c.evicted.load(Ordering::SeqCst)
+                })
+                .min_by_key(|c| (c.idle_since_ms.load(Ordering::SeqCst), c.id))?;
+            victim.evicted.store(true, Ordering::SeqCst);
+            victim.close.notify_one();
+            self.stats.evicted.fetch_add(1, Ordering::Relaxed);
         }
         peers.insert(peer, from_peer + 1);
         self.stats.open.fetch_add(1, Ordering::SeqCst);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection {
+            id,
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
+            evicted: AtomicBool::new(false),
+            close: tokio::sync::Notify::new(),
+        });
+        lock(&self.connections).insert(id, connection.clone());
         Some(Admission {
             shared: self.clone(),
             peer,
+            id,
+            connection,
         })
     }
 }
@@ -236,6 +287,9 @@ impl HttpServer {
             handler,
             stats: stats.clone(),
             per_peer: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            started: Instant::now(),
             body_memory: Semaphore::new(limits.body_memory),
             handlers: Semaphore::new(limits.handler_threads),
             alive: AtomicBool::new(true),
@@ -402,20 +456,38 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (shared, builder, mut stopped) = (shared.clone(), builder.clone(), stopped.clone());
         tokio::spawn(async move {
-            let _admission = admission;
-            let service = service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, request, peer).await) }
-            });
+            let state = admission.connection.clone();
+            let service = {
+                let state = state.clone();
+                service_fn(move |request| {
+                    let (shared, state) = (shared.clone(), state.clone());
+                    async move {
+                        state.in_flight.fetch_add(1, Ordering::SeqCst);
+                        let answer = respond(&shared, request, peer).await;
+                        state.idle_since_ms.store(shared.now_ms(), Ordering::SeqCst);
+                        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, Infallible>(answer)
+                    }
+                })
+            };
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                _ = state.close.notified() => {
+                    // Evicted to make room: closed at once when idle; a request that
+                    // arrived meanwhile is answered first.
+                    if state.in_flight.load(Ordering::SeqCst) > 0 {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(30), connection).await;
+                    }
+                }
                 _ = stopped.changed() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
                 }
             }
+            drop(admission);
         });
     }
 }

@@ -68,14 +68,20 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// Whether the server closed `s` (EOF or reset), waiting up to 30 s.
+/// Whether the server closed `s` (EOF or reset) within 30 s.
 fn closed_by_server(s: &mut TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
-            Ok(0) | Err(_) => return true,
+            Ok(0) => return true,
             Ok(_) => continue, // a 408/431 answer before the close
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
         }
     }
 }
@@ -117,6 +123,36 @@ fn connections_over_the_caps_are_closed_and_other_peers_still_get_in() {
         assert!(closed_by_server(&mut s));
     }
     eventually("idle connections are closed", || open() == 0);
+}
+
+#[test]
+fn at_the_total_cap_the_longest_idle_connection_makes_room() {
+    let srv = server(HttpLimits {
+        idle_timeout: Duration::from_secs(60),
+        ..limits()
+    });
+    // 4 addresses × 10 idle connections fill the total cap of 40.
+    let mut idle: Vec<TcpStream> = (2..6)
+        .flat_map(|i| {
+            let ip = format!("127.0.0.{i}");
+            (0..10)
+                .map(|_| {
+                    let s = socket2_from(&ip);
+                    s.connect(&srv.addr.into()).unwrap();
+                    TcpStream::from(s)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let open = || srv.stats.open.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("the cap is full", || open() == 40);
+    // A new peer is answered: the connection idle the longest (the first) is closed.
+    for _ in 0..5 {
+        assert_eq!(status(&get(srv.addr, "/x")), 200);
+    }
+    assert!(closed_by_server(&mut idle[0]));
+    assert!(srv.stats.evicted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    eventually("the count comes back to the cap", || open() <= 40);
 }
 
 #[test]

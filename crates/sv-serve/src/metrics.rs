@@ -277,6 +277,11 @@ impl Metrics {
                     &h.refused,
                 ),
                 (
+                    "evicted",
+                    "Idle axon connections closed to make room at the total cap.",
+                    &h.evicted,
+                ),
+                (
                     "accept_errors",
                     "Axon accept errors (such as no file descriptor left), each retried.",
                     &h.accept_errors,
