@@ -59,7 +59,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print("| miner | rate/s | answered/s | failed | p50 ms | p99 ms |")
 print("|---|---|---|---|---|---|")
+ms = lambda v: "-" if v is None else f"{v:.0f}"  # no answer at that rate
 for r in rows:
     print(f"| {r['miner']} | {r['rate']:g} | {r['throughput']:.1f} | {r['failed']} | "
-          f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+          f"{ms(r['p50_ms'])} | {ms(r['p99_ms'])} |")
 PY
