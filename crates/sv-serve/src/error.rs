@@ -25,6 +25,9 @@ pub enum ServeError {
     /// The axon layer refused something (keys, allowlist, listening).
     #[error(transparent)]
     Axon(#[from] sv_axon::AxonError),
+    /// A part the miner cannot serve without has stopped (the inference worker).
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// The chain could not be reached or refused (registration, serve_axon, metagraph).
     #[error("chain: {0}")]
     Chain(#[from] sv_chain::ChainError),

@@ -270,7 +270,7 @@ impl Miner {
     /// so that its supervisor restarts it.
     pub fn check(&self) -> Result<(), ServeError> {
         if !self.batcher.as_ref().is_some_and(|b| b.is_alive()) {
-            return Err(ServeError::Config("the inference worker stopped".into()));
+            return Err(ServeError::Stopped("the inference worker is gone".into()));
         }
         if axon_alive(&self.axon) {
             return Ok(());
