@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{MinerProcess, image_fields, photos, validator};
+use common::{MinerProcess, allowlist, image_fields, photos, validator};
 use sv_axon::dendrite::{Dendrite, now_ns};
 use sv_tests::fixture;
 
@@ -24,12 +24,6 @@ const RSS_BOUND_MIB: f64 = 1024.0;
 
 /// One attack at a time: they measure memory and latency.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn allowlist(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("allowlist.txt");
-    std::fs::write(&path, format!("{}\n", validator().ss58)).unwrap();
-    path
-}
 
 fn start(dir: &Path, configure: impl FnOnce(&mut std::process::Command)) -> MinerProcess {
     MinerProcess::start_with(
@@ -87,11 +81,6 @@ fn after_attack(case: &str, miner: &MinerProcess) {
     assert!(health.contains("\"status\":\"ok\""), "{case}: {health}");
 }
 
-/// Raise this test process's descriptor limit for the floods.
-fn raise_fd_limit() {
-    sv_axon::http::raise_fd_limit();
-}
-
 fn socket_from(ip: &str, to: SocketAddr) -> Option<TcpStream> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
     let local: SocketAddr = format!("{ip}:0").parse().unwrap();
@@ -121,7 +110,8 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 fn idle_connection_floods_past_the_caps_do_not_take_the_axon_down() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    raise_fd_limit();
+    // This test process opens 1,200 sockets for the floods.
+    sv_axon::http::raise_fd_limit();
     let miner = start(dir.path(), |_| {});
     // Three attacking addresses, 200 idle connections each: 64 each are held.
     let flood: Vec<TcpStream> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]

@@ -375,44 +375,44 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
     }))
 }
 
-/// Connections this process can open: the soft file-descriptor limit less a reserve for
-/// model files, logs and the chain client.
-fn fd_budget() -> usize {
-    const RESERVE: u64 = 256;
+/// This process's file-descriptor limits, if they can be read.
+fn nofile_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct passed; no other memory is touched.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
-        return usize::MAX;
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+}
+
+/// Connections this process can open: the soft file-descriptor limit less a reserve for
+/// model files, logs and the chain client.
+fn fd_budget() -> usize {
+    const RESERVE: u64 = 256;
+    match nofile_limit() {
+        Some(limit) if limit.rlim_cur != libc::RLIM_INFINITY => {
+            usize::try_from(limit.rlim_cur.saturating_sub(RESERVE).max(16)).unwrap_or(usize::MAX)
+        }
+        _ => usize::MAX,
     }
-    usize::try_from(limit.rlim_cur.saturating_sub(RESERVE).max(16)).unwrap_or(usize::MAX)
 }
 
 /// Raise this process's soft file-descriptor limit to its hard limit (at most 65,536),
 /// so the connection cap, not the default of 1,024 descriptors, is what bounds a flood.
 /// Returns the soft limit in force after.
 pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some(limit) = nofile_limit() else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        let wanted = limit.rlim_max.min(65_536);
-        if wanted > limit.rlim_cur {
-            let raised = libc::rlimit {
-                rlim_cur: wanted,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return wanted;
-            }
+    let wanted = limit.rlim_max.min(65_536);
+    if wanted > limit.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct passed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return wanted;
         }
     }
     limit.rlim_cur

@@ -258,12 +258,6 @@ impl Miner {
         self.reload_requested.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the axon listener accepts connections and the inference worker runs:
-    /// what `/healthz` reports.
-    pub fn is_healthy(&self) -> bool {
-        axon_alive(&self.axon) && self.batcher.as_ref().is_some_and(|b| b.is_alive())
-    }
-
     /// Check the axon listener and the inference worker: a listener that stopped is
     /// started again on the same port. An error means the miner cannot serve (the
     /// listener could not be restarted, or the inference worker is gone) and should exit
