@@ -22,7 +22,8 @@ fn opts() -> FolderOptions {
     }
 }
 
-/// A tree with link cycles: `roadwork/up -> ..`, `roadwork/self -> self`, two links to
+/// A tree with link cycles: `roadwork/up -> ..` and `roadwork/here -> .` (followed
+/// blindly, two ways back at every level), `roadwork/self -> self`, two links to
 /// each other, a link to an image beside it and a link to a folder outside.
 fn tree_with_links(dir: &std::path::Path) -> std::path::PathBuf {
     use std::os::unix::fs::symlink;
@@ -37,6 +38,7 @@ fn tree_with_links(dir: &std::path::Path) -> std::path::PathBuf {
     other.extend_from_slice(b"trailing bytes make another file");
     std::fs::write(outside.join("b.png"), &other).unwrap();
     symlink("..", pos.join("up")).unwrap();
+    symlink(".", pos.join("here")).unwrap();
     symlink("self", pos.join("self")).unwrap();
     symlink("ping", pos.join("pong")).unwrap();
     symlink("pong", pos.join("ping")).unwrap();
@@ -68,14 +70,14 @@ fn links_are_skipped_by_default_and_cycles_end_when_followed() {
         move || read_folder(&root, &plain).unwrap()
     });
     assert_eq!(samples.len(), 1, "a.png alone: {report:?}");
-    assert_eq!(report.counts[&SkipReason::Link], 6, "{report:?}");
+    assert_eq!(report.counts[&SkipReason::Link], 7, "{report:?}");
     let follow = FolderOptions {
         follow_links: true,
         ..plain
     };
     let (samples, report) = within_a_minute(move || read_folder(&root, &follow).unwrap());
     // a.png, and b.png through `more`; a_again.png is a duplicate; `up` and `self` lead
-    // back into walked folders; ping/pong cannot be resolved.
+    // back into walked folders, and so does `here`; ping/pong cannot be resolved.
     assert_eq!(samples.len(), 2, "{report:?}");
     assert_eq!(report.counts[&SkipReason::Duplicate], 1);
     assert_eq!(report.counts[&SkipReason::Unreadable], 3, "{report:?}");

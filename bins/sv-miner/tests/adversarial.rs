@@ -112,7 +112,24 @@ fn idle_connection_floods_past_the_caps_do_not_take_the_axon_down() {
     let dir = tempfile::tempdir().unwrap();
     // This test process opens 1,200 sockets for the floods.
     sv_axon::http::raise_fd_limit();
-    let miner = start(dir.path(), |_| {});
+    // The miner gets 512 descriptors, soft and hard, so the floods below are more
+    // connections than it has descriptors: a server that holds whatever it accepts
+    // runs out and stops accepting.
+    let miner = start(dir.path(), |c| {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 512,
+                    rlim_max: 512,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
     // Three attacking addresses, 200 idle connections each: 64 each are held.
     let flood: Vec<TcpStream> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
         .iter()

@@ -281,6 +281,16 @@ impl Miner {
         Ok(())
     }
 
+    /// Stop the axon listener the way a crash of its accept loop would, leaving the rest
+    /// running: what [`check`](Self::check) repairs. For tests of that path.
+    #[doc(hidden)]
+    pub fn stop_axon_listener(&self) {
+        let axon = self.axon.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(axon) = axon {
+            axon.shutdown();
+        }
+    }
+
     /// Block until SIGINT or SIGTERM (`Ok`), or until the miner cannot serve any more
     /// (the error of [`check`](Self::check)), checking every second.
     pub fn wait_for_termination(&self) -> Result<(), ServeError> {
