@@ -21,7 +21,7 @@ use sv_axon::keys::Hotkey;
 use sv_models::{
     ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
 };
-use sv_train::evaluate::nearest_rank;
+use sv_records::metrics::nearest_rank;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -356,7 +356,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
     use sv_train::probe;
     let device =
         sv_models::device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (backbone, arch, pre) = probe::Backbone::load_with_preprocessor(&a.checkpoint, &device)?;
+    let (backbone, pre) = sv_models::Backbone::load_with_preprocessor(&a.checkpoint, &device)?;
+    let arch = backbone.architecture();
     let key = probe::cache_key(arch, &a.checkpoint, &pre)?;
     let mut cache =
         probe::FeatureCache::open(&a.cache_dir.clone().unwrap_or_else(default_cache), &key)?;
@@ -473,7 +474,7 @@ fn dedup(a: DedupArgs) -> Result<()> {
 }
 
 fn mine(a: MineArgs) -> Result<()> {
-    let answers = sv_curate::predlog::read_log(&a.log)?;
+    let answers = sv_records::predlog::read_log(&a.log)?;
     let failures = sv_curate::mine::failures(&answers, a.min_confidence);
     let log_index = sv_index::store::load_any(&a.log_index)?;
     let log_index = log_index.as_ref();

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sv_data::{Label, Sample, Source, Split, SplitFractions};
+use sv_models::Network;
 use sv_train::finetune::{
-    Data, FinetuneConfig, RunDir, Trained, eval_pipeline_for, finetune, load_trained, predict,
+    Data, FinetuneConfig, RunDir, eval_pipeline_for, finetune, load_trained, predict,
 };
 
 mod common;
@@ -40,7 +41,7 @@ fn train(config: &FinetuneConfig, manifest: &Path, run: &Path) {
 }
 
 /// The final model of `run` and the run's config.
-fn trained(run: &Path) -> (Trained, FinetuneConfig) {
+fn trained(run: &Path) -> (Network, FinetuneConfig) {
     let run = RunDir {
         root: run.to_path_buf(),
     };
@@ -75,7 +76,7 @@ fn accuracy(run: &Path, samples: &[Sample]) -> f64 {
 /// Export `run` in the transformers layout into `dir`; the backbone checkpoint path.
 fn export(run: &Path, dir: &Path) -> PathBuf {
     match trained(run) {
-        (Trained::ConvNext(m), config) => {
+        (Network::ConvNextV2(m), config) => {
             sv_train::export::export_hf(&m, config.image_size, None, dir).unwrap()
         }
         (other, _) => panic!("{other:?}"),

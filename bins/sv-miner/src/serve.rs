@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sv_axon::dendrite::Target;
-use sv_serve::challenge::{ChallengeSettings, run};
+use sv_serve::challenge::{ChallengeImage, ChallengeSettings, run};
 use sv_serve::{Miner, MinerConfig};
 
 use crate::wallet_args::WalletArgs;
@@ -262,7 +262,8 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
             .expect("template")
             .progress_chars("=> "),
     );
-    let report = run(&samples, &hotkey, &target, &settings, &|n| {
+    let images: Vec<Labelled> = samples.iter().map(Labelled).collect();
+    let report = run(&images, &hotkey, &target, &settings, &|n| {
         bar.set_position(n as u64)
     });
     bar.finish_and_clear();
@@ -306,4 +307,21 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
         sv_fs::atomic_write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A dataset sample as a challenge image.
+struct Labelled<'a>(&'a sv_data::Sample);
+
+impl ChallengeImage for Labelled<'_> {
+    fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    fn roadwork(&self) -> Option<bool> {
+        Some(self.0.label.target()? > 0.5)
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        self.0.location.read().map_err(|e| e.to_string())
+    }
 }

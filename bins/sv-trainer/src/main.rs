@@ -504,7 +504,7 @@ fn print_report(what: &str, r: &Report) {
 fn load_model(
     path: &std::path::Path,
     device: &Device,
-) -> Result<(sv_train::finetune::Trained, sv_augment::Pipeline)> {
+) -> Result<(sv_models::Network, sv_augment::Pipeline)> {
     let run = RunDir {
         root: path.to_path_buf(),
     };
@@ -529,10 +529,7 @@ fn load_model(
         network.num_labels(),
         &config,
     )?;
-    let model = match network.with_roadwork_as_label_one(roadwork)? {
-        sv_models::Network::ConvNextV2(m) => sv_train::finetune::Trained::ConvNext(m),
-        sv_models::Network::Dinov2(m) => sv_train::finetune::Trained::Dinov2(m),
-    };
+    let model = network.with_roadwork_as_label_one(roadwork)?;
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config)?)
         .with_context(|| format!("reading {}", config.display()))?;
     let size = cfg["image_size"].as_u64().unwrap_or(224) as u32;
@@ -575,7 +572,8 @@ fn run_probe(a: ProbeArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let backbone_file = sv_models::hub::resolve_checkpoint(&a.backbone)
         .with_context(|| format!("--backbone {}", a.backbone))?;
-    let (backbone, arch, pre) = probe::Backbone::load_with_preprocessor(&backbone_file, &device)?;
+    let (backbone, pre) = sv_models::Backbone::load_with_preprocessor(&backbone_file, &device)?;
+    let arch = backbone.architecture();
     let key = probe::cache_key(arch, &backbone_file, &pre)?;
     let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache);
     let mut cache = probe::FeatureCache::open(&cache_dir, &key)?;
@@ -808,11 +806,11 @@ fn run_export(a: ExportArgs) -> Result<bool> {
         notes: None,
     };
     match model {
-        sv_train::finetune::Trained::ConvNext(m) => {
+        sv_models::Network::ConvNextV2(m) => {
             card.architecture = Some("ConvNextV2ForImageClassification".into());
             sv_train::export::export_hf(&m, config.image_size, Some(&card), &a.out)?
         }
-        sv_train::finetune::Trained::Dinov2(m) => {
+        sv_models::Network::Dinov2(m) => {
             card.architecture = Some("Dinov2WithRegistersForImageClassification".into());
             sv_train::export::export_hf_dinov2(&m, config.image_size, Some(&card), &a.out)?
         }
@@ -854,7 +852,7 @@ fn run_quickstart(a: QuickstartArgs) -> Result<()> {
     let pairs = predict(&model, &test, pipeline, 64, &device.inner());
     let test_report = Report::of(&pairs);
     print_report("test", &test_report);
-    let sv_train::finetune::Trained::ConvNext(model) = model else {
+    let sv_models::Network::ConvNextV2(model) = model else {
         bail!("the quickstart trains a ConvNeXt-V2");
     };
     sv_train::export::export_hf(&model, config.image_size, None, &layout.export)?;

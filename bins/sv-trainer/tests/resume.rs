@@ -373,7 +373,8 @@ fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
 
 #[test]
 fn finetunes_from_dinov2_and_convnext_checkpoints() {
-    use sv_train::finetune::{FinetuneConfig, RunDir, Trained, initial_model, load_trained};
+    use sv_models::Network;
+    use sv_train::finetune::{FinetuneConfig, RunDir, initial_model, load_trained};
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     for (checkpoint, size, dinov2) in [
         ("dinov2/hf_mlp.safetensors", 56, true),
@@ -399,18 +400,18 @@ fn finetunes_from_dinov2_and_convnext_checkpoints() {
         let device = sv_models::Device::default();
         let trained = load_trained(&RunDir { root: run.clone() }, &cfg, &device).unwrap();
         assert_eq!(
-            matches!(trained, Trained::Dinov2(_)),
+            matches!(trained, Network::Dinov2(_)),
             dinov2,
             "{checkpoint}"
         );
         // The weights moved away from the checkpoint's.
         let start = initial_model(&cfg, &device).unwrap();
         let (a, b) = match (&trained, &start) {
-            (Trained::Dinov2(a), Trained::Dinov2(b)) => (
+            (Network::Dinov2(a), Network::Dinov2(b)) => (
                 a.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
                 b.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
             ),
-            (Trained::ConvNext(a), Trained::ConvNext(b)) => (
+            (Network::ConvNextV2(a), Network::ConvNextV2(b)) => (
                 a.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
                 b.head.weight.val().into_data().try_to_vec::<f32>().unwrap(),
             ),
@@ -425,7 +426,8 @@ fn finetunes_from_dinov2_and_convnext_checkpoints() {
 /// start from.
 #[test]
 fn an_incremental_run_starts_from_the_source_runs_weights() {
-    use sv_train::finetune::{FinetuneConfig, Trained, initial_model};
+    use sv_models::Network;
+    use sv_train::finetune::{FinetuneConfig, initial_model};
     let dir = tempfile::tempdir().unwrap();
     let (manifest, source) = one_epoch_run(dir.path(), &[]);
     let next = dir.path().join("next");
@@ -464,8 +466,8 @@ fn an_incremental_run_starts_from_the_source_runs_weights() {
     // The run started from exactly the source's final weights (its moving average).
     let device = sv_models::Device::default();
     let start = match initial_model(&cfg, &device).unwrap() {
-        Trained::ConvNext(m) => sv_train::checkpoint::params_of(&m),
-        Trained::Dinov2(_) => panic!("architecture changed"),
+        Network::ConvNextV2(m) => sv_train::checkpoint::params_of(&m),
+        Network::Dinov2(_) => panic!("architecture changed"),
     };
     let source_weights = Checkpoint::load(&source.join("model.safetensors"))
         .unwrap()

@@ -19,10 +19,12 @@ pub mod color;
 pub mod normalise;
 pub mod ops;
 pub mod pipeline;
-pub mod resample;
 pub mod rng;
 pub mod validator;
 pub mod weather;
+
+/// PIL-exact resizing, from [`sv_image::resample`] (where the models use it too).
+pub use sv_image::resample;
 
 pub use normalise::Normalise;
 pub use ops::Step;

@@ -9,6 +9,9 @@ pub enum CurateError {
     /// A data-layer error (manifests, readers).
     #[error(transparent)]
     Data(#[from] sv_data::DataError),
+    /// A prediction log that cannot be read.
+    #[error(transparent)]
+    Records(#[from] sv_records::RecordsError),
     /// An index error.
     #[error(transparent)]
     Index(#[from] sv_index::IndexError),

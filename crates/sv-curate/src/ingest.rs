@@ -12,7 +12,7 @@ use serde_json::Value;
 use sv_data::{Label, Location, Sample, Source};
 
 use crate::error::CurateError;
-use crate::predlog::{read_log_counted, stored_image};
+use sv_records::predlog::{Entry, read_log_counted, stored_image};
 
 /// Per source: samples read and kept, and exact copies dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -126,8 +126,8 @@ pub struct LogCount {
 /// prediction, validator, model version and time in the metadata.
 pub fn from_prediction_log(dir: &Path) -> Result<(Vec<Sample>, LogCount), CurateError> {
     let log = read_log_counted(dir)?;
-    let answers = log.answers;
-    let mut latest: BTreeMap<String, &crate::predlog::Answer> = BTreeMap::new();
+    let answers = log.entries;
+    let mut latest: BTreeMap<String, &Entry> = BTreeMap::new();
     for a in &answers {
         latest.insert(a.image_sha256.clone(), a);
     }

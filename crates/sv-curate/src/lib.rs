@@ -1,6 +1,5 @@
 //! The curator's logic, on manifests (sv-data) and embedding indexes (sv-index):
 //!
-//! - [`predlog`]: a miner's prediction log (`predictions*.jsonl` and stored images).
 //! - [`ingest`]: sources → samples, exact copies removed by content hash.
 //! - [`dedup`]: near-duplicate groups resolved by a stated rule; the train/test leak check.
 //! - [`mine`]: a miner's failures and their nearest neighbours in a pool → hard cases.
@@ -11,6 +10,5 @@ pub mod dedup;
 pub mod error;
 pub mod ingest;
 pub mod mine;
-pub mod predlog;
 
 pub use error::CurateError;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sv_data::{Label, Sample, Source};
 use sv_index::EmbeddingIndex;
 
-use crate::predlog::Answer;
+use sv_records::predlog::Entry;
 
 /// Why an answer counts as a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,8 +33,8 @@ pub struct Failure {
 
 /// The failures among `answers` (latest answer per image): wrong where labelled;
 /// otherwise unsure, labelled or not, when confidence < `min_confidence`.
-pub fn failures(answers: &[Answer], min_confidence: f32) -> Vec<Failure> {
-    let mut latest: std::collections::BTreeMap<&str, &Answer> = Default::default();
+pub fn failures(answers: &[Entry], min_confidence: f32) -> Vec<Failure> {
+    let mut latest: std::collections::BTreeMap<&str, &Entry> = Default::default();
     for a in answers {
         latest.insert(&a.image_sha256, a);
     }
@@ -127,12 +127,14 @@ pub fn hard_cases(
 mod tests {
     use super::*;
 
-    fn answer(sha: &str, p: f32, label: Option<i64>) -> Answer {
-        Answer {
+    fn answer(sha: &str, p: f32, label: Option<i64>) -> Entry {
+        Entry {
             time: 0.0,
             validator: "v".into(),
+            synapse: "ImageSynapse".into(),
             image_sha256: sha.into(),
             prediction: p,
+            latency_ms: 1.0,
             model_version: "m".into(),
             label,
         }

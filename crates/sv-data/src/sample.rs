@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The class of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -192,13 +191,7 @@ pub struct Sample {
     pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
-/// The id of an image: SHA-256 of its encoded bytes, lower-case hex.
-pub fn content_id(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use sv_image::content_id;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,9 @@
-//! Decoding images as Python's PIL does: `Image.open(…).convert("RGB")`, pixel for
-//! pixel, optionally with `ImageOps.exif_transpose`.
+//! Image I/O as Python's PIL does it, shared by the models, the augmentations and the
+//! datasets: decoding ([`decode`]), resizing ([`resample`]) and the content id
+//! ([`content_id`]).
+//!
+//! Decoding is `Image.open(…).convert("RGB")`, pixel for pixel, optionally with
+//! `ImageOps.exif_transpose`.
 //!
 //! - JPEG goes through libjpeg-turbo (the decoder PIL's wheels link), with PIL's
 //!   settings: accurate integer IDCT, fancy upsampling, Adobe-inverted CMYK converted
@@ -18,6 +22,18 @@
 mod cmyk;
 pub mod decode;
 mod jpeg;
+pub mod resample;
+
+use sha2::{Digest, Sha256};
+
+/// The id of an image: SHA-256 of its encoded bytes, lower-case hex. Datasets key their
+/// samples by it and the miner logs the challenges it answered by it.
+pub fn content_id(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 pub use decode::{
     DEFAULT_MAX_PIXELS, DecodeOptions, Skip, SkipReason, SkipReport, decode_image,

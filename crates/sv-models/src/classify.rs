@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
+use crate::backbone::Backbone;
 use crate::convnext::{ConvNextLoadOptions, ConvNextV2Classifier};
 use crate::dinov2::{Dinov2Classifier, LoadOptions};
 use crate::error::{ModelError, Result};
@@ -104,13 +105,9 @@ impl Network {
             .config_json
             .clone()
             .or_else(|| crate::find_sidecar(checkpoint, "config.json"));
-        let from_config = match &config {
-            Some(path) => Architecture::from_hf_config(&crate::read_text(path)?),
-            None => None,
-        };
         let arch = opts
             .architecture
-            .or(from_config)
+            .or(crate::backbone::from_config(config.as_deref())?)
             .or_else(|| Architecture::from_keys(&map))
             .ok_or_else(|| ModelError::UnknownLayout {
                 path: checkpoint.to_path_buf(),
@@ -184,6 +181,22 @@ impl Network {
             Network::ConvNextV2(_) => Architecture::ConvNextV2,
         }
     }
+
+    /// The backbone, its head dropped.
+    pub fn into_backbone(self) -> Backbone {
+        match self {
+            Network::Dinov2(m) => Backbone::Dinov2(m.backbone),
+            Network::ConvNextV2(m) => Backbone::ConvNextV2(m.backbone),
+        }
+    }
+
+    /// Set the backbone's stochastic depth rate: the last block's, rising linearly from 0.
+    pub fn set_drop_path(&mut self, rate: f64) {
+        match self {
+            Network::Dinov2(m) => m.backbone.set_drop_path(rate),
+            Network::ConvNextV2(m) => m.backbone.set_drop_path(rate),
+        }
+    }
 }
 
 /// A classifier with its preprocessing and the index of the roadwork label.
@@ -226,10 +239,7 @@ impl RoadworkClassifier {
             .config_json
             .clone()
             .or_else(|| crate::find_sidecar(checkpoint, "config.json"));
-        let preprocessor = match crate::find_sidecar(checkpoint, "preprocessor_config.json") {
-            Some(path) => Preprocessor::from_hf_json(&crate::read_text(&path)?)?,
-            None => Preprocessor::default(),
-        };
+        let preprocessor = Preprocessor::beside(checkpoint)?;
         Self::with_labels(
             model,
             config.as_deref(),

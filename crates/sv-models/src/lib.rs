@@ -11,6 +11,7 @@
 //!
 //! The CPU backend is burn's Flex; build with the `cuda` feature for GPU hosts.
 
+pub mod backbone;
 pub mod classify;
 pub mod convnext;
 pub mod device;
@@ -27,6 +28,7 @@ pub mod preprocess;
 pub mod resample;
 pub mod weights;
 
+pub use backbone::Backbone;
 pub use burn::tensor::{Device, Tensor};
 pub use classify::{Architecture, Network, NetworkOptions, Prediction, RoadworkClassifier};
 pub use convnext::{ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier, ConvNextV2Config};

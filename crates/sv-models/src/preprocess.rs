@@ -9,10 +9,10 @@ use image::{DynamicImage, RgbImage};
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
-pub use sv_augment::resample::Filter;
+pub use sv_image::resample::Filter;
 
 /// Default pixel limit for decoding (guards against decompression bombs): 64 megapixels.
-pub const DEFAULT_MAX_PIXELS: u64 = sv_data::DEFAULT_MAX_PIXELS;
+pub const DEFAULT_MAX_PIXELS: u64 = sv_image::DEFAULT_MAX_PIXELS;
 
 /// Preprocessing parameters (the fields of a `preprocessor_config.json`).
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +121,16 @@ fn config_error(what: String) -> ModelError {
 }
 
 impl Preprocessor {
+    /// The preprocessing of the checkpoint at `checkpoint`: its
+    /// `preprocessor_config.json` (or `<stem>.preprocessor_config.json`) beside it, else
+    /// the BiT defaults.
+    pub fn beside(checkpoint: &std::path::Path) -> Result<Self> {
+        match crate::find_sidecar(checkpoint, "preprocessor_config.json") {
+            Some(path) => Self::from_hf_json(&crate::read_text(&path)?),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// Read an HF `preprocessor_config.json` as transformers' slow processors apply it:
     /// `BitImageProcessor` (DINOv2: shortest-edge resize, centre crop; bicubic unless
     /// `resample` says) or `ConvNextImageProcessor` (below 384 px: shortest edge to
@@ -284,7 +294,7 @@ impl Preprocessor {
             // PIL copies an image resized to its own size.
             return rgb.into_owned();
         }
-        sv_augment::resample::resize_pil(&rgb, w.max(1), h.max(1), self.filter)
+        sv_image::resample::resize_pil(&rgb, w.max(1), h.max(1), self.filter)
     }
 
     /// What the resize step depends on: processors with equal keys resize identically
@@ -378,9 +388,9 @@ pub fn open_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
 /// Decode an encoded image (JPEG, PNG, WebP) held in memory; `name` is used in errors.
 /// Images over `max_pixels` are refused from their header, a JPEG whose entropy-coded
 /// data is cut short is refused rather than decoded with grey filler, and the EXIF
-/// orientation is applied (see [`sv_data::decode`]).
+/// orientation is applied (see [`sv_image::decode`]).
 pub fn decode_image(bytes: &[u8], max_pixels: u64, name: &Path) -> Result<DynamicImage> {
-    sv_data::decode_image(bytes, max_pixels).map_err(|skip| ModelError::Image {
+    sv_image::decode_image(bytes, max_pixels).map_err(|skip| ModelError::Image {
         path: name.into(),
         reason: skip.to_string(),
     })
@@ -399,9 +409,9 @@ fn check_sizes(shortest_edge: u32, (h, w): (u32, u32)) -> Result<()> {
 }
 
 /// Resize an RGB image exactly as PIL's `Image.resize((w, h), Image.BICUBIC)` does for
-/// 8-bit images (see [`sv_augment::resample`]).
+/// 8-bit images (see [`sv_image::resample`]).
 pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
-    sv_augment::resample::resize_pil(src, out_w, out_h, sv_augment::resample::Filter::Bicubic)
+    sv_image::resample::resize_pil(src, out_w, out_h, sv_image::resample::Filter::Bicubic)
 }
 
 #[cfg(test)]

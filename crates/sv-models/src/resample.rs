@@ -2,8 +2,8 @@
 //! PyTorch's `interpolate(mode="bicubic", antialias=True, align_corners=False)` compute them
 //! (Keys cubic with a = −0.5, support widened by the downscale factor, normalised rows).
 
-pub use sv_augment::resample::Taps;
-use sv_augment::resample::{Filter, taps};
+pub use sv_image::resample::Taps;
+use sv_image::resample::{Filter, taps};
 
 /// Bicubic antialiased taps for resizing an axis of `in_size` samples to `out_size`.
 pub fn bicubic_aa_taps(in_size: usize, out_size: usize) -> Vec<Taps> {

@@ -13,9 +13,7 @@ use sv_augment::rng::AugRng;
 use sv_augment::validator::ValidatorSettings;
 use sv_axon::dendrite::{Dendrite, Target};
 use sv_axon::keys::Hotkey;
-use sv_data::Sample;
-use sv_train::evaluate::nearest_rank;
-use sv_train::metrics::{Confusion, Report};
+use sv_records::metrics::{Confusion, Report, nearest_rank};
 
 /// How to challenge.
 #[derive(Debug, Clone)]
@@ -86,13 +84,23 @@ pub struct ChallengeReport {
     pub exchanges: Vec<Exchange>,
 }
 
+/// An image to challenge a miner with.
+pub trait ChallengeImage: Sync {
+    /// Its id: names the exchange and, with the seed, draws its augmentation.
+    fn id(&self) -> &str;
+    /// Whether it shows roadwork; `None` (unlabelled) leaves it out.
+    fn roadwork(&self) -> Option<bool>;
+    /// Its encoded bytes, or why they cannot be read.
+    fn bytes(&self) -> Result<Vec<u8>, String>;
+}
+
 /// A challenge made from an image's encoded `bytes`: the level drawn and the JPEG.
 pub fn make_challenge(
     bytes: &[u8],
     settings: &ValidatorSettings,
     rng: &mut AugRng,
 ) -> Result<(u8, Vec<u8>), String> {
-    let img = sv_data::decode_image(bytes, sv_data::DEFAULT_MAX_PIXELS)
+    let img = sv_image::decode_image(bytes, sv_image::DEFAULT_MAX_PIXELS)
         .map_err(|e| e.to_string())?
         .to_rgb8();
     let level = settings.draw_level(rng);
@@ -111,18 +119,18 @@ pub fn make_challenge(
     Ok((level, jpeg))
 }
 
-/// Challenge `target` with every labelled sample, signing with `hotkey`; `progress` gets
+/// Challenge `target` with every labelled image, signing with `hotkey`; `progress` gets
 /// the number done after each one.
-pub fn run(
-    samples: &[Sample],
+pub fn run<I: ChallengeImage>(
+    images: &[I],
     hotkey: &Hotkey,
     target: &Target,
     settings: &ChallengeSettings,
     progress: &(dyn Fn(usize) + Sync),
 ) -> ChallengeReport {
-    let labelled: Vec<(&Sample, bool)> = samples
+    let labelled: Vec<(&I, bool)> = images
         .iter()
-        .filter_map(|s| Some((s, s.label.target()? > 0.5)))
+        .filter_map(|s| Some((s, s.roadwork()?)))
         .collect();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -155,15 +163,15 @@ pub fn run(
 
 fn exchange(
     dendrite: &Dendrite,
-    sample: &Sample,
+    sample: &impl ChallengeImage,
     roadwork: bool,
     target: &Target,
     settings: &ChallengeSettings,
     index: usize,
 ) -> Exchange {
-    let mut rng = AugRng::for_sample(settings.seed, &sample.id, index as u64);
+    let mut rng = AugRng::for_sample(settings.seed, sample.id(), index as u64);
     let failed = |level: u8, message: String| Exchange {
-        id: sample.id.clone(),
+        id: sample.id().to_string(),
         roadwork,
         level,
         status: 0,
@@ -171,7 +179,7 @@ fn exchange(
         latency_ms: 0.0,
         message: Some(message),
     };
-    let bytes = match sample.location.read() {
+    let bytes = match sample.bytes() {
         Ok(b) => b,
         Err(e) => return failed(0, format!("reading the image: {e}")),
     };
@@ -193,7 +201,7 @@ fn exchange(
         _ => answer.message.clone(),
     };
     Exchange {
-        id: sample.id.clone(),
+        id: sample.id().to_string(),
         roadwork,
         level,
         status: answer.status,

@@ -4,7 +4,6 @@
 
 use base64::Engine;
 use image::DynamicImage;
-use sha2::{Digest, Sha256};
 
 /// A decoded challenge image.
 #[derive(Debug, Clone)]
@@ -66,12 +65,12 @@ pub fn decode(b64: &str, limits: &Limits) -> Result<Challenge, String> {
             limits.max_aspect_ratio
         ));
     }
-    let image = sv_data::decode_image(&bytes, limits.max_pixels)
+    let image = sv_image::decode_image(&bytes, limits.max_pixels)
         .map_err(|e| format!("{kind} image: {e}"))?;
     if image.width() == 0 || image.height() == 0 {
         return Err(format!("{kind} image has no pixels"));
     }
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = sv_image::content_id(&bytes);
     Ok(Challenge {
         image,
         bytes,

@@ -1,5 +1,5 @@
-//! The prediction log: one JSON line per answer (time, validator, image hash, prediction,
-//! latency, model version) in `predictions.jsonl`, rotated by size into
+//! Writing the prediction log ([`sv_records::predlog`] holds its schema and layout): one
+//! JSON line per answer ([`Entry`]) in `predictions.jsonl`, rotated by size into
 //! `predictions-<unix ms>.jsonl` (the newest `keep` kept), and optionally each challenge
 //! image stored once under `images/<aa>/<sha256>.<ext>` for the curator. A writer thread
 //! does the I/O: recording never blocks an answer (lines are dropped and counted when the
@@ -15,13 +15,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 
-/// The current log file's name.
-pub const CURRENT: &str = "predictions.jsonl";
+pub use sv_records::predlog::{CURRENT, Entry, image_path, rotated_files};
 
 /// Where and how much to log.
 #[derive(Debug, Clone)]
@@ -34,28 +31,6 @@ pub struct LogSettings {
     pub keep: usize,
     /// Store each challenge image by its hash.
     pub store_images: bool,
-}
-
-/// One answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Unix seconds when the answer was sent.
-    pub time: f64,
-    /// The validator's hotkey.
-    pub validator: String,
-    /// The synapse route.
-    pub synapse: String,
-    /// SHA-256 hex of the challenge image's bytes.
-    pub image_sha256: String,
-    /// The answer, P(roadwork).
-    pub prediction: f32,
-    /// Milliseconds from request to answer.
-    pub latency_ms: f64,
-    /// Version of the model that answered.
-    pub model_version: String,
-    /// The validator's `testnet_label`, when it sent one (≥ 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<i64>,
 }
 
 struct Record {
@@ -227,22 +202,6 @@ fn rotate(settings: &LogSettings, path: &Path) -> std::io::Result<File> {
         let _ = std::fs::remove_file(rotated.remove(0));
     }
     Ok(file)
-}
-
-/// Rotated log files, oldest first (the layout the curator reads).
-pub use sv_curate::predlog::rotated_files;
-
-/// Where a stored image goes.
-pub fn image_path(dir: &Path, sha256: &str, bytes: &[u8]) -> PathBuf {
-    let ext = if bytes.starts_with(b"\x89PNG") {
-        "png"
-    } else {
-        "jpg"
-    };
-    let prefix = sha256.get(..2).unwrap_or("xx");
-    dir.join("images")
-        .join(prefix)
-        .join(format!("{sha256}.{ext}"))
 }
 
 fn store_image(dir: &Path, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {

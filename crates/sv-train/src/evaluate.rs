@@ -12,7 +12,7 @@ use sv_augment::Pipeline;
 use sv_data::{ImageBatcher, Sample};
 
 use crate::finetune::{Logits, predict};
-use crate::metrics::Report;
+use crate::metrics::{Report, nearest_rank};
 
 /// Latency of one image at batch 1, in milliseconds (preprocessed before the clock).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -25,15 +25,6 @@ pub struct Latency {
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
-}
-
-/// The `q` quantile (0–1) of sorted values by nearest rank.
-pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 /// Everything `eval` reports.

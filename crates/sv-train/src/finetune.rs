@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
-use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classifier};
+use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classifier, Network};
 
 use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of, values_of};
 use crate::error::{Result, TrainError};
@@ -243,23 +243,9 @@ pub trait Classifier: Module + Logits + Sized {
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>);
 }
 
-/// A trained classifier of either architecture.
-// One per run (the tensors live on the heap): the variants' inline sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Trained {
-    /// ConvNeXt-V2.
-    ConvNext(ConvNextV2Classifier),
-    /// DINOv2 with registers.
-    Dinov2(Dinov2Classifier),
-}
-
-impl Logits for Trained {
+impl Logits for Network {
     fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
-        match self {
-            Trained::ConvNext(m) => m.forward(pixels),
-            Trained::Dinov2(m) => m.forward(pixels),
-        }
+        self.forward(pixels)
     }
 }
 
@@ -331,13 +317,7 @@ impl Classifier for ConvNextV2Classifier {
         (out.pooled, logits)
     }
     fn set_drop_path(&mut self, rate: f64) {
-        self.backbone.config.drop_path_rate = rate;
-        let rates = self.backbone.config.drop_path_rates();
-        for (stage, r) in self.backbone.stages.iter_mut().zip(rates) {
-            for (block, p) in stage.blocks.iter_mut().zip(r) {
-                block.drop_path.prob = p;
-            }
-        }
+        self.backbone.set_drop_path(rate);
     }
 }
 
@@ -358,15 +338,7 @@ impl Classifier for Dinov2Classifier {
         (self.head_features(&out), logits)
     }
     fn set_drop_path(&mut self, rate: f64) {
-        self.backbone.config.drop_path_rate = rate;
-        let n = self.backbone.blocks.len();
-        for (i, block) in self.backbone.blocks.iter_mut().enumerate() {
-            block.drop_path.prob = if n > 1 {
-                rate * i as f64 / (n - 1) as f64
-            } else {
-                rate
-            };
-        }
+        self.backbone.set_drop_path(rate);
     }
 }
 
@@ -565,13 +537,13 @@ pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
 }
 
 /// The final model of a finished run, on `device`.
-pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Trained> {
+pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Network> {
     let ck = Checkpoint::load(&run.model())?;
     // The run's own weights replace whatever it started from.
     Ok(
         match initial_model(&config.without_incremental(), device)? {
-            Trained::ConvNext(m) => Trained::ConvNext(load_params(m, &ck.model, &run.model())?),
-            Trained::Dinov2(m) => Trained::Dinov2(load_params(m, &ck.model, &run.model())?),
+            Network::ConvNextV2(m) => Network::ConvNextV2(load_params(m, &ck.model, &run.model())?),
+            Network::Dinov2(m) => Network::Dinov2(load_params(m, &ck.model, &run.model())?),
         },
     )
 }
@@ -643,8 +615,8 @@ pub fn finetune(
         config.clone()
     };
     match initial_model(&start, device)? {
-        Trained::ConvNext(m) => train_loop(m, config, data, run, resume, device, events),
-        Trained::Dinov2(m) => train_loop(m, config, data, run, resume, device, events),
+        Network::ConvNextV2(m) => train_loop(m, config, data, run, resume, device, events),
+        Network::Dinov2(m) => train_loop(m, config, data, run, resume, device, events),
     }
 }
 
@@ -652,7 +624,7 @@ pub fn finetune(
 /// head) or a named network with random weights, with the run's drop path rate; with
 /// `incremental`, that network carrying the source run's final weights (its moving
 /// average, when it kept one).
-pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained> {
+pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Network> {
     if let Some(source) = &config.incremental {
         let file = incremental_source(Path::new(source));
         if !file.is_file() {
@@ -684,62 +656,41 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Trained
         };
         return Ok(
             match initial_model(&config.without_incremental(), device)? {
-                Trained::ConvNext(m) => Trained::ConvNext(load_params(m, weights, &file)?),
-                Trained::Dinov2(m) => Trained::Dinov2(load_params(m, weights, &file)?),
+                Network::ConvNextV2(m) => Network::ConvNextV2(load_params(m, weights, &file)?),
+                Network::Dinov2(m) => Network::Dinov2(load_params(m, weights, &file)?),
             },
         );
     }
     if let Some(cfg) = model_config(&config.model, config.drop_path) {
-        return Ok(Trained::ConvNext(ConvNextV2Classifier::with_new_head(
+        return Ok(Network::ConvNextV2(ConvNextV2Classifier::with_new_head(
             ConvNextV2::random(&cfg, device)?,
             2,
         )));
     }
     // A local checkpoint, or a Hub model (`ORG/NAME[@REV]`) fetched into the shared cache.
     let path = sv_models::hub::resolve_checkpoint(&config.model)?;
-    Ok(match start_from_checkpoint(&path, device)? {
-        Trained::ConvNext(mut m) => {
-            m.set_drop_path(config.drop_path);
-            Trained::ConvNext(m)
-        }
-        Trained::Dinov2(mut m) => {
-            m.set_drop_path(config.drop_path);
-            Trained::Dinov2(m)
-        }
-    })
+    let mut model = start_from_checkpoint(&path, device)?;
+    model.set_drop_path(config.drop_path);
+    Ok(model)
 }
 
 /// The classifier a run starts from a checkpoint file: its head when it is a two-label
 /// head whose roadwork label resolves (by [`sv_models::labels`]; reordered so label 1 is
 /// roadwork), else its backbone with a new zero two-label head.
-pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Trained> {
-    let arch = crate::probe::detect_architecture(path)?;
+pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Network> {
     let opts = sv_models::NetworkOptions {
-        architecture: Some(arch),
+        architecture: Some(sv_models::Architecture::detect(path)?),
         ..Default::default()
     };
-    let Ok(net) = sv_models::Network::load(path, &opts, device) else {
+    let Ok(net) = Network::load(path, &opts, device) else {
         // No head in the file (or one the classifier cannot read): its backbone.
-        return Ok(match arch {
-            sv_models::Architecture::ConvNextV2 => {
-                let o = sv_models::ConvNextLoadOptions::default();
-                let backbone = ConvNextV2::load(path, &o, device)?;
-                Trained::ConvNext(ConvNextV2Classifier::with_new_head(backbone, 2))
-            }
-            sv_models::Architecture::Dinov2 => {
-                let o = sv_models::LoadOptions::default();
-                let backbone = sv_models::dinov2::Dinov2::load(path, &o, device)?;
-                Trained::Dinov2(Dinov2Classifier::with_new_head(backbone, 2))
-            }
-        });
+        return Ok(sv_models::Backbone::load(path, device)?.with_new_head(2));
     };
     // A timm head on the CLS token or the average-pooled patches is replaced: the
     // export's transformers layout has a head on concat(CLS, mean patch) only.
     let exportable = match &net {
-        sv_models::Network::Dinov2(m) => {
-            m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch
-        }
-        sv_models::Network::ConvNextV2(_) => true,
+        Network::Dinov2(m) => m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch,
+        Network::ConvNextV2(_) => true,
     };
     // The labels of config.json beside the file; one that cannot be read keeps no head.
     let config = sv_models::find_sidecar(path, "config.json");
@@ -753,19 +704,9 @@ pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Trained> {
     let roadwork = labels
         .ok()
         .and_then(|l| sv_models::labels::roadwork_index(l.as_ref(), net.num_labels(), &at).ok());
-    Ok(match (net, roadwork.filter(|_| exportable)) {
-        (net, Some(index)) if net.num_labels() == 2 => {
-            match net.with_roadwork_as_label_one(index)? {
-                sv_models::Network::ConvNextV2(m) => Trained::ConvNext(m),
-                sv_models::Network::Dinov2(m) => Trained::Dinov2(m),
-            }
-        }
-        (sv_models::Network::ConvNextV2(m), _) => {
-            Trained::ConvNext(ConvNextV2Classifier::with_new_head(m.backbone, 2))
-        }
-        (sv_models::Network::Dinov2(m), _) => {
-            Trained::Dinov2(Dinov2Classifier::with_new_head(m.backbone, 2))
-        }
+    Ok(match roadwork.filter(|_| exportable) {
+        Some(index) if net.num_labels() == 2 => net.with_roadwork_as_label_one(index)?,
+        _ => net.into_backbone().with_new_head(2),
     })
 }
 

@@ -20,7 +20,8 @@ pub mod evaluate;
 pub mod export;
 pub mod finetune;
 pub mod hard_negatives;
-pub mod metrics;
+/// Scores of a set of predictions, shared with the miner ([`sv_records::metrics`]).
+pub use sv_records::metrics;
 pub mod optim;
 pub mod plot;
 pub mod probe;

@@ -14,91 +14,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sv_data::Sample;
-use sv_models::dinov2::Dinov2;
 use sv_models::preprocess::Preprocessor;
-use sv_models::{
-    Architecture, ConvNextLoadOptions, ConvNextV2, ConvNextV2Classifier, Dinov2Classifier,
-    LoadOptions,
-};
+use sv_models::{Architecture, Backbone};
 
 use crate::checkpoint::{atomic_write, serialize_f32, values_of};
 use crate::error::{Result, TrainError};
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, Group, Grouping};
-
-/// The architecture of a checkpoint: from `config.json` beside it, else from its keys.
-pub fn detect_architecture(path: &Path) -> Result<Architecture> {
-    sv_models::find_sidecar(path, "config.json")
-        .and_then(|c| std::fs::read_to_string(c).ok())
-        .and_then(|t| Architecture::from_hf_config(&t))
-        .or_else(|| {
-            sv_models::weights::WeightMap::from_file(path)
-                .ok()
-                .and_then(|m| Architecture::from_keys(&m))
-        })
-        .ok_or_else(|| TrainError::Config {
-            source_name: path.display().to_string(),
-            reason: "neither DINOv2 with registers nor ConvNeXt-V2".into(),
-        })
-}
-
-/// A frozen backbone of either architecture.
-#[derive(Debug)]
-pub enum Backbone {
-    /// DINOv2 with registers: concat(CLS, mean patch).
-    Dinov2(Dinov2),
-    /// ConvNeXt-V2: the normed pooled feature.
-    ConvNext(ConvNextV2),
-}
-
-impl Backbone {
-    /// Load the backbone of a checkpoint (with or without a head), detecting the
-    /// architecture from `config.json` beside it or from the keys.
-    pub fn load(path: &Path, device: &Device) -> Result<(Self, Architecture)> {
-        let arch = detect_architecture(path)?;
-        let backbone = match arch {
-            Architecture::ConvNextV2 => {
-                let o = ConvNextLoadOptions::default();
-                match ConvNextV2Classifier::load(path, &o, device) {
-                    Ok(c) => Backbone::ConvNext(c.backbone),
-                    Err(_) => Backbone::ConvNext(ConvNextV2::load(path, &o, device)?),
-                }
-            }
-            Architecture::Dinov2 => {
-                let o = LoadOptions::default();
-                match Dinov2Classifier::load(path, &o, device) {
-                    Ok(c) => Backbone::Dinov2(c.backbone),
-                    Err(_) => Backbone::Dinov2(Dinov2::load(path, &o, device)?),
-                }
-            }
-        };
-        Ok((backbone, arch))
-    }
-
-    /// [`Backbone::load`], with the checkpoint's `preprocessor_config.json` beside it
-    /// (the BiT defaults when there is none).
-    pub fn load_with_preprocessor(
-        path: &Path,
-        device: &Device,
-    ) -> Result<(Self, Architecture, Preprocessor)> {
-        let (backbone, arch) = Self::load(path, device)?;
-        let pre = match sv_models::find_sidecar(path, "preprocessor_config.json") {
-            Some(p) => Preprocessor::from_hf_json(
-                &std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?,
-            )?,
-            None => Preprocessor::default(),
-        };
-        Ok((backbone, arch, pre))
-    }
-
-    /// Pooled features `[B, D]` of preprocessed pixels.
-    pub fn features(&self, pixels: Tensor<4>) -> Tensor<2> {
-        match self {
-            Backbone::Dinov2(m) => m.forward(pixels).pooled,
-            Backbone::ConvNext(m) => m.forward(pixels).pooled,
-        }
-    }
-}
 
 /// Cached features: sample id → feature vector, for one (model, checkpoint,
 /// preprocessing).

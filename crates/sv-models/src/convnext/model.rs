@@ -125,6 +125,18 @@ pub struct ConvNextV2 {
 }
 
 impl ConvNextV2 {
+    /// Set the stochastic depth rate of the last block; earlier blocks' rates rise
+    /// linearly from 0 over all blocks (timm's schedule).
+    pub fn set_drop_path(&mut self, rate: f64) {
+        self.config.drop_path_rate = rate;
+        let rates = self.config.drop_path_rates();
+        for (stage, r) in self.stages.iter_mut().zip(rates) {
+            for (block, p) in stage.blocks.iter_mut().zip(r) {
+                block.drop_path.prob = p;
+            }
+        }
+    }
+
     /// The last feature map `[B, H/32, W/32, C]` (channels-last) for images `[B, C, H, W]`.
     pub fn forward_features(&self, pixels: Tensor<4>) -> Tensor<4> {
         // NCHW pixels → NHWC, then the stem as a patchify GEMM.

@@ -227,6 +227,20 @@ pub struct Dinov2 {
 }
 
 impl Dinov2 {
+    /// Set the stochastic depth rate of the last block; block `i` of `n` gets
+    /// `rate · i / (n − 1)`.
+    pub fn set_drop_path(&mut self, rate: f64) {
+        self.config.drop_path_rate = rate;
+        let n = self.blocks.len();
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.drop_path.prob = if n > 1 {
+                rate * i as f64 / (n - 1) as f64
+            } else {
+                rate
+            };
+        }
+    }
+
     /// Assemble a backbone from parts (used by the checkpoint loaders).
     #[allow(clippy::too_many_arguments)]
     pub fn from_parts(

@@ -1,5 +1,5 @@
 //! Binary classification metrics on roadwork probabilities, with the validator's rule
-//! for a decision (`p > 0.5` is roadwork).
+//! for a decision (`p > 0.5` is roadwork), and nearest-rank quantiles for latencies.
 
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,15 @@ impl Report {
             subnet_reward: (0.5 * mcc.max(0.0) + 0.5 * accuracy).powi(3),
         }
     }
+}
+
+/// The `q` quantile (0–1) of sorted values by nearest rank; 0 for no values.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
 }
 
 #[cfg(test)]

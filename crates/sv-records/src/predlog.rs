@@ -1,29 +1,52 @@
-//! Reading a miner's prediction log: `predictions.jsonl` and its rotated
-//! `predictions-<ms>[-n].jsonl` files, one JSON object per answer, and the challenge
-//! images stored beside it as `images/<aa>/<sha256>.<ext>`.
+//! The prediction log a miner keeps: one JSON object per answer ([`Entry`]) in
+//! `predictions.jsonl`, rotated by size into `predictions-<unix ms>[-n].jsonl`, and the
+//! challenge images stored beside it as `images/<aa>/<sha256>.<ext>`. The miner writes
+//! it (`sv_serve::predlog`); the curator reads it ([`read_log`]).
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::CurateError;
+use crate::RecordsError;
 
-/// One answered challenge.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Answer {
-    /// Unix seconds.
+/// The current log file's name.
+pub const CURRENT: &str = "predictions.jsonl";
+
+/// One answer: a line of the prediction log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Unix seconds when the answer was sent.
     pub time: f64,
     /// The validator's hotkey.
     pub validator: String,
-    /// SHA-256 hex of the challenge image.
+    /// The synapse route.
+    #[serde(default)]
+    pub synapse: String,
+    /// SHA-256 hex of the challenge image's bytes.
     pub image_sha256: String,
     /// The answer, P(roadwork).
     pub prediction: f32,
+    /// Milliseconds from request to answer.
+    #[serde(default)]
+    pub latency_ms: f64,
     /// Version of the model that answered.
     pub model_version: String,
-    /// The validator's label, when it sent one (0 or 1).
-    #[serde(default)]
+    /// The validator's `testnet_label`, when it sent one (≥ 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<i64>,
+}
+
+/// Where a stored image goes.
+pub fn image_path(dir: &Path, sha256: &str, bytes: &[u8]) -> PathBuf {
+    let ext = if bytes.starts_with(b"\x89PNG") {
+        "png"
+    } else {
+        "jpg"
+    };
+    let prefix = sha256.get(..2).unwrap_or("xx");
+    dir.join("images")
+        .join(prefix)
+        .join(format!("{sha256}.{ext}"))
 }
 
 /// The rotated log files of `dir` (`predictions-<ms>[-n].jsonl`), oldest first.
@@ -50,18 +73,18 @@ pub fn rotated_files(dir: &Path) -> Vec<PathBuf> {
 /// The log files of `dir`, oldest first (rotated files, then the current one).
 pub fn log_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = rotated_files(dir);
-    let current = dir.join("predictions.jsonl");
+    let current = dir.join(CURRENT);
     if current.exists() {
         files.push(current);
     }
     files
 }
 
-/// The answers of a log directory and the torn lines skipped.
+/// The entries of a log directory and the torn lines skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Log {
     /// Every answer, oldest first.
-    pub answers: Vec<Answer>,
+    pub entries: Vec<Entry>,
     /// Lines that are not complete JSON (a write cut short by a full disk or a killed
     /// miner), skipped.
     pub torn: usize,
@@ -70,38 +93,37 @@ pub struct Log {
 /// Every answer in the log directory `dir`, oldest first. A line that is not complete
 /// JSON (torn by a full disk or a killed miner) is skipped and counted; a complete JSON
 /// line that is not an answer is an error naming file and line.
-pub fn read_log(dir: &Path) -> Result<Vec<Answer>, CurateError> {
-    read_log_counted(dir).map(|log| log.answers)
+pub fn read_log(dir: &Path) -> Result<Vec<Entry>, RecordsError> {
+    read_log_counted(dir).map(|log| log.entries)
 }
 
 /// [`read_log`], with the count of torn lines skipped.
-pub fn read_log_counted(dir: &Path) -> Result<Log, CurateError> {
+pub fn read_log_counted(dir: &Path) -> Result<Log, RecordsError> {
     let files = log_files(dir);
     if files.is_empty() {
-        return Err(CurateError::Input(format!(
-            "{}: no predictions.jsonl or rotated predictions-*.jsonl",
-            dir.display()
-        )));
+        return Err(RecordsError::NoLog(dir.to_path_buf()));
     }
     let mut log = Log::default();
     for f in files {
-        let bytes =
-            std::fs::read(&f).map_err(|e| CurateError::Input(format!("{}: {e}", f.display())))?;
+        let bytes = std::fs::read(&f).map_err(|source| RecordsError::Io {
+            path: f.clone(),
+            source,
+        })?;
         // A torn write can end inside a multi-byte character.
         let text = String::from_utf8_lossy(&bytes);
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Answer>(line) {
-                Ok(a) => log.answers.push(a),
+            match serde_json::from_str::<Entry>(line) {
+                Ok(a) => log.entries.push(a),
                 Err(e) if e.is_syntax() || e.is_eof() => log.torn += 1,
-                Err(e) => {
-                    return Err(CurateError::Input(format!(
-                        "{}:{}: {e}",
-                        f.display(),
-                        i + 1
-                    )));
+                Err(source) => {
+                    return Err(RecordsError::Line {
+                        path: f.clone(),
+                        line: i + 1,
+                        source,
+                    });
                 }
             }
         }
@@ -166,7 +188,7 @@ mod tests {
         std::fs::write(dir.path().join("predictions.jsonl"), bytes).unwrap();
         let log = read_log_counted(dir.path()).unwrap();
         let got: Vec<&str> = log
-            .answers
+            .entries
             .iter()
             .map(|a| a.image_sha256.as_str())
             .collect();
