@@ -18,6 +18,7 @@ pub mod device;
 pub mod dinov2;
 pub mod ensemble;
 pub mod error;
+pub mod export;
 pub mod fast_ops;
 pub mod flex_ops;
 #[cfg(feature = "hub")]

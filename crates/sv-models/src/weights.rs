@@ -1,11 +1,13 @@
 //! Reading checkpoints (safetensors, PyTorch `.bin`/`.pth`) into named f32 tensors, and
-//! taking them out one by one so that a load can report every missing and unused key.
+//! taking them out one by one so that a load can report every missing and unused key;
+//! and the other way, a module's parameters by path and f32 tensors to safetensors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{ModelError, Result};
 
@@ -97,7 +99,6 @@ impl WeightMap {
         })?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            use safetensors::Dtype;
             let raw = view.data();
             let data = match view.dtype() {
                 Dtype::F32 => decode::<4>(raw, f32::from_le_bytes),
@@ -330,6 +331,69 @@ fn squeeze(shape: &[usize]) -> Vec<usize> {
 
 fn zeros(shape: &[usize]) -> RawTensor {
     RawTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()])
+}
+
+/// A parameter's shape and values.
+pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// A tensor's values as `f32`, flattened (empty if they cannot be read).
+pub fn values_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Serialise named `f32` tensors (shape, values) to safetensors bytes with `meta`.
+pub fn serialize_f32<'a>(
+    tensors: impl IntoIterator<Item = (String, &'a [usize], &'a [f32])>,
+    meta: std::collections::HashMap<String, String>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(k, shape, v)| (k, shape.to_vec(), f32_bytes(v)))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(k, shape, bytes)| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree"),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(meta))
+}
+
+/// Every float parameter of `module` by path.
+pub fn params_of<M: Module>(module: &M) -> Values {
+    struct Collect {
+        path: Vec<String>,
+        out: Values,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = p.val();
+            let shape = t.dims().to_vec();
+            self.out.insert(self.path.join("."), (shape, values_of(t)));
+        }
+    }
+    let mut c = Collect {
+        path: Vec::new(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
+
+pub use sv_models::weights::{Values, params_of, serialize_f32, values_of};
 
 use crate::error::{Result, TrainError};
 use crate::optim::Moments;
@@ -23,65 +25,6 @@ pub struct Position {
     pub batch: u64,
     /// Optimizer steps taken in the whole run.
     pub step: u64,
-}
-
-/// A parameter's shape and values.
-pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// A tensor's values as `f32`, flattened (empty if they cannot be read).
-pub fn values_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
-}
-
-/// Serialise named `f32` tensors (shape, values) to safetensors bytes with `meta`.
-pub fn serialize_f32<'a>(
-    tensors: impl IntoIterator<Item = (String, &'a [usize], &'a [f32])>,
-    meta: std::collections::HashMap<String, String>,
-) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
-    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(k, shape, v)| (k, shape.to_vec(), f32_bytes(v)))
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = owned
-        .iter()
-        .map(|(k, shape, bytes)| {
-            (
-                k.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree"),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, Some(meta))
-}
-
-/// Every float parameter of `module` by path.
-pub fn params_of<M: Module>(module: &M) -> Values {
-    struct Collect {
-        path: Vec<String>,
-        out: Values,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let t = p.val();
-            let shape = t.dims().to_vec();
-            self.out.insert(self.path.join("."), (shape, values_of(t)));
-        }
-    }
-    let mut c = Collect {
-        path: Vec::new(),
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut c);
-    c.out
 }
 
 /// Replace `module`'s parameters by `values` (same paths and shapes, nothing missing or
@@ -166,10 +109,6 @@ pub struct Checkpoint {
     pub position: Position,
     /// Free-form facts about the run (its resolved config, …), checked on resume.
     pub meta: BTreeMap<String, String>,
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 impl Checkpoint {

@@ -1,6 +1,7 @@
 //! ConvNeXt-V2: configuration, model, CPU kernels and checkpoint loading.
 
 mod config;
+pub mod export;
 mod kernels;
 mod load;
 mod model;

@@ -1,6 +1,7 @@
 //! DINOv2 with registers: configuration, model and checkpoint loading.
 
 mod config;
+pub mod export;
 mod load;
 mod model;
 
