@@ -500,42 +500,6 @@ fn print_report(what: &str, r: &Report) {
     );
 }
 
-/// A model to score and the pipeline that prepares its input.
-fn load_model(
-    path: &std::path::Path,
-    device: &Device,
-) -> Result<(sv_models::Network, sv_augment::Pipeline)> {
-    let run = RunDir {
-        root: path.to_path_buf(),
-    };
-    if run.config().exists() {
-        let text = std::fs::read_to_string(run.config())?;
-        let config = FinetuneConfig::from_toml(&text, &run.config().display().to_string())?;
-        let model = sv_train::finetune::load_trained(&run, &config, device)?;
-        return Ok((model, sv_train::finetune::eval_pipeline_for(&config)?));
-    }
-    let weights = path.join("model.safetensors");
-    let config = path.join("config.json");
-    if !(weights.exists() && config.exists()) {
-        bail!(
-            "{}: neither a run directory (config.toml) nor an exported repository (model.safetensors + config.json)",
-            path.display()
-        );
-    }
-    let network = sv_models::Network::load(&weights, &Default::default(), device)?;
-    let roadwork = sv_models::labels::roadwork_index_from_config(
-        &std::fs::read_to_string(&config)
-            .with_context(|| format!("reading {}", config.display()))?,
-        network.num_labels(),
-        &config,
-    )?;
-    let model = network.with_roadwork_as_label_one(roadwork)?;
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config)?)
-        .with_context(|| format!("reading {}", config.display()))?;
-    let size = cfg["image_size"].as_u64().unwrap_or(224) as u32;
-    Ok((model, sv_train::finetune::resize_pipeline(size)))
-}
-
 /// The samples of `split` ("all" for every labelled one).
 fn split_samples(manifest: &std::path::Path, split: &str) -> Result<Vec<sv_data::Sample>> {
     let samples = sv_data::read_manifest(manifest)?;
@@ -698,7 +662,7 @@ fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
 
 fn run_eval(a: EvalArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (model, pipeline) = load_model(&a.model, &device)?;
+    let (model, pipeline) = sv_train::finetune::load_scored(&a.model, &device)?;
     let samples = split_samples(&a.manifest, &a.split)?;
     let e = sv_train::evaluate::evaluate(
         &model,
@@ -736,8 +700,8 @@ fn run_eval(a: EvalArgs) -> Result<bool> {
 
 fn run_ab(a: AbArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (cand, cand_pipe) = load_model(&a.candidate, &device)?;
-    let (prod, prod_pipe) = load_model(&a.production, &device)?;
+    let (cand, cand_pipe) = sv_train::finetune::load_scored(&a.candidate, &device)?;
+    let (prod, prod_pipe) = sv_train::finetune::load_scored(&a.production, &device)?;
     let (cand_pipe, prod_pipe) = (
         std::sync::Arc::new(cand_pipe),
         std::sync::Arc::new(prod_pipe),

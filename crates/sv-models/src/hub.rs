@@ -150,37 +150,7 @@ impl crate::classify::RoadworkClassifier {
     }
 }
 
-/// A Hugging Face model id `ORG/NAME` with an optional `@REVISION`, parsed from text that
-/// names a model; `None` when the text is not one (or a local file or folder of that
-/// name exists, which then wins).
-pub fn parse_hub_id(text: &str) -> Option<(String, Option<String>)> {
-    if std::path::Path::new(text).exists() {
-        return None;
-    }
-    let (repo, revision) = match text.split_once('@') {
-        Some((r, rev)) if !rev.is_empty() && !rev.contains(char::is_whitespace) => {
-            (r, Some(rev.to_string()))
-        }
-        Some(_) => return None,
-        None => (text, None),
-    };
-    let (org, name) = repo.split_once('/')?;
-    let file_like = [".safetensors", ".bin", ".pth", ".pt", ".json", ".ckpt"]
-        .iter()
-        .any(|ext| name.to_ascii_lowercase().ends_with(ext));
-    if file_like {
-        return None;
-    }
-    let part = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 96
-            && !s.starts_with(['.', '-'])
-            && !s.contains("..")
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    (part(org) && part(name)).then(|| (repo.to_string(), revision))
-}
+pub use crate::source::parse_hub_id;
 
 /// The local weights file of a model named by a path or a Hub id (`ORG/NAME[@REV]`): a
 /// Hub model is downloaded (weights, `config.json`, `preprocessor_config.json`) into the
@@ -199,44 +169,5 @@ pub fn resolve_checkpoint(text: &str) -> Result<PathBuf> {
             })
         }
         None => Ok(PathBuf::from(text)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_hub_id;
-
-    #[test]
-    fn hub_ids_are_told_from_paths() {
-        assert_eq!(
-            parse_hub_id("facebook/convnextv2-atto-1k-224"),
-            Some(("facebook/convnextv2-atto-1k-224".into(), None))
-        );
-        assert_eq!(
-            parse_hub_id("facebook/dinov2-with-registers-small@a1b2c3"),
-            Some((
-                "facebook/dinov2-with-registers-small".into(),
-                Some("a1b2c3".into())
-            ))
-        );
-        assert_eq!(
-            parse_hub_id("org/name@refs/pr/1"),
-            Some(("org/name".into(), Some("refs/pr/1".into())))
-        );
-        for not_an_id in [
-            "model.safetensors",
-            "runs/model.safetensors",
-            "ckpt/weights.pth",
-            "runs/v1/model.safetensors",
-            "../x",
-            "./a",
-            "/abs/path",
-            "a/b/c",
-            "convnextv2-atto",
-            "org/name@",
-            "",
-        ] {
-            assert_eq!(parse_hub_id(not_an_id), None, "{not_an_id}");
-        }
     }
 }

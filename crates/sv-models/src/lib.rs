@@ -27,6 +27,7 @@ pub mod labels;
 pub mod layers;
 pub mod preprocess;
 pub mod resample;
+pub mod source;
 pub mod weights;
 
 pub use backbone::Backbone;
@@ -38,6 +39,7 @@ pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, L
 pub use ensemble::{Ensemble, EnsembleSpec};
 pub use error::{ModelError, Result};
 pub use preprocess::Preprocessor;
+pub use source::{LocalModel, Model, ModelSource};
 
 /// Softmax over the last axis of a `[batch, labels]` logits tensor, as plain rows.
 pub fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {

@@ -7,20 +7,23 @@ pub enum ServeError {
     #[error("config: {0}")]
     Config(String),
     /// A model could not be loaded.
-    #[error("model {source_desc}: {message}")]
+    #[error("model {what}: {source}")]
     Model {
         /// What was being loaded.
-        source_desc: String,
+        what: String,
         /// Why it failed.
-        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A model source that cannot be used (a path or id that names nothing).
+    #[error(transparent)]
+    Source(#[from] sv_models::ModelError),
     /// A file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
-        path: String,
+        path: std::path::PathBuf,
         /// Why.
-        message: String,
+        source: std::io::Error,
     },
     /// The axon layer refused something (keys, allowlist, listening).
     #[error(transparent)]
@@ -35,10 +38,10 @@ pub enum ServeError {
 
 impl ServeError {
     /// An I/O error on `path`.
-    pub fn io(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
+            path: path.to_path_buf(),
+            source,
         }
     }
 }

@@ -548,6 +548,43 @@ pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> R
     )
 }
 
+/// A model to score and the pipeline that prepares its input: a run directory (its
+/// final weights and validation pipeline) or an exported repository (`model.safetensors`
+/// and `config.json`, its `image_size` resized to, label 1 roadwork).
+pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> {
+    let run = RunDir {
+        root: path.to_path_buf(),
+    };
+    if run.config().exists() {
+        let at = run.config();
+        let text = std::fs::read_to_string(&at).map_err(|e| TrainError::io(&at, e))?;
+        let config = FinetuneConfig::from_toml(&text, &at.display().to_string())?;
+        let model = load_trained(&run, &config, device)?;
+        return Ok((model, eval_pipeline_for(&config)?));
+    }
+    let weights = path.join("model.safetensors");
+    let config = path.join("config.json");
+    if !(weights.exists() && config.exists()) {
+        return Err(TrainError::Config {
+            source_name: path.display().to_string(),
+            reason: "neither a run directory (config.toml) nor an exported repository \
+                     (model.safetensors + config.json)"
+                .into(),
+        });
+    }
+    let network = Network::load(&weights, &Default::default(), device)?;
+    let text = std::fs::read_to_string(&config).map_err(|e| TrainError::io(&config, e))?;
+    let roadwork =
+        sv_models::labels::roadwork_index_from_config(&text, network.num_labels(), &config)?;
+    let model = network.with_roadwork_as_label_one(roadwork)?;
+    let size = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["image_size"].as_u64())
+        .and_then(|s| u32::try_from(s).ok())
+        .unwrap_or(224);
+    Ok((model, resize_pipeline(size)))
+}
+
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
 /// labels.
 pub fn predict<M: Logits>(
