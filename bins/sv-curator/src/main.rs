@@ -1,15 +1,11 @@
 //! `sv-curator`: the data side of the improvement loop. Each subcommand reads and writes
 //! files (manifests, indexes, reports), so every step can be rerun alone.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use sv_data::{Sample, ShortPolicy, Source};
-use sv_index::{EmbeddingIndex, ExactIndex};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -220,10 +216,7 @@ fn main() {
         Command::Autolabel(a) => autolabel(a),
         Command::Mix(a) => mix(a),
     };
-    if let Err(e) = result {
-        eprintln!("sv-curator: {e:#}");
-        std::process::exit(1);
-    }
+    sv_cli::exit("sv-curator", result.map(|()| true))
 }
 
 fn write_manifest(path: &Path, samples: &[Sample]) -> Result<()> {
@@ -329,29 +322,6 @@ fn ingest(a: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(what: &'static str) -> Option<ProgressBar> {
-    std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(&format!(
-                "{what} [{{bar:30}}] {{pos}}/{{len}} (eta {{eta}})"
-            ))
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b
-    })
-}
-
-fn default_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("streetvision-rs")
-        .join("features")
-}
-
 fn embed(a: EmbedArgs) -> Result<()> {
     use sv_train::probe;
     let device =
@@ -359,10 +329,14 @@ fn embed(a: EmbedArgs) -> Result<()> {
     let (backbone, pre) = sv_models::Backbone::load_with_preprocessor(&a.checkpoint, &device)?;
     let arch = backbone.architecture();
     let key = probe::cache_key(arch, &a.checkpoint, &pre)?;
-    let mut cache =
-        probe::FeatureCache::open(&a.cache_dir.clone().unwrap_or_else(default_cache), &key)?;
+    let mut cache = probe::FeatureCache::open(
+        &a.cache_dir
+            .clone()
+            .unwrap_or_else(|| sv_cli::cache_dir("features")),
+        &key,
+    )?;
     let samples = sv_data::read_manifest(&a.manifest)?;
-    let bar = progress_bar("embedding");
+    let bar = sv_cli::progress_bar("embedding", 0);
     let (_, computed) = probe::features(
         &backbone,
         &pre,
@@ -392,7 +366,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
             None => missing += 1,
         }
     }
-    let count = build_index(&a.kind, cache.dim, &ids, &values, &a.out)?;
+    let count = sv_index::store::build_and_save(&a.kind, cache.dim, &ids, &values, &a.out)
+        .with_context(|| format!("--kind {}", a.kind))?;
     println!(
         "{count} embeddings ({} computed, {} from the cache, {missing} unreadable images left out) of dimension {} in a {} index {}",
         computed,
@@ -402,47 +377,6 @@ fn embed(a: EmbedArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-/// Build an index of `kind` (`exact`, or a faiss kind) over `values` (rows of `dim`)
-/// under `ids` and save it to `out`; the number of rows.
-fn build_index(
-    kind: &str,
-    dim: usize,
-    ids: &[String],
-    values: &[f32],
-    out: &Path,
-) -> Result<usize> {
-    if kind == "exact" {
-        let mut index = ExactIndex::new(dim);
-        index.add(ids, values)?;
-        sv_index::store::save(&index, out)?;
-        return Ok(index.len());
-    }
-    faiss_index(kind, dim, ids, values, out)
-}
-
-#[cfg(feature = "faiss")]
-fn faiss_index(
-    kind: &str,
-    dim: usize,
-    ids: &[String],
-    values: &[f32],
-    out: &Path,
-) -> Result<usize> {
-    let parsed: sv_index::FaissKind = kind.parse().context("--kind")?;
-    let mut index = sv_index::FaissIndex::new(parsed, dim)?;
-    index.add(ids, values)?;
-    index.save(out)?;
-    Ok(index.len())
-}
-
-#[cfg(not(feature = "faiss"))]
-fn faiss_index(kind: &str, _: usize, _: &[String], _: &[f32], _: &Path) -> Result<usize> {
-    bail!(
-        "--kind {kind}: this sv-curator is built without faiss; build it with \
-         `--features faiss` (needs cmake and libopenblas-dev), or use --kind exact"
-    )
 }
 
 fn dedup(a: DedupArgs) -> Result<()> {
@@ -521,39 +455,17 @@ fn autolabel(a: AutolabelArgs) -> Result<()> {
         sv_models::device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let ensemble = sv_models::Ensemble::load(&a.ensemble, &device)?;
     let samples = sv_data::read_manifest(&a.manifest)?;
-    let targets: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.label == sv_data::Label::Unknown || s.source == Source::Synthetic)
-        .collect();
-    let bar = progress_bar("voting");
-    if let Some(b) = &bar {
-        b.set_length(targets.len() as u64);
-    }
-    let mut probabilities: HashMap<String, Vec<f32>> = HashMap::new();
-    for chunk in targets.chunks(16) {
-        let mut ids = vec![];
-        let mut images = vec![];
-        for s in chunk {
-            let Ok(bytes) = s.location.read() else {
-                continue;
-            };
-            let Ok(img) = sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS) else {
-                continue;
-            };
-            ids.push(s.id.clone());
-            images.push(img);
-        }
-        if images.is_empty() {
-            continue;
-        }
-        let per_member = ensemble.member_probabilities(&images);
-        for (i, id) in ids.into_iter().enumerate() {
-            probabilities.insert(id, per_member.iter().map(|m| m[i]).collect());
-        }
-        if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
-        }
-    }
+    let targets = sv_curate::autolabel::candidates(&samples);
+    let bar = sv_cli::progress_bar("voting", targets.len() as u64);
+    let probabilities = sv_curate::autolabel::votes(
+        &targets,
+        &mut |images| ensemble.member_probabilities(images),
+        &mut |done, _| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+            }
+        },
+    );
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -561,13 +473,7 @@ fn autolabel(a: AutolabelArgs) -> Result<()> {
     let (labelled, review) =
         sv_curate::autolabel::autolabel(samples, &probabilities, a.min_confidence);
     write_manifest(&a.out, &labelled)?;
-    let lines: Vec<String> = review
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<std::result::Result<_, _>>()?;
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    sv_fs::atomic_write(&a.review, text.as_bytes())
-        .with_context(|| format!("writing {}", a.review.display()))?;
+    sv_curate::autolabel::write_review(&a.review, &review)?;
     println!(
         "{} candidates: {} labelled by agreement ≥ {}, {} to review ({})",
         candidates,
@@ -586,43 +492,10 @@ fn mix(a: MixArgs) -> Result<()> {
     }
     let targets = match &a.ratios {
         None => sv_data::seed_plan(),
-        Some(text) => text
-            .split(',')
-            .map(|part| {
-                let (name, share) = part
-                    .split_once('=')
-                    .with_context(|| format!("--ratios: {part:?} is not name=share"))?;
-                let ratio: f64 = share
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("--ratios: {share:?} is not a number"))?;
-                Ok(sv_data::MixTarget {
-                    source: Source::from_name(name.trim()),
-                    ratio,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
+        Some(text) => sv_data::parse_ratios(text).context("--ratios")?,
     };
-    let policy = match a.policy.as_str() {
-        "shrink" => ShortPolicy::Shrink,
-        "redistribute" => ShortPolicy::Redistribute,
-        "oversample" => ShortPolicy::Oversample,
-        other => bail!("--policy {other:?}: give shrink, redistribute or oversample"),
-    };
-    let fractions = match a
-        .splits
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .ok()
-        .as_deref()
-    {
-        Some(&[train, val, test]) => sv_data::SplitFractions { train, val, test },
-        _ => bail!(
-            "--splits {:?}: give three fractions, train,val,test",
-            a.splits
-        ),
-    };
+    let policy: ShortPolicy = a.policy.parse().context("--policy")?;
+    let fractions: sv_data::SplitFractions = a.splits.parse().context("--splits")?;
     let (mut mixed, report) = sv_data::mix(samples, &targets, a.total, policy, a.seed)?;
     sv_data::assign_splits(&mut mixed, &fractions, a.seed)
         .with_context(|| format!("--splits {}", a.splits))?;

@@ -114,15 +114,16 @@ mod register;
 mod serve;
 mod wallet_args;
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() {
+    let result = match Cli::parse().command {
         Command::Classify(args) => classify(args),
         Command::Serve(args) => serve::serve(args),
         Command::Challenge(args) => serve::challenge(args),
         Command::Register(args) => register::register(args),
         Command::RegisterModel(args) => register::register_model(args),
         Command::NewHotkey(args) => register::new_hotkey(args),
-    }
+    };
+    sv_cli::exit("sv-miner", result.map(|()| true))
 }
 
 fn classify(args: ClassifyArgs) -> Result<()> {

@@ -2,7 +2,6 @@
 //! the model with the operator), `sv-miner register-model` (flags onto sv-hub's
 //! operator client) and `sv-miner new-hotkey` (onto sv-chain's wallet).
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -51,24 +50,6 @@ fn check_repo(repo: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ask `question` on the terminal unless `yes`; anything but y/yes is a refusal.
-fn confirm(question: &str, yes: bool, refused: &str) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("not on a terminal: pass --yes to go ahead without being asked");
-    }
-    print!("{question} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("{refused}");
-    }
-    Ok(())
-}
-
 /// Model registration with the subnet operator, as `register.sh` does it.
 struct ModelRegistration<'a> {
     base_url: &'a str,
@@ -87,7 +68,7 @@ impl ModelRegistration<'_> {
             "will register model {model_repo} for uid {uid} (hotkey {}) with {}",
             hotkey.ss58, self.base_url
         );
-        confirm("go ahead?", self.yes, "model not registered")?;
+        sv_cli::confirm("go ahead?", self.yes, "model not registered")?;
         let mut operator = Operator::new(self.base_url);
         operator.poll_every = Duration::from_secs_f64(self.poll_seconds.max(0.01));
         let timestamp = std::time::SystemTime::now()
@@ -178,7 +159,7 @@ pub fn register(args: RegisterArgs) -> Result<()> {
                     sv_chain::format_tao(burn as u128)
                 );
             }
-            confirm(
+            sv_cli::confirm(
                 "burn and register?",
                 args.yes,
                 "not registered; nothing was spent",

@@ -1,9 +1,8 @@
 //! `sv-trainer publish`: flags onto sv-train's publication check and sv-hub's publisher.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use sv_hub::publish::{Publisher, Upload};
 use sv_train::metrics::Report;
@@ -70,18 +69,7 @@ pub fn run_publish(a: PublishArgs) -> Result<bool> {
     }
     println!("  README.md  (model card)");
     println!("commit: {}", plan.summary);
-    if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not on a terminal: pass --yes to publish without being asked");
-        }
-        print!("go ahead? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("not published");
-        }
-    }
+    sv_cli::confirm("go ahead?", a.yes, "not published")?;
     let mut uploads = plan
         .files
         .iter()

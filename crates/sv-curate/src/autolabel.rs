@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sv_data::{Label, Sample, Source};
 
+use crate::error::CurateError;
+
 /// An image left for a person to label.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewItem {
@@ -89,6 +91,61 @@ pub fn autolabel(
         })
         .collect();
     (out, review)
+}
+
+/// The samples that need a label: unlabelled ones and synthetic ones (whose prompt
+/// label is checked by the vote).
+pub fn candidates(samples: &[Sample]) -> Vec<&Sample> {
+    samples
+        .iter()
+        .filter(|s| s.label == Label::Unknown || s.source == Source::Synthetic)
+        .collect()
+}
+
+/// Each member's P(roadwork) for each of `targets` (by sample id): the images are read
+/// and decoded here and scored by `score` (one row per member, one value per image) in
+/// chunks of 16; images that cannot be read or decoded get no vote. `progress` gets
+/// (done, total).
+pub fn votes(
+    targets: &[&Sample],
+    score: &mut dyn FnMut(&[image::DynamicImage]) -> Vec<Vec<f32>>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> HashMap<String, Vec<f32>> {
+    let mut probabilities = HashMap::new();
+    let mut done = 0;
+    for chunk in targets.chunks(16) {
+        let (mut ids, mut images) = (vec![], vec![]);
+        for s in chunk {
+            let Ok(bytes) = s.location.read() else {
+                continue;
+            };
+            let Ok(img) = sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS) else {
+                continue;
+            };
+            ids.push(s.id.clone());
+            images.push(img);
+        }
+        if !images.is_empty() {
+            let per_member = score(&images);
+            for (i, id) in ids.into_iter().enumerate() {
+                probabilities.insert(id, per_member.iter().map(|m| m[i]).collect());
+            }
+        }
+        done += chunk.len();
+        progress(done, targets.len());
+    }
+    probabilities
+}
+
+/// Write the review list as JSON Lines, atomically.
+pub fn write_review(path: &std::path::Path, review: &[ReviewItem]) -> Result<(), CurateError> {
+    let mut text = String::new();
+    for item in review {
+        text.push_str(&serde_json::to_string(item).expect("a review item serialises"));
+        text.push('\n');
+    }
+    sv_fs::atomic_write(path, text.as_bytes())
+        .map_err(|e| CurateError::Input(format!("writing {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -32,6 +32,25 @@ pub fn seed_plan() -> Vec<MixTarget> {
     .collect()
 }
 
+/// A mix plan from text: `name=share,name=share,…` (shares are normalised later).
+pub fn parse_ratios(text: &str) -> std::result::Result<Vec<MixTarget>, crate::DataError> {
+    text.split(',')
+        .map(|part| {
+            let (name, share) = part
+                .split_once('=')
+                .ok_or_else(|| crate::DataError::Invalid(format!("{part:?} is not name=share")))?;
+            let ratio: f64 = share
+                .trim()
+                .parse()
+                .map_err(|_| crate::DataError::Invalid(format!("{share:?} is not a number")))?;
+            Ok(MixTarget {
+                source: Source::from_name(name.trim()),
+                ratio,
+            })
+        })
+        .collect()
+}
+
 /// What to do when a source has fewer samples than its share asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +62,20 @@ pub enum ShortPolicy {
     Redistribute,
     /// Repeat the short source's samples (the total and the ratios hold).
     Oversample,
+}
+
+impl std::str::FromStr for ShortPolicy {
+    type Err = crate::DataError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "shrink" => Ok(Self::Shrink),
+            "redistribute" => Ok(Self::Redistribute),
+            "oversample" => Ok(Self::Oversample),
+            other => Err(crate::DataError::Invalid(format!(
+                "{other:?}: give shrink, redistribute or oversample"
+            ))),
+        }
+    }
 }
 
 /// How one source fared.
@@ -220,6 +253,28 @@ fn redistribute(ratios: &[f64], avail: &[usize], total: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_policies_and_splits_parse_from_text() {
+        let t = parse_ratios("natix=0.7, synthetic = 0.3").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].source.clone(), t[0].ratio), (Source::Natix, 0.7));
+        assert_eq!((t[1].source.clone(), t[1].ratio), (Source::Synthetic, 0.3));
+        for bad in ["natix", "natix=a", "natix=0.5,", ""] {
+            assert!(parse_ratios(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            "oversample".parse::<ShortPolicy>().unwrap(),
+            ShortPolicy::Oversample
+        );
+        let err = "grow".parse::<ShortPolicy>().unwrap_err().to_string();
+        assert!(err.contains("shrink, redistribute or oversample"), "{err}");
+        let f: crate::SplitFractions = "0.7, 0.2,0.1".parse().unwrap();
+        assert_eq!((f.train, f.val, f.test), (0.7, 0.2, 0.1));
+        for bad in ["0.8,0.2", "a,b,c", "0.7,0.2,0.1,0"] {
+            assert!(bad.parse::<crate::SplitFractions>().is_err(), "{bad}");
+        }
+    }
     use crate::sample::Label;
     use crate::split::tests::samples;
 

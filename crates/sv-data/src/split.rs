@@ -20,6 +20,20 @@ pub struct SplitFractions {
     pub test: f64,
 }
 
+impl std::str::FromStr for SplitFractions {
+    type Err = crate::DataError;
+    /// Three fractions `train,val,test`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let parts: Option<Vec<f64>> = s.split(',').map(|p| p.trim().parse().ok()).collect();
+        match parts.as_deref() {
+            Some(&[train, val, test]) => Ok(Self { train, val, test }),
+            _ => Err(crate::DataError::Invalid(format!(
+                "{s:?}: give three fractions, train,val,test"
+            ))),
+        }
+    }
+}
+
 impl Default for SplitFractions {
     /// 80 / 10 / 10.
     fn default() -> Self {

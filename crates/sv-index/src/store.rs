@@ -205,6 +205,54 @@ pub fn load_any(path: &Path) -> Result<Box<dyn EmbeddingIndex + Send + Sync>, In
     }
 }
 
+/// Build an index of `kind` over `values` (rows of `dim`) under `ids` and save it to
+/// `out`: `exact` (always available), or a faiss kind (`flat`, `ivf:…`, `hnsw:…`) when
+/// built with the `faiss` feature. Returns the number of rows.
+pub fn build_and_save(
+    kind: &str,
+    dim: usize,
+    ids: &[String],
+    values: &[f32],
+    out: &Path,
+) -> Result<usize, IndexError> {
+    if kind == "exact" {
+        let mut index = crate::ExactIndex::new(dim);
+        index.add(ids, values)?;
+        save(&index, out)?;
+        return Ok(index.len());
+    }
+    build_faiss(kind, dim, ids, values, out)
+}
+
+#[cfg(feature = "faiss")]
+fn build_faiss(
+    kind: &str,
+    dim: usize,
+    ids: &[String],
+    values: &[f32],
+    out: &Path,
+) -> Result<usize, IndexError> {
+    let parsed: crate::FaissKind = kind.parse()?;
+    let mut index = crate::FaissIndex::new(parsed, dim)?;
+    index.add(ids, values)?;
+    index.save(out)?;
+    Ok(index.len())
+}
+
+#[cfg(not(feature = "faiss"))]
+fn build_faiss(
+    kind: &str,
+    _: usize,
+    _: &[String],
+    _: &[f32],
+    _: &Path,
+) -> Result<usize, IndexError> {
+    Err(IndexError::Invalid(format!(
+        "index kind {kind}: built without faiss; build with `--features faiss` (needs cmake \
+         and libopenblas-dev), or use the exact index"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

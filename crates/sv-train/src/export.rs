@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use sv_models::{ConvNextV2Classifier, Dinov2Classifier};
+use sv_models::{ConvNextV2Classifier, Device, Dinov2Classifier, Network};
 
 use crate::checkpoint::atomic_write;
 use crate::error::{Result, TrainError};
+use crate::finetune::{FinetuneConfig, RunDir, load_trained};
 
 /// The subnet's model card (`model_card.json` at the repository root).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +33,22 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// A card submitted now (the current Unix time), its architecture filled in at export.
+    pub fn now(model_name: String, description: String, version: String, hotkey: String) -> Self {
+        Self {
+            model_name,
+            description,
+            version,
+            submitted_by: hotkey,
+            submission_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            architecture: None,
+            notes: None,
+        }
+    }
+
     /// Check the fields the subnet's validators check: a name, and an SS58 hotkey
     /// (base58, 46–48 characters).
     pub fn validate(&self) -> Result<()> {
@@ -91,4 +108,25 @@ fn write_card(card: Option<&ModelCard>, dir: &Path) -> Result<()> {
     };
     let text = serde_json::to_string_pretty(card).expect("json") + "\n";
     atomic_write(&dir.join("model_card.json"), text.as_bytes())
+}
+
+/// Export the final model of the finished run in `run` into `dir`, at the run's image
+/// size, with `card` (its `architecture` set to the model's transformers class).
+pub fn export_run(run: &RunDir, mut card: ModelCard, dir: &Path) -> Result<()> {
+    let path = run.config();
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::Config {
+        source_name: run.root.display().to_string(),
+        reason: format!("reading {} (is this a run directory?): {e}", path.display()),
+    })?;
+    let config = FinetuneConfig::from_toml(&text, &path.display().to_string())?;
+    match load_trained(run, &config, &Device::default())? {
+        Network::ConvNextV2(m) => {
+            card.architecture = Some("ConvNextV2ForImageClassification".into());
+            export_hf(&m, config.image_size, Some(&card), dir)
+        }
+        Network::Dinov2(m) => {
+            card.architecture = Some("Dinov2WithRegistersForImageClassification".into());
+            export_hf_dinov2(&m, config.image_size, Some(&card), dir)
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub mod hard_negatives;
 /// Scores of a set of predictions, shared with the miner ([`sv_records::metrics`]).
 pub use sv_records::metrics;
 pub mod optim;
+pub mod overrides;
 pub mod plot;
 pub mod probe;
 pub mod publish;

@@ -311,3 +311,100 @@ pub fn score(probe: &Probe, rows: &[Row]) -> Report {
         .collect();
     Report::of(&pairs)
 }
+/// A whole probe: the backbone (as named, and its local file), the labelled samples
+/// (their splits choose train, validation and test), the feature cache's folder, the
+/// head's settings and the run directory `probe.json` and `eval.json` go to.
+#[derive(Debug, Clone)]
+pub struct ProbeRun<'a> {
+    /// The backbone as the user named it (recorded in `probe.json`).
+    pub backbone: &'a str,
+    /// Its checkpoint file.
+    pub backbone_file: &'a Path,
+    /// Labelled samples with splits.
+    pub samples: &'a [Sample],
+    /// Where feature caches live.
+    pub cache_dir: &'a Path,
+    /// The head's training settings.
+    pub config: ProbeConfig,
+    /// Where `probe.json` and `eval.json` are written.
+    pub run_dir: &'a Path,
+}
+
+/// What a probe did and scored.
+#[derive(Debug, Clone)]
+pub struct ProbeOutcome {
+    /// Features computed now.
+    pub computed: usize,
+    /// Features taken from the cache.
+    pub cached: usize,
+    /// Images that could not be read or decoded.
+    pub left_out: usize,
+    /// The cache file.
+    pub cache_file: PathBuf,
+    /// Seconds the head took to train.
+    pub train_seconds: f64,
+    /// Scores on the validation split.
+    pub val: Report,
+    /// Scores on the test split.
+    pub test: Report,
+}
+
+/// Run a probe: features of each split (cached), the head trained on the train split,
+/// scored on validation and test, and `probe.json` (the head) and `eval.json` (the
+/// scores) written atomically into the run directory. `progress` gets (done, total)
+/// images of the split in progress.
+pub fn run(
+    r: &ProbeRun<'_>,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ProbeOutcome> {
+    let (backbone, pre) = Backbone::load_with_preprocessor(r.backbone_file, device)?;
+    let arch = backbone.architecture();
+    let key = cache_key(arch, r.backbone_file, &pre)?;
+    let mut cache = FeatureCache::open(r.cache_dir, &key)?;
+    let split = |want: sv_data::Split| -> Vec<Sample> {
+        r.samples
+            .iter()
+            .filter(|s| s.split == Some(want) && s.label != sv_data::Label::Unknown)
+            .cloned()
+            .collect()
+    };
+    let parts = [
+        split(sv_data::Split::Train),
+        split(sv_data::Split::Val),
+        split(sv_data::Split::Test),
+    ];
+    let (mut computed, mut left_out, mut rows) = (0, 0, Vec::new());
+    for part in &parts {
+        let (got, n) = features(&backbone, &pre, part, &mut cache, device, 32, progress)?;
+        computed += n;
+        left_out += part.len() - got.len();
+        rows.push(got);
+    }
+    let started = std::time::Instant::now();
+    let fitted = fit(&rows[0], &r.config, device)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let (val, test) = (score(&fitted, &rows[1]), score(&fitted, &rows[2]));
+    let head = serde_json::json!({
+        "backbone": r.backbone, "architecture": format!("{arch:?}"), "cache_key": key,
+        "config": r.config, "mean": fitted.mean, "std": fitted.std,
+        "weight": fitted.weight, "bias": fitted.bias,
+    });
+    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("json");
+    atomic_write(&r.run_dir.join("probe.json"), head.to_string().as_bytes())?;
+    let scores = serde_json::json!({"val": val, "test": test});
+    atomic_write(&r.run_dir.join("eval.json"), json(&scores).as_bytes())?;
+    Ok(ProbeOutcome {
+        computed,
+        cached: rows
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>()
+            .saturating_sub(computed),
+        left_out,
+        cache_file: cache.path.clone(),
+        train_seconds,
+        val,
+        test,
+    })
+}

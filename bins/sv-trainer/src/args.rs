@@ -1,0 +1,262 @@
+//! `sv-trainer`'s command line: the commands and their flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use sv_train::quickstart;
+
+/// StreetVision trainer: fine-tunes roadwork classifiers from a manifest, resumably.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Fine-tune a classifier on a manifest's train split, validating each epoch on its
+    /// val split. The run directory gets config.toml, metrics.jsonl, checkpoint.safetensors
+    /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
+    /// eval.json.
+    Finetune(FinetuneArgs),
+    /// Linear probe on a frozen backbone: features of the un-augmented images are cached
+    /// on disk (keyed by architecture, checkpoint hash and preprocessing), so later probes
+    /// compute only new images and train in seconds. Reports validation and test metrics.
+    Probe(ProbeArgs),
+    /// Score a model (a run directory or an exported repository) on a manifest split:
+    /// accuracy, balanced accuracy, MCC, F1, ROC-AUC, Brier, ECE and the confusion
+    /// matrix, overall and per source, and the latency at batch 1.
+    Eval(EvalArgs),
+    /// Compare a candidate with the model in production on the same held-out sets: a
+    /// paired bootstrap of the accuracy difference. Exits 0 only when the candidate is
+    /// better by at least --threshold points and the 95 % interval excludes zero (1 when
+    /// it is not, 2 on errors), so a daily loop can gate deployment on it.
+    Ab(AbArgs),
+    /// Fit an ensemble file's member weights and temperatures (minimum log-loss) on a
+    /// manifest split and save them back (atomically) with a record of the fit.
+    FitEnsemble(FitEnsembleArgs),
+    /// Write a finished run's model in the Hugging Face transformers layout
+    /// (ConvNextV2ForImageClassification or Dinov2WithRegistersForImageClassification):
+    /// model.safetensors, config.json, preprocessor_config.json and the subnet's
+    /// model_card.json.
+    Export(ExportArgs),
+    /// Publish an export directory to a Hugging Face model repository in one commit
+    /// (weights, config.json, preprocessor_config.json, model_card.json, a README model
+    /// card). Refuses a model_card.json whose submitted_by is not --hotkey, whose
+    /// submission_time is not recent, or whose model_name is in --taken-names. Needs
+    /// HF_TOKEN (or `huggingface-cli login`); HF_ENDPOINT selects the server.
+    Publish(crate::publish::PublishArgs),
+    /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
+    /// evaluate it on its held-out test split. No network, GPU or account needed.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FinetuneArgs {
+    /// Manifest (JSON Lines) with labels and splits.
+    #[arg(long)]
+    pub(crate) manifest: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Training config (TOML); flags below override it, it overrides the defaults.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint (with its own config.toml).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Model to start from: a Hugging Face model ORG/NAME[@REV] (DINOv2 with registers
+    /// or ConvNeXt-V2, e.g. facebook/convnextv2-atto-1k-224; downloaded into the shared HF
+    /// cache), a local checkpoint of either family, or a ConvNeXt-V2 with random weights
+    /// named convnextv2-{atto,femto,pico,nano,tiny,small,base,large,huge} or
+    /// convnextv2-quickstart [default: convnextv2-atto]. A head is kept when it has two
+    /// labels whose roadwork label resolves from config.json; otherwise a new one.
+    #[arg(long, value_name = "ORG/NAME[@REV]|CHECKPOINT|NAME")]
+    pub(crate) model: Option<String>,
+    /// Passes over the training split [default: 10].
+    #[arg(long)]
+    pub(crate) epochs: Option<u64>,
+    /// Images per step [default: 32].
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Peak learning rate of the head [default: 0.001].
+    #[arg(long)]
+    pub(crate) lr: Option<f64>,
+    /// Peak learning rate of the backbone's top layer [default: 0.0002].
+    #[arg(long)]
+    pub(crate) backbone_lr: Option<f64>,
+    /// Augmentation preset (heavy, validator) or pipeline file [default: heavy].
+    #[arg(long)]
+    pub(crate) augment: Option<String>,
+    /// Seed [default: 0].
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Steps between checkpoints [default: 200].
+    #[arg(long)]
+    pub(crate) checkpoint_every: Option<u64>,
+    /// Continue from a finished run (its directory, or its model.safetensors or
+    /// checkpoint.safetensors) on this manifest: its weights and, without --config, its
+    /// config; a fresh optimizer and schedule. Lower --lr and --epochs suit new data
+    /// added to a model that already works.
+    #[arg(long, value_name = "RUN")]
+    pub(crate) incremental: Option<PathBuf>,
+    /// Add the auxiliary supervised-contrastive loss with synthetic hard negatives
+    /// (temperature 0.07, weight 0.1, a 4096-feature bank, 8 negatives per anchor; tune
+    /// them in the [hard_negatives] table of --config).
+    #[arg(long)]
+    pub(crate) hard_negatives: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ProbeArgs {
+    /// Backbone: a checkpoint (DINOv2 with registers or ConvNeXt-V2, any layout; a head in
+    /// it is ignored) or a Hugging Face model ORG/NAME[@REV] (downloaded into the shared HF
+    /// cache, e.g. facebook/dinov2-with-registers-small). preprocessor_config.json beside
+    /// it sets the preprocessing.
+    #[arg(long, value_name = "CHECKPOINT|ORG/NAME[@REV]")]
+    pub(crate) backbone: String,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    pub(crate) manifest: PathBuf,
+    /// Run directory for probe.json and eval.json.
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Feature cache folder [default: ~/.cache/streetvision-rs/features].
+    #[arg(long)]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Full-batch AdamW passes.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) epochs: u64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) lr: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub(crate) weight_decay: f64,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EvalArgs {
+    /// A run directory or an exported repository (model.safetensors + config.json).
+    #[arg(long)]
+    pub(crate) model: PathBuf,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    pub(crate) manifest: PathBuf,
+    /// Split to score: test, val, train or all.
+    #[arg(long, default_value = "test")]
+    pub(crate) split: String,
+    /// Images to time one at a time (0: no latency).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) latency: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AbArgs {
+    /// The candidate: a run directory or an exported repository.
+    #[arg(long)]
+    pub(crate) candidate: PathBuf,
+    /// The model in production: a run directory or an exported repository.
+    #[arg(long)]
+    pub(crate) production: PathBuf,
+    /// A held-out set, NAME=MANIFEST (repeatable: real, synthetic out-of-distribution…).
+    #[arg(long = "set", required = true, value_name = "NAME=MANIFEST")]
+    pub(crate) sets: Vec<String>,
+    /// Split of each manifest to use: test, val, train or all.
+    #[arg(long, default_value = "test")]
+    pub(crate) split: String,
+    /// Required improvement in accuracy points.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) threshold: f64,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FitEnsembleArgs {
+    /// The ensemble file (JSON; see sv-miner classify --ensemble).
+    #[arg(long)]
+    pub(crate) ensemble: PathBuf,
+    /// Manifest with labels and splits.
+    #[arg(long)]
+    pub(crate) manifest: PathBuf,
+    /// Split to fit on: val, test, train or all.
+    #[arg(long, default_value = "val")]
+    pub(crate) split: String,
+    /// Keep the weights as they are (fit temperatures only).
+    #[arg(long)]
+    pub(crate) no_weights: bool,
+    /// Keep the temperatures as they are (fit weights only).
+    #[arg(long)]
+    pub(crate) no_temperatures: bool,
+    /// Where to save the fitted file [default: over --ensemble].
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// A finished run directory (with config.toml and model.safetensors).
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Output directory (the files of the model repository).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// model_card.json: the model's unique name.
+    #[arg(long)]
+    pub(crate) model_name: String,
+    /// model_card.json: the miner's hotkey (SS58) that submits the model.
+    #[arg(long)]
+    pub(crate) hotkey: String,
+    /// model_card.json: version.
+    #[arg(long, default_value = "1.0.0")]
+    pub(crate) version: String,
+    /// model_card.json: description.
+    #[arg(
+        long,
+        default_value = "Roadwork classifier for StreetVision (netuid 72), trained with streetvision-rs"
+    )]
+    pub(crate) description: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct QuickstartArgs {
+    /// Where the data, pipeline and run go.
+    #[arg(long, default_value = "sv-quickstart")]
+    pub(crate) dir: PathBuf,
+    /// Scenes to render.
+    #[arg(long, default_value_t = quickstart::DEFAULT_SCENES)]
+    pub(crate) scenes: u64,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) epochs: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+}

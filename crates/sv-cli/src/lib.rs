@@ -1,0 +1,108 @@
+//! What `sv-miner`, `sv-trainer` and `sv-curator` share on the command line, so that
+//! they behave alike: errors reported on one line with their causes ([`error_line`],
+//! [`exit`]), the cache directory ([`cache_dir`]), progress bars that only draw on a
+//! terminal ([`progress_bar`]) and the y/N question ([`confirm`]).
+//!
+//! ```
+//! let e = anyhow::anyhow!("no such file").context("reading runs/a/config.toml");
+//! assert_eq!(
+//!     sv_cli::error_line(&e),
+//!     "reading runs/a/config.toml: no such file"
+//! );
+//! ```
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The error and its causes on one line, leaving out a cause its parent already quotes.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// End the program with `outcome`: exit 0 for `Ok(true)`; exit 1 for `Ok(false)` (the
+/// command ran and its check failed); `{program}: error: …` on standard error and exit
+/// 2 for an error.
+pub fn exit(program: &str, outcome: Result<bool>) -> ! {
+    match outcome {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("{program}: error: {}", error_line(&e));
+            std::process::exit(2)
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/streetvision-rs/<what>`, else `~/.cache/streetvision-rs/<what>`
+/// (`.cache/…` in the working directory when neither is set).
+pub fn cache_dir(what: &str) -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("streetvision-rs")
+        .join(what)
+}
+
+/// A progress bar of `len` steps labelled `what`, or `None` when standard error is not
+/// a terminal (logs get lines instead).
+pub fn progress_bar(what: &str, len: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(len);
+        b.set_style(
+            ProgressStyle::with_template(&format!(
+                "{what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} (eta {{eta}})"
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// Ask `question` with `[y/N]` and go on only on yes; `yes` (a `--yes` flag) answers
+/// without asking. Off a terminal the question cannot be asked: an error saying to pass
+/// `--yes`. A no is an error with `refused`.
+pub fn confirm(question: &str, yes: bool, refused: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not on a terminal: pass --yes to go ahead without being asked");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("{refused}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_its_parent_is_not_repeated() {
+        let io = std::io::Error::other("disk full");
+        let e = anyhow::Error::new(io).context("writing model.safetensors: disk full");
+        assert_eq!(error_line(&e), "writing model.safetensors: disk full");
+        let e = anyhow::anyhow!("b").context("a");
+        assert_eq!(error_line(&e), "a: b");
+    }
+}
