@@ -101,45 +101,14 @@ impl Miner {
         let device = device_by_name(&config.device)
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
         let model = LoadedModel::load(&source, &device)?;
-        if let Some(days) = model.age_days(SystemTime::now()) {
-            for limit in [90.0, 75.0, 60.0, 45.0] {
-                if days >= limit {
-                    eprintln!(
-                        "sv-miner: warning: the model is {days:.0} days old (past {limit:.0}); rewards decay with model age, retrain and publish"
-                    );
-                    break;
-                }
-            }
-        }
+        warn_of_age(&model);
         let metrics = Arc::new(Metrics::default());
         metrics.model_loaded(&model.version, model.created_unix, false);
         let slot = Arc::new(ModelSlot::new(model));
         let mut callers = CallerSource::open(config, &hotkey.ss58, &metrics)?;
-        let log = Arc::new(PredictionLog::open(
-            LogSettings {
-                dir: config.log_dir.clone(),
-                max_bytes: config.log_max_bytes,
-                keep: config.log_keep,
-                store_images: config.store_images,
-            },
-            metrics.clone(),
-        )?);
-        let batcher = Arc::new(Batcher::start(
-            slot.clone(),
-            BatchSettings {
-                max_batch: config.max_batch,
-                max_wait: Duration::from_millis(config.max_wait_ms),
-            },
-            metrics.clone(),
-        ));
-        let observer_metrics = metrics.clone();
-        let mut gate = Gate::new(&hotkey.ss58, &IMAGE_ROUTES, callers.boxed())
-            .with_signer(hotkey.clone())
-            .with_observer(Box::new(move |status, caller, took| {
-                observer_metrics.request(status, caller.map(|c| c.hotkey.as_str()), took)
-            }));
-        gate.max_body = config.max_body_bytes;
-        gate.require_permit = config.force_validator_permit;
+        let log = open_log(config, &metrics)?;
+        let batcher = start_batcher(config, &slot, &metrics);
+        let gate = Arc::new(build_gate(config, &hotkey, callers.boxed(), &metrics));
         let handler = answer_handler(
             batcher.clone(),
             log.clone(),
@@ -149,22 +118,7 @@ impl Miner {
             },
             Duration::from_millis(config.deadline_margin_ms),
         );
-        let limits = config.http_limits();
-        let gate = Arc::new(gate);
-        let start_axon = {
-            let metrics = metrics.clone();
-            move |addr: &str| -> Result<server::Running, ServeError> {
-                let running = server::serve_with(
-                    addr,
-                    gate.clone(),
-                    handler.clone(),
-                    server::system_clock(),
-                    limits,
-                )?;
-                metrics.watch_http(running.stats());
-                Ok(running)
-            }
-        };
+        let start_axon = axon_starter(gate, handler, config.http_limits(), metrics.clone());
         let axon = start_axon(&format!("{}:{}", config.host, config.axon_port))?;
         // A restarted listener takes the same port.
         let axon_addr = axon.addr;
@@ -191,26 +145,7 @@ impl Miner {
         let stop = Arc::new(AtomicBool::new(false));
         let chain = match callers.take_link() {
             None => None,
-            Some(link) => {
-                if config.serve_axon {
-                    let ip = config
-                        .external_ip
-                        .as_deref()
-                        .expect("validated")
-                        .parse()
-                        .expect("validated");
-                    let port = config.external_port.unwrap_or(axon_addr.port());
-                    link.serve_axon(&hotkey, ip, port)?;
-                }
-                let stop = stop.clone();
-                let every = Duration::from_secs(config.metagraph_refresh_seconds);
-                Some(
-                    std::thread::Builder::new()
-                        .name("sv-chain".into())
-                        .spawn(move || link.run(&stop, every))
-                        .map_err(|e| ServeError::Config(format!("starting the chain link: {e}")))?,
-                )
-            }
+            Some(link) => Some(start_chain_link(config, &hotkey, link, axon_addr, &stop)?),
         };
         let reload_requested = Arc::new(AtomicBool::new(false));
         let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone());
@@ -516,6 +451,112 @@ fn watch(
             }
         }
     }
+}
+
+/// Warn when the model is past an age at which rewards decay (45, 60, 75, 90 days).
+fn warn_of_age(model: &LoadedModel) {
+    let Some(days) = model.age_days(SystemTime::now()) else {
+        return;
+    };
+    if let Some(limit) = [90.0, 75.0, 60.0, 45.0].into_iter().find(|&l| days >= l) {
+        eprintln!(
+            "sv-miner: warning: the model is {days:.0} days old (past {limit:.0}); rewards decay with model age, retrain and publish"
+        );
+    }
+}
+
+/// The prediction log the configuration asks for.
+fn open_log(
+    config: &MinerConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<PredictionLog>, ServeError> {
+    let settings = LogSettings {
+        dir: config.log_dir.clone(),
+        max_bytes: config.log_max_bytes,
+        keep: config.log_keep,
+        store_images: config.store_images,
+    };
+    Ok(Arc::new(PredictionLog::open(settings, metrics.clone())?))
+}
+
+/// The inference worker over `slot`.
+fn start_batcher(
+    config: &MinerConfig,
+    slot: &Arc<ModelSlot>,
+    metrics: &Arc<Metrics>,
+) -> Arc<Batcher> {
+    let settings = BatchSettings {
+        max_batch: config.max_batch,
+        max_wait: Duration::from_millis(config.max_wait_ms),
+    };
+    Arc::new(Batcher::start(slot.clone(), settings, metrics.clone()))
+}
+
+/// The request gate: the image routes, signed answers, the body limit and the permit rule,
+/// every outcome counted.
+fn build_gate(
+    config: &MinerConfig,
+    hotkey: &Hotkey,
+    callers: Box<dyn Callers>,
+    metrics: &Arc<Metrics>,
+) -> Gate {
+    let observer = metrics.clone();
+    let mut gate = Gate::new(&hotkey.ss58, &IMAGE_ROUTES, callers)
+        .with_signer(hotkey.clone())
+        .with_observer(Box::new(move |status, caller, took| {
+            observer.request(status, caller.map(|c| c.hotkey.as_str()), took)
+        }));
+    gate.max_body = config.max_body_bytes;
+    gate.require_permit = config.force_validator_permit;
+    gate
+}
+
+/// What starts the axon listener on an address (at start, and again after it stopped),
+/// its connection counters watched by `metrics`.
+fn axon_starter(
+    gate: Arc<Gate>,
+    handler: Handler,
+    limits: HttpLimits,
+    metrics: Arc<Metrics>,
+) -> impl Fn(&str) -> Result<server::Running, ServeError> + Send + Sync + 'static {
+    move |addr: &str| {
+        let running = server::serve_with(
+            addr,
+            gate.clone(),
+            handler.clone(),
+            server::system_clock(),
+            limits,
+        )?;
+        metrics.watch_http(running.stats());
+        Ok(running)
+    }
+}
+
+/// Announce the axon on chain when asked, then refresh the metagraph on a thread until
+/// `stop`.
+fn start_chain_link(
+    config: &MinerConfig,
+    hotkey: &Hotkey,
+    link: ChainLink,
+    axon_addr: SocketAddr,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, ServeError> {
+    if config.serve_axon {
+        let ip = config
+            .external_ip
+            .as_deref()
+            .expect("validated")
+            .parse()
+            .expect("validated");
+        let port = config.external_port.unwrap_or(axon_addr.port());
+        link.serve_axon(hotkey, ip, port)?;
+    }
+    let stop = stop.clone();
+    let every = Duration::from_secs(config.metagraph_refresh_seconds);
+    std::thread::Builder::new()
+        .name("sv-chain".into())
+        .spawn(move || link.run(&stop, every))
+        .map_err(|e| ServeError::Config(format!("starting the chain link: {e}")))
 }
 
 fn axon_alive(axon: &Mutex<Option<server::Running>>) -> bool {
