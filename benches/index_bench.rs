@@ -1,7 +1,9 @@
 //! Exact all-vs-all kNN (k = 10) and range search (cosine ≥ 0.9) with sv-index on N
 //! vectors of dimension 768, read from a file that `benches/numpy_index.py` reads too.
 //!
-//!     index_bench FILE N DIM [QUERIES]   → one JSON line: seconds for add, kNN, range
+//! ```text
+//! index_bench FILE N DIM [QUERIES]   → one JSON line: seconds for add, kNN, range
+//! ```
 //!
 //! With QUERIES, only that many (the first) vectors query the whole set: a measured
 //! slice of the all-vs-all work, for sizes where the whole would take hours.

@@ -1,4 +1,6 @@
-//! `sv-trainer`'s command line: the commands and their flags.
+//! `sv-trainer`'s command line: the commands and their flags. The doc comments are the
+//! `--help` text, written for the terminal, not as rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

@@ -13,6 +13,20 @@
 //! - [`pipeline`]: [`Pipeline`]s loaded from TOML, and the `heavy` and `validator`
 //!   presets.
 //! - [`rng`]: the per-sample random source.
+//!
+//! Running a preset pipeline on an image, the same for the same (seed, id, epoch):
+//!
+//! ```
+//! use sv_augment::Pipeline;
+//!
+//! let pipeline = Pipeline::preset("heavy").unwrap();
+//! let img = image::RgbImage::from_pixel(64, 48, image::Rgb([120, 90, 60]));
+//! let a = pipeline.apply_for(img.clone(), 7, "sample-1", 0);
+//! let b = pipeline.apply_for(img, 7, "sample-1", 0);
+//! assert_eq!(a, b);
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod blur;
 pub mod color;

@@ -6,6 +6,20 @@
 //!   the node — metagraph, registration check, current block, burn, balance,
 //!   `burned_register` and `serve_axon` — with [`blocking`] for threaded callers and
 //!   [`backoff`] for reconnects.
+//!
+//! Retrying a chain call: delays double up to a cap, with ±20 % jitter.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let mut backoff = sv_chain::Backoff::new(Duration::from_secs(1), Duration::from_secs(4));
+//! let first = backoff.next_delay();
+//! assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200));
+//! let _ = backoff.next_delay();
+//! assert!(backoff.next_delay() <= Duration::from_millis(4800));
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod axon_info;
 pub mod backoff;

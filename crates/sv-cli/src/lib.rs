@@ -11,6 +11,8 @@
 //! );
 //! ```
 
+#![warn(missing_docs)]
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 

@@ -7,12 +7,23 @@
 //! - [`natix`]: the subnet's parquet shards (HF `Image` struct column, label, scene
 //!   description, metadata).
 //! - [`folder`]: the `roadwork/` + `no_roadwork/` (or `1/` + `0/`) image-folder reader.
-//! - [`mix`] sources by ratio, [`split`] deterministically by id, draw class-balanced
+//! - [`mix`](mod@mix) sources by ratio, [`split`] deterministically by id, draw class-balanced
 //!   batches with [`sampler`], count with [`stats`].
 //! - [`synthetic`]: procedurally rendered street scenes (roadwork, plain, hard
 //!   negatives), the `synthetic` source.
 //! - [`loader`]: burn `Dataset` and `Batcher` that decode and transform in parallel, with
 //!   bounded prefetch.
+//!
+//! Parsing a mix plan and split fractions as `sv-curator mix` takes them:
+//!
+//! ```
+//! let plan = sv_data::parse_ratios("natix=0.7,synthetic=0.3").unwrap();
+//! assert_eq!(plan[0].source, sv_data::Source::Natix);
+//! let splits: sv_data::SplitFractions = "0.8,0.1,0.1".parse().unwrap();
+//! assert_eq!(splits.val, 0.1);
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod decode;
 pub mod error;

@@ -7,6 +7,15 @@
 //! `O_NOFOLLOW` (a planted file or link at that name is never written through) and, for
 //! [`atomic_write_private`], mode 0600 from the first byte. A write first removes the
 //! temporary files that processes no longer running left beside the same target.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("manifest.jsonl");
+//! sv_fs::atomic_write(&path, b"{}\n").unwrap();
+//! assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
+//! ```
+
+#![warn(missing_docs)]
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

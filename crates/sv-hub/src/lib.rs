@@ -14,6 +14,23 @@
 //!
 //! [`publish`] commits a directory to a model repository; [`operator`] registers a
 //! published model with the subnet operator.
+//!
+//! An offline client serves only what the cache holds, and says so:
+//!
+//! ```
+//! let cache = tempfile::tempdir().unwrap();
+//! let client = sv_hub::HubClient::new(sv_hub::HubSettings {
+//!     cache_dir: cache.path().to_path_buf(),
+//!     endpoint: "https://huggingface.co".into(),
+//!     token: None,
+//!     offline: true,
+//!     progress: false,
+//! })
+//! .unwrap();
+//! assert!(client.model_file("org/name", None, "config.json").is_err());
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod operator;
 pub mod publish;

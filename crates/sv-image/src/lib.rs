@@ -18,6 +18,20 @@
 //! every subsampling, qualities 30–100, odd sizes, restart markers, greyscale, CMYK and
 //! YCCK, ICC profiles, EXIF orientations, truncated files): see `tests/decode_pil.rs` at
 //! the workspace root.
+//!
+//! Decoding an image's bytes and naming them:
+//!
+//! ```
+//! let mut png = Vec::new();
+//! image::RgbImage::from_pixel(3, 2, image::Rgb([200, 10, 10]))
+//!     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+//!     .unwrap();
+//! let img = sv_image::decode_image(&png, sv_image::DEFAULT_MAX_PIXELS).unwrap();
+//! assert_eq!((img.width(), img.height()), (3, 2));
+//! assert_eq!(sv_image::content_id(&png).len(), 64);
+//! ```
+
+#![warn(missing_docs)]
 
 mod cmyk;
 pub mod decode;

@@ -9,6 +9,21 @@
 //!
 //! - `FaissIndex` (feature `faiss`): faiss Flat, IVF-Flat and HNSW for sets too large
 //!   for exact all-vs-all search.
+//!
+//! Building an exact index and asking for each vector's nearest neighbours:
+//!
+//! ```
+//! use sv_index::{EmbeddingIndex, ExactIndex};
+//!
+//! let mut index = ExactIndex::new(2);
+//! let ids = ["a".to_string(), "b".to_string(), "c".to_string()];
+//! index.add(&ids, &[1.0, 0.0, 0.9, 0.1, 0.0, 1.0]).unwrap();
+//! let hits = index.search(&[1.0, 0.05], 2).unwrap();
+//! assert_eq!(index.id(hits[0][0].pos), "a");
+//! assert_eq!(index.id(hits[0][1].pos), "b");
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod analysis;
 pub mod error;

@@ -10,6 +10,28 @@
 //! - [`weights`]: safetensors and PyTorch checkpoint reading with strict key accounting.
 //!
 //! The CPU backend is burn's Flex; build with the `cuda` feature for GPU hosts.
+//!
+//! Loading a classifier checkpoint (its `config.json` and `preprocessor_config.json`
+//! beside it) and classifying an image file:
+//!
+//! ```
+//! use sv_models::{Device, NetworkOptions, RoadworkClassifier};
+//!
+//! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+//! let classifier = RoadworkClassifier::load(
+//!     &fixtures.join("convnext/hf_cls.safetensors"),
+//!     &NetworkOptions::default(),
+//!     None,
+//!     Device::default(),
+//! )
+//! .unwrap();
+//! let answers = classifier
+//!     .classify_files(&[fixtures.join("images/chelsea.png")])
+//!     .unwrap();
+//! assert!((0.0..=1.0).contains(&answers[0].roadwork));
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod backbone;
 pub mod classify;

@@ -16,6 +16,8 @@
 //! assert!((report.accuracy - 2.0 / 3.0).abs() < 1e-12);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod metrics;
 pub mod predlog;
 

@@ -13,6 +13,22 @@
 //! - [`miner`]: all of it wired to an axon ([`sv_axon`]);
 //! - [`challenge`]: validator-style challenges sent through our dendrite, scored with the
 //!   subnet's reward.
+//!
+//! Checking a challenge image as the miner does before any inference:
+//!
+//! ```
+//! use sv_serve::payload::{Limits, decode, encode};
+//!
+//! let mut png = Vec::new();
+//! image::RgbImage::from_pixel(4, 4, image::Rgb([0, 0, 0]))
+//!     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+//!     .unwrap();
+//! let challenge = decode(&encode(&png), &Limits::default()).unwrap();
+//! assert_eq!(challenge.sha256, sv_image::content_id(&png));
+//! assert!(decode("not base64!", &Limits::default()).is_err());
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod batcher;
 pub mod chain_link;

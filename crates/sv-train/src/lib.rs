@@ -13,6 +13,20 @@
 //! - [`plot`]: PNG charts of a run (loss, validation metrics, ROC, confusion matrix).
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
+//!
+//! Layering a run's settings, flags over the defaults:
+//!
+//! ```
+//! use sv_train::finetune::{FinetuneConfig, RunDir};
+//! use sv_train::overrides::FinetuneOverrides;
+//!
+//! let run = RunDir { root: "runs/new".into() };
+//! let flags = FinetuneOverrides { epochs: Some(3), ..Default::default() };
+//! let config = FinetuneConfig::layered(&run, false, None, &flags).unwrap();
+//! assert_eq!(config.epochs, 3);
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod error;
