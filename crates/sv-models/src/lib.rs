@@ -41,8 +41,10 @@ pub mod dinov2;
 pub mod ensemble;
 pub mod error;
 pub mod export;
+/// Fused CPU kernels for inference; public only for `benches/op_bench.rs`.
+#[doc(hidden)]
 pub mod fast_ops;
-pub mod flex_ops;
+mod flex_ops;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod labels;
