@@ -52,20 +52,31 @@ impl Backbone {
     /// The backbone of the checkpoint at `path`, with or without a head, detecting the
     /// architecture ([`Architecture::detect`]).
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        Ok(match Architecture::detect(path)? {
+        let arch = Architecture::detect(path)?;
+        let with_head = match arch {
             Architecture::ConvNextV2 => {
-                let o = ConvNextLoadOptions::default();
-                match ConvNextV2Classifier::load(path, &o, device) {
-                    Ok(c) => Backbone::ConvNextV2(c.backbone),
-                    Err(_) => Backbone::ConvNextV2(ConvNextV2::load(path, &o, device)?),
-                }
+                ConvNextV2Classifier::load(path, &ConvNextLoadOptions::default(), device)
+                    .map(|c| Backbone::ConvNextV2(c.backbone))
             }
+            Architecture::Dinov2 => Dinov2Classifier::load(path, &LoadOptions::default(), device)
+                .map(|c| Backbone::Dinov2(c.backbone)),
+        };
+        match with_head {
+            Ok(backbone) => Ok(backbone),
+            Err(_) => Self::load_headless(path, arch, device),
+        }
+    }
+
+    /// The backbone of a checkpoint of architecture `arch` that holds no head.
+    pub fn load_headless(path: &Path, arch: Architecture, device: &Device) -> Result<Self> {
+        Ok(match arch {
+            Architecture::ConvNextV2 => Backbone::ConvNextV2(ConvNextV2::load(
+                path,
+                &ConvNextLoadOptions::default(),
+                device,
+            )?),
             Architecture::Dinov2 => {
-                let o = LoadOptions::default();
-                match Dinov2Classifier::load(path, &o, device) {
-                    Ok(c) => Backbone::Dinov2(c.backbone),
-                    Err(_) => Backbone::Dinov2(Dinov2::load(path, &o, device)?),
-                }
+                Backbone::Dinov2(Dinov2::load(path, &LoadOptions::default(), device)?)
             }
         })
     }

@@ -43,7 +43,11 @@ pub fn image_path(dir: &Path, sha256: &str, bytes: &[u8]) -> PathBuf {
     } else {
         "jpg"
     };
-    let prefix = sha256.get(..2).unwrap_or("xx");
+    image_file(dir, sha256.get(..2).unwrap_or("xx"), sha256, ext)
+}
+
+/// `dir/images/<prefix>/<sha256>.<ext>`.
+fn image_file(dir: &Path, prefix: &str, sha256: &str, ext: &str) -> PathBuf {
     dir.join("images")
         .join(prefix)
         .join(format!("{sha256}.{ext}"))
@@ -136,11 +140,7 @@ pub fn stored_image(dir: &Path, sha256: &str) -> Option<PathBuf> {
     let prefix = sha256.get(..2)?;
     ["jpg", "png"]
         .iter()
-        .map(|ext| {
-            dir.join("images")
-                .join(prefix)
-                .join(format!("{sha256}.{ext}"))
-        })
+        .map(|ext| image_file(dir, prefix, sha256, ext))
         .find(|p| p.exists())
 }
 

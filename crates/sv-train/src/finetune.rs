@@ -715,13 +715,14 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Network
 /// head whose roadwork label resolves (by [`sv_models::labels`]; reordered so label 1 is
 /// roadwork), else its backbone with a new zero two-label head.
 pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Network> {
+    let arch = sv_models::Architecture::detect(path)?;
     let opts = sv_models::NetworkOptions {
-        architecture: Some(sv_models::Architecture::detect(path)?),
+        architecture: Some(arch),
         ..Default::default()
     };
     let Ok(net) = Network::load(path, &opts, device) else {
         // No head in the file (or one the classifier cannot read): its backbone.
-        return Ok(sv_models::Backbone::load(path, device)?.with_new_head(2));
+        return Ok(sv_models::Backbone::load_headless(path, arch, device)?.with_new_head(2));
     };
     // A timm head on the CLS token or the average-pooled patches is replaced: the
     // export's transformers layout has a head on concat(CLS, mean patch) only.

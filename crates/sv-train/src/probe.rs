@@ -390,10 +390,14 @@ pub fn run(
         "config": r.config, "mean": fitted.mean, "std": fitted.std,
         "weight": fitted.weight, "bias": fitted.bias,
     });
-    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("json");
     atomic_write(&r.run_dir.join("probe.json"), head.to_string().as_bytes())?;
     let scores = serde_json::json!({"val": val, "test": test});
-    atomic_write(&r.run_dir.join("eval.json"), json(&scores).as_bytes())?;
+    atomic_write(
+        &r.run_dir.join("eval.json"),
+        serde_json::to_string_pretty(&scores)
+            .expect("json")
+            .as_bytes(),
+    )?;
     Ok(ProbeOutcome {
         computed,
         cached: rows
