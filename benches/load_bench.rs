@@ -41,7 +41,7 @@ fn prepare(dir: &Path) {
     let device = Device::default();
     std::fs::create_dir_all(dir).unwrap();
     let vit = Dinov2Classifier::with_new_head(Dinov2::random(&Dinov2Config::small(), &device), 2);
-    sv_train::export::export_hf_dinov2(&vit, 224, None, &dir.join("vit-s")).unwrap();
+    sv_train::export::export_hf(&vit, 224, None, &dir.join("vit-s")).unwrap();
     let cnx = ConvNextV2Classifier::with_new_head(
         ConvNextV2::random(&ConvNextV2Config::tiny(), &device).unwrap(),
         2,

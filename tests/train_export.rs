@@ -145,13 +145,12 @@ fn a_bad_card_writes_nothing() {
 #[test]
 fn dinov2_export_gives_back_the_transformers_files() {
     use sv_models::{Dinov2Classifier, LoadOptions};
-    use sv_train::export::export_hf_dinov2;
     let device = Device::default();
     for name in ["hf_mlp", "hf_swiglu"] {
         let src = fixture(&format!("dinov2/{name}.safetensors"));
         let model = Dinov2Classifier::load(&src, &LoadOptions::default(), &device).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        export_hf_dinov2(&model, 56, Some(&card()), dir.path()).unwrap();
+        export_hf(&model, 56, Some(&card()), dir.path()).unwrap();
         assert_same_tensors(name, &src, &dir.path().join("model.safetensors"));
         let their_config = fixture(&format!("dinov2/{name}.config.json"));
         assert_same_keys(

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, activation::log_softmax};
+use sv_models::Family;
 use sv_models::{Dinov2Classifier, LoadOptions};
 use sv_tests::{fixture, read_expected};
-use sv_train::optim::{AdamW, AdamWSettings, Dinov2Grouping};
+use sv_train::optim::{AdamW, AdamWSettings};
 
 /// Every float parameter, flattened, by module path.
 fn params<M: burn::module::Module>(m: &M) -> HashMap<String, Vec<f32>> {
@@ -41,8 +42,7 @@ fn two_adamw_steps_equal_pytorch() {
         clip: Some(0.5),
         ..AdamWSettings::default()
     };
-    let depth = model.backbone.config.num_layers;
-    let mut optim = AdamW::new(settings, Dinov2Grouping { depth });
+    let mut optim = AdamW::new(settings, model.param_groups());
     let mut norms = Vec::new();
     for _ in 0..2 {
         let logits = model.forward(pixels.clone());

@@ -1,210 +1,20 @@
 //! `sv-curator`: the data side of the improvement loop. Each subcommand reads and writes
 //! files (manifests, indexes, reports), so every step can be rerun alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use sv_curate::dedup::OnLeak;
+use sv_curate::mine::Reason;
 use sv_data::{Sample, ShortPolicy, Source};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// StreetVision curator: turns image sources and a miner's prediction log into training
-/// manifests — exact and near-duplicate removal, hard cases mined from the miner's
-/// failures, ensemble auto-labels, and a mix by source ratios.
-#[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+mod args;
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Read sources into one manifest: labelled folders (`roadwork/`, `no_roadwork/`),
-    /// NATIX parquet shards, synthetic generator outputs (with a prompt sidecar) and miner
-    /// prediction logs; exact copies (same SHA-256) are kept once.
-    Ingest(IngestArgs),
-    /// Embed a manifest's images with a backbone (DINOv2 with registers or ConvNeXt-V2)
-    /// into an index file; features are cached by (model, checkpoint hash, preprocessing).
-    Embed(EmbedArgs),
-    /// Remove near duplicates (cosine ≥ threshold) across all sources, keeping one per
-    /// group: labelled first, then by source order, then the smallest id. With splits
-    /// assigned, refuse a group that spans train and test.
-    Dedup(DedupArgs),
-    /// Mine hard cases: the miner's failures (wrong where labelled, unsure otherwise) and
-    /// their nearest labelled neighbours in a pool → a hard-case manifest with reasons.
-    Mine(MineArgs),
-    /// Label unlabelled and synthetic images where all ensemble members agree with
-    /// confidence ≥ threshold; the rest go to a review list.
-    Autolabel(AutolabelArgs),
-    /// Mix manifests by source ratios into a training manifest, with a report; samples
-    /// without a split get one (--splits).
-    Mix(MixArgs),
-}
-
-#[derive(Args, Debug)]
-struct IngestArgs {
-    /// Output manifest (JSON Lines, written atomically).
-    #[arg(long)]
-    out: PathBuf,
-    /// A folder with `roadwork/` and `no_roadwork/` (or `1/`, `0/`) subfolders.
-    #[arg(long, value_name = "DIR")]
-    folder: Vec<PathBuf>,
-    /// Source name of the --folder samples.
-    #[arg(long, default_value = "folder")]
-    folder_source: String,
-    /// NATIX parquet shards (the dataset's label/scene_description rule applies).
-    #[arg(long, value_name = "FILE")]
-    natix: Vec<PathBuf>,
-    /// A synthetic generator's output folder (labelled subfolders, or unlabelled).
-    #[arg(long, value_name = "DIR")]
-    synthetic: Vec<PathBuf>,
-    /// JSON Lines of generator metadata (`file`, `prompt`, …, optional `label`) for the
-    /// --synthetic folders.
-    #[arg(long, value_name = "FILE")]
-    prompts: Option<PathBuf>,
-    /// A miner's log directory (`predictions*.jsonl`, `images/` from --store-images).
-    #[arg(long, value_name = "DIR")]
-    miner_log: Vec<PathBuf>,
-    /// Follow symbolic links inside --folder and --synthetic folders (each folder is
-    /// walked once, so a link cycle ends). Without it, links are skipped and counted.
-    #[arg(long)]
-    follow_links: bool,
-}
-
-#[derive(Args, Debug)]
-struct EmbedArgs {
-    /// Manifest to embed.
-    #[arg(long)]
-    manifest: PathBuf,
-    /// Backbone checkpoint (with config.json / preprocessor_config.json beside it).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Output index file.
-    #[arg(long)]
-    out: PathBuf,
-    /// Feature cache directory (default ~/.cache/streetvision-rs/features).
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Index kind: `exact` (pure Rust, all-vs-all by matrix products), or with the
-    /// `faiss` feature `flat`, `ivf:NLIST:NPROBE` (trained on the embeddings; e.g.
-    /// ivf:4096:32) or `hnsw:M:EF` (e.g. hnsw:32:64) for pools of millions.
-    #[arg(long, default_value = "exact")]
-    kind: String,
-}
-
-#[derive(Args, Debug)]
-struct DedupArgs {
-    /// Manifest to deduplicate.
-    #[arg(long)]
-    manifest: PathBuf,
-    /// Its index (`sv-curator embed`).
-    #[arg(long)]
-    index: PathBuf,
-    /// Output manifest.
-    #[arg(long)]
-    out: PathBuf,
-    /// Cosine similarity at or above which two images are near duplicates.
-    #[arg(long, default_value_t = 0.95)]
-    threshold: f32,
-    /// Source preference, first kept first (comma-separated).
-    #[arg(
-        long,
-        default_value = "natix,miner_log,hard_case,hard_negative,synthetic"
-    )]
-    source_order: String,
-    /// Write the groups (kept and dropped ids) here as JSON.
-    #[arg(long)]
-    report: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-struct MineArgs {
-    /// The miner's log directory.
-    #[arg(long)]
-    log: PathBuf,
-    /// Index of the log's images (`ingest --miner-log` then `embed`).
-    #[arg(long)]
-    log_index: PathBuf,
-    /// Pool manifest to mine neighbours from.
-    #[arg(long)]
-    pool: PathBuf,
-    /// The pool's index.
-    #[arg(long)]
-    pool_index: PathBuf,
-    /// Output hard-case manifest.
-    #[arg(long)]
-    out: PathBuf,
-    /// Neighbours per failure.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// An unlabelled answer with confidence (|p − 0.5|·2) below this is a failure.
-    #[arg(long, default_value_t = 0.2)]
-    min_confidence: f32,
-    /// Neighbours less similar than this are left out.
-    #[arg(long, default_value_t = 0.5)]
-    min_similarity: f32,
-}
-
-#[derive(Args, Debug)]
-struct AutolabelArgs {
-    /// Manifest with unlabelled or synthetic images.
-    #[arg(long)]
-    manifest: PathBuf,
-    /// Ensemble file whose members vote.
-    #[arg(long)]
-    ensemble: PathBuf,
-    /// Output manifest (labels filled where the members agree).
-    #[arg(long)]
-    out: PathBuf,
-    /// Review list (JSON Lines: id, members' probabilities, reason).
-    #[arg(long)]
-    review: PathBuf,
-    /// Every member must pick the class with at least this probability.
-    #[arg(long, default_value_t = 0.8)]
-    min_confidence: f32,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-}
-
-#[derive(Args, Debug)]
-struct MixArgs {
-    /// Input manifests.
-    #[arg(long, required = true)]
-    manifest: Vec<PathBuf>,
-    /// Output manifest.
-    #[arg(long)]
-    out: PathBuf,
-    /// Shares by source, `name=share,…` (default: the seed plan, natix 0.4, synthetic
-    /// 0.3, hard_case 0.2, hard_negative 0.1).
-    #[arg(long)]
-    ratios: Option<String>,
-    /// Mix size (default: as large as the policy allows).
-    #[arg(long)]
-    total: Option<usize>,
-    /// A source short of its share: shrink, redistribute or oversample.
-    #[arg(long, default_value = "redistribute")]
-    policy: String,
-    /// Seed of which samples are taken.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Train, validation and test fractions for samples without a split (hard cases,
-    /// new sources); a sample's split comes from a hash of its id, so it never moves.
-    #[arg(long, default_value = "0.8,0.1,0.1", value_name = "TRAIN,VAL,TEST")]
-    splits: String,
-    /// Write the report here as JSON (it is printed too).
-    #[arg(long)]
-    report: Option<PathBuf>,
-}
+use args::{AutolabelArgs, Cli, Command, DedupArgs, EmbedArgs, IngestArgs, MineArgs, MixArgs};
 
 fn main() {
     let cli = Cli::parse();
@@ -245,21 +55,11 @@ fn read_folder(
         ..Default::default()
     };
     let (samples, skipped) = sv_data::read_folder(dir, &opts)?;
-    let why: Vec<String> = skipped
-        .counts
-        .iter()
-        .map(|(reason, n)| format!("{n} {}", reason.as_str()))
-        .collect();
     eprintln!(
-        "{}: {} images, {} skipped{}",
+        "{}: {} images, {}",
         dir.display(),
         samples.len(),
-        skipped.counts.values().sum::<usize>(),
-        if why.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", why.join(", "))
-        }
+        skipped.summary()
     );
     Ok(samples)
 }
@@ -276,11 +76,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
     }
     if !a.natix.is_empty() {
         let (s, skipped) = sv_data::read_natix(&a.natix, &Default::default())?;
-        eprintln!(
-            "natix: {} images, {} skipped",
-            s.len(),
-            skipped.counts.values().sum::<usize>()
-        );
+        eprintln!("natix: {} images, {}", s.len(), skipped.summary());
         batches.push(s);
     }
     for dir in &a.synthetic {
@@ -297,19 +93,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
     }
     for dir in &a.miner_log {
         let (s, c) = sv_curate::ingest::from_prediction_log(dir)?;
-        eprintln!(
-            "{}: {} answers on {} images, {} stored, {} labelled{}",
-            dir.display(),
-            c.answers,
-            c.images,
-            c.stored,
-            c.labelled,
-            if c.torn > 0 {
-                format!("; {} torn lines skipped", c.torn)
-            } else {
-                String::new()
-            }
-        );
+        eprintln!("{}: {c}", dir.display());
         batches.push(s);
     }
     if batches.is_empty() {
@@ -354,18 +138,7 @@ fn embed(a: EmbedArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let mut ids = vec![];
-    let mut values = vec![];
-    let mut missing = 0;
-    for s in &samples {
-        match cache.rows.get(&s.id) {
-            Some(row) => {
-                ids.push(s.id.clone());
-                values.extend_from_slice(row);
-            }
-            None => missing += 1,
-        }
-    }
+    let (ids, values, missing) = cache.matrix(&samples);
     let count = sv_index::store::build_and_save(&a.kind, cache.dim, &ids, &values, &a.out)
         .with_context(|| format!("--kind {}", a.kind))?;
     println!(
@@ -380,11 +153,29 @@ fn embed(a: EmbedArgs) -> Result<()> {
 }
 
 fn dedup(a: DedupArgs) -> Result<()> {
+    let on_leak: OnLeak = a.on_leak.parse().context("--on-leak")?;
     let samples = sv_data::read_manifest(&a.manifest)?;
     let index = sv_index::store::load_any(&a.index)?;
     let index = index.as_ref();
     let groups = sv_curate::dedup::groups(index, a.threshold)?;
-    sv_curate::dedup::leak_check(&samples, index, &groups, a.threshold)?;
+    let report = a.report.clone().unwrap_or_else(|| {
+        let mut name = a.out.clone().into_os_string();
+        name.push(".groups.json");
+        name.into()
+    });
+    if on_leak == OnLeak::Fail {
+        let leaks = sv_curate::dedup::leaks(&samples, index, &groups);
+        if !leaks.is_empty() {
+            write_json(&report, &serde_json::json!({ "leaks": leaks }))?;
+            bail!(
+                "{} near-duplicate groups at cosine ≥ {} span train and a held-out split (listed in {}); \
+                 no manifest written. --on-leak drop-train keeps each held-out copy and drops the train copies",
+                leaks.len(),
+                a.threshold,
+                report.display()
+            );
+        }
+    }
     let order: Vec<String> = a
         .source_order
         .split(',')
@@ -393,16 +184,16 @@ fn dedup(a: DedupArgs) -> Result<()> {
     let before = samples.len();
     let (kept, resolved) = sv_curate::dedup::dedup(samples, index, &groups, &order);
     write_manifest(&a.out, &kept)?;
-    if let Some(p) = &a.report {
-        write_json(p, &serde_json::to_value(&resolved)?)?;
-    }
+    write_json(&report, &serde_json::to_value(&resolved)?)?;
+    let leaks = resolved.iter().filter(|g| g.leak).count();
     println!(
-        "{} near-duplicate groups at cosine ≥ {}: {} of {before} samples dropped; no group spans train and test; {} written to {}",
+        "{} near-duplicate groups at cosine ≥ {}: {} of {before} samples dropped; {leaks} groups spanned train and a held-out split (their train copies dropped); {} written to {}, groups to {}",
         resolved.len(),
         a.threshold,
         before - kept.len(),
         kept.len(),
-        a.out.display()
+        a.out.display(),
+        report.display()
     );
     Ok(())
 }
@@ -427,25 +218,22 @@ fn mine(a: MineArgs) -> Result<()> {
         a.k,
         a.min_similarity,
     );
-    write_manifest(&a.out, &cases)?;
+    write_manifest(&a.out, &cases.samples)?;
     let negatives = cases
+        .samples
         .iter()
         .filter(|s| s.source == Source::HardNegative)
         .count();
     println!(
-        "{} answers, {} failures ({} wrong, {} unsure; {embedded} embedded) → {} hard cases ({negatives} hard negatives) in {}",
+        "{} answers, {} failures ({} wrong, {} unsure; {embedded} embedded) → {} hard cases ({negatives} hard negatives) in {}; neighbours held out, left out: {} val, {} test",
         answers.len(),
         failures.len(),
-        failures
-            .iter()
-            .filter(|f| f.reason == sv_curate::mine::Reason::Wrong)
-            .count(),
-        failures
-            .iter()
-            .filter(|f| f.reason == sv_curate::mine::Reason::Unsure)
-            .count(),
-        cases.len(),
-        a.out.display()
+        Reason::Wrong.count(&failures),
+        Reason::Unsure.count(&failures),
+        cases.samples.len(),
+        a.out.display(),
+        cases.left_out_val,
+        cases.left_out_test
     );
     Ok(())
 }
@@ -497,6 +285,15 @@ fn mix(a: MixArgs) -> Result<()> {
     let policy: ShortPolicy = a.policy.parse().context("--policy")?;
     let fractions: sv_data::SplitFractions = a.splits.parse().context("--splits")?;
     let (mut mixed, report) = sv_data::mix(samples, &targets, a.total, policy, a.seed)?;
+    for line in &report.shortfalls {
+        eprintln!("sv-curator: warning: {line}");
+    }
+    if report.duplicate_ids > 0 {
+        eprintln!(
+            "sv-curator: {} copies of ids given more than once were merged (the later copy, the most held-out split)",
+            report.duplicate_ids
+        );
+    }
     sv_data::assign_splits(&mut mixed, &fractions, a.seed)
         .with_context(|| format!("--splits {}", a.splits))?;
     write_manifest(&a.out, &mixed)?;

@@ -240,6 +240,38 @@ fn the_curation_loop_runs_from_files() {
     }
     let leaky = d.join("leaky.jsonl");
     sv_data::write_manifest(&leaky, split.iter()).unwrap();
+    // A group across train and test: by default the test copy is kept and the train
+    // copy dropped; with --on-leak fail nothing is written and the groups go to a file.
+    let resolved = d.join("resolved.jsonl");
+    ok(&[
+        "dedup",
+        "--manifest",
+        s(&leaky),
+        "--index",
+        s(&known),
+        "--out",
+        s(&resolved),
+        "--threshold",
+        "0.999",
+    ]);
+    let after_leak = sv_data::read_manifest(&resolved).unwrap();
+    assert_eq!(after_leak.len(), samples.len() - 1);
+    assert!(
+        after_leak
+            .iter()
+            .any(|k| k.id == near_id && k.split == Some(Split::Test))
+    );
+    assert!(
+        after_leak.iter().all(|k| k.id != orig_id),
+        "the train copy is dropped"
+    );
+    let groups: Value =
+        serde_json::from_slice(&std::fs::read(d.join("resolved.jsonl.groups.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        groups,
+        serde_json::json!([{"kept": near_id, "dropped": [orig_id], "leak": true}])
+    );
     let (success, _, err) = curator(&[
         "dedup",
         "--manifest",
@@ -250,11 +282,22 @@ fn the_curation_loop_runs_from_files() {
         s(&d.join("x.jsonl")),
         "--threshold",
         "0.999",
+        "--on-leak",
+        "fail",
     ]);
     assert!(!success);
     assert!(
-        err.contains("span train and test") && err.contains(&near_id),
+        err.contains("span train and a held-out split") && err.contains("x.jsonl.groups.json"),
         "{err}"
+    );
+    assert!(
+        !err.contains(&near_id),
+        "ids go to the file, not the terminal: {err}"
+    );
+    let listed = std::fs::read_to_string(d.join("x.jsonl.groups.json")).unwrap();
+    assert!(
+        listed.contains(&near_id) && listed.contains(&orig_id),
+        "{listed}"
     );
     assert!(!d.join("x.jsonl").exists(), "nothing written on a leak");
 

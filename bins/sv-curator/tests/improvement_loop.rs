@@ -75,12 +75,9 @@ fn accuracy(run: &Path, samples: &[Sample]) -> f64 {
 
 /// Export `run` in the transformers layout into `dir`; the backbone checkpoint path.
 fn export(run: &Path, dir: &Path) -> PathBuf {
-    match trained(run) {
-        (Network::ConvNextV2(m), config) => {
-            sv_train::export::export_hf(&m, config.image_size, None, dir).unwrap()
-        }
-        (other, _) => panic!("{other:?}"),
-    }
+    let (model, config) = trained(run);
+    assert!(matches!(model, Network::ConvNextV2(_)), "{model:?}");
+    sv_train::export::export_network(&model, config.image_size, None, dir).unwrap();
     dir.join("model.safetensors")
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use sv_models::{Device, device_by_name};
-use sv_train::finetune::{Data, FinetuneConfig, RunDir, finetune, predict};
+use sv_train::finetune::{Data, FinetuneConfig, RunDir, finetune};
 use sv_train::metrics::Report;
 use sv_train::quickstart;
 
@@ -75,40 +75,7 @@ fn run_finetune(a: FinetuneArgs) -> Result<()> {
 }
 
 fn print_report(what: &str, r: &Report) {
-    println!(
-        "{what}: {} images, accuracy {:.3}, balanced accuracy {:.3}, MCC {:.3}, F1 {:.3}, ROC-AUC {}, Brier {:.4}, ECE {:.4}",
-        r.samples,
-        r.accuracy,
-        r.balanced_accuracy,
-        r.mcc,
-        r.f1,
-        r.roc_auc.map_or("-".into(), |a| format!("{a:.3}")),
-        r.brier,
-        r.ece
-    );
-}
-
-/// The samples of `split` ("all" for every labelled one).
-fn split_samples(manifest: &std::path::Path, split: &str) -> Result<Vec<sv_data::Sample>> {
-    let samples = sv_data::read_manifest(manifest)?;
-    let want = match split {
-        "all" => None,
-        "train" => Some(sv_data::Split::Train),
-        "val" => Some(sv_data::Split::Val),
-        "test" => Some(sv_data::Split::Test),
-        other => bail!("--split {other}: expected test, val, train or all"),
-    };
-    let chosen: Vec<_> = samples
-        .into_iter()
-        .filter(|s| s.label != sv_data::Label::Unknown && (want.is_none() || s.split == want))
-        .collect();
-    if chosen.is_empty() {
-        bail!(
-            "{}: no labelled samples in split {split}",
-            manifest.display()
-        );
-    }
-    Ok(chosen)
+    println!("{what}: {}", r.summary());
 }
 
 fn run_probe(a: ProbeArgs) -> Result<bool> {
@@ -169,7 +136,7 @@ fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
     }
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let mut ensemble = sv_models::Ensemble::load(&a.ensemble, &device)?;
-    let samples = split_samples(&a.manifest, &a.split)?;
+    let samples = sv_data::read_labelled_split(&a.manifest, &a.split)?;
     let opts = sv_models::ensemble::FitOptions {
         weights: !a.no_weights,
         temperatures: !a.no_temperatures,
@@ -193,7 +160,7 @@ fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
 fn run_eval(a: EvalArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let (model, pipeline) = sv_train::finetune::load_scored(&a.model, &device)?;
-    let samples = split_samples(&a.manifest, &a.split)?;
+    let samples = sv_data::read_labelled_split(&a.manifest, &a.split)?;
     let e = sv_train::evaluate::evaluate(
         &model,
         &samples,
@@ -241,17 +208,15 @@ fn run_ab(a: AbArgs) -> Result<bool> {
         let (name, path) = spec
             .split_once('=')
             .with_context(|| format!("--set {spec}: expected NAME=MANIFEST"))?;
-        let samples = split_samples(std::path::Path::new(path), &a.split)?;
-        let right = |pairs: Vec<(f64, bool)>| -> Vec<bool> {
-            pairs.into_iter().map(|(p, y)| (p > 0.5) == y).collect()
-        };
-        let c = right(predict(&cand, &samples, cand_pipe.clone(), 32, &device));
-        let p = right(predict(&prod, &samples, prod_pipe.clone(), 32, &device));
-        if c.len() != p.len() {
-            bail!("--set {name}: the models scored different numbers of images");
-        }
-        sets.push((name.to_string(), c, p));
+        let samples = sv_data::read_labelled_split(std::path::Path::new(path), &a.split)?;
+        sets.push((name.to_string(), samples));
     }
+    let sets = sv_train::evaluate::paired_correctness(
+        (&cand, cand_pipe),
+        (&prod, prod_pipe),
+        &sets,
+        &device,
+    )?;
     let report = sv_train::evaluate::ab_gate(&sets, a.threshold, a.resamples, a.seed);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -315,16 +280,8 @@ fn run_quickstart(a: QuickstartArgs) -> Result<()> {
     progress.finish();
     let report = report?;
     print_report("validation", &report);
-    // The held-out test split, never seen in training or model selection.
-    let model = sv_train::finetune::load_trained(&run, &config, &device.clone().inner())?;
-    let pipeline = std::sync::Arc::new(sv_train::finetune::eval_pipeline_for(&config)?);
-    let pairs = predict(&model, &test, pipeline, 64, &device.inner());
-    let test_report = Report::of(&pairs);
+    let test_report = quickstart::test_and_export(&layout, &run, &config, &test, &device.inner())?;
     print_report("test", &test_report);
-    let sv_models::Network::ConvNextV2(model) = model else {
-        bail!("the quickstart trains a ConvNeXt-V2");
-    };
-    sv_train::export::export_hf(&model, config.image_size, None, &layout.export)?;
     println!("data:      {}", layout.manifest.display());
     println!("pipeline:  {}", layout.pipeline.display());
     println!(

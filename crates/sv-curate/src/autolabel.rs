@@ -21,23 +21,43 @@ pub struct ReviewItem {
     pub reason: String,
 }
 
+/// Why the members' answers give no label.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Undecided {
+    /// No member gave a probability for the image.
+    #[error("no member answered")]
+    NoAnswer,
+    /// Members are on both sides of 0.5.
+    #[error("members disagree")]
+    Disagree,
+    /// They agree, but one is less confident than asked.
+    #[error("least confident member at {confidence:.3} < {min_confidence}")]
+    Unsure {
+        /// The least confident member's confidence in the agreed label.
+        confidence: f32,
+        /// The confidence asked for.
+        min_confidence: f32,
+    },
+}
+
 /// The label the members agree on with confidence ≥ `min_confidence`, or why not.
-pub fn decide(probabilities: &[f32], min_confidence: f32) -> Result<(Label, f32), String> {
-    if probabilities.is_empty() {
-        return Err("no member answered".into());
-    }
-    let roadwork = probabilities[0] >= 0.5;
+pub fn decide(probabilities: &[f32], min_confidence: f32) -> Result<(Label, f32), Undecided> {
+    let Some(first) = probabilities.first() else {
+        return Err(Undecided::NoAnswer);
+    };
+    let roadwork = *first >= 0.5;
     if probabilities.iter().any(|p| (*p >= 0.5) != roadwork) {
-        return Err("members disagree".into());
+        return Err(Undecided::Disagree);
     }
     let confidence = probabilities
         .iter()
         .map(|p| if roadwork { *p } else { 1.0 - *p })
         .fold(f32::INFINITY, f32::min);
     if confidence < min_confidence {
-        return Err(format!(
-            "least confident member at {confidence:.3} < {min_confidence}"
-        ));
+        return Err(Undecided::Unsure {
+            confidence,
+            min_confidence,
+        });
     }
     let label = if roadwork {
         Label::Roadwork
@@ -81,10 +101,10 @@ pub fn autolabel(
                         s.label.as_str()
                     ),
                 }),
-                Err(reason) => review.push(ReviewItem {
+                Err(why) => review.push(ReviewItem {
                     id: s.id.clone(),
                     probabilities: probs,
-                    reason,
+                    reason: why.to_string(),
                 }),
             }
             s
@@ -156,8 +176,13 @@ mod tests {
     fn agreement_and_confidence_decide() {
         assert_eq!(decide(&[0.9, 0.85], 0.8), Ok((Label::Roadwork, 0.85)));
         assert_eq!(decide(&[0.1, 0.2], 0.8), Ok((Label::NoRoadwork, 0.8)));
-        assert!(decide(&[0.9, 0.75], 0.8).unwrap_err().contains("0.750"));
-        assert_eq!(decide(&[0.9, 0.4], 0.5).unwrap_err(), "members disagree");
-        assert!(decide(&[], 0.5).is_err());
+        let unsure = decide(&[0.9, 0.75], 0.8).unwrap_err();
+        assert!(unsure.to_string().contains("0.750"), "{unsure}");
+        assert_eq!(decide(&[0.9, 0.4], 0.5).unwrap_err(), Undecided::Disagree);
+        assert_eq!(
+            decide(&[0.9, 0.4], 0.5).unwrap_err().to_string(),
+            "members disagree"
+        );
+        assert_eq!(decide(&[], 0.5).unwrap_err(), Undecided::NoAnswer);
     }
 }

@@ -1,5 +1,6 @@
 //! Near duplicates: the groups an index finds at a similarity threshold, one sample kept
-//! per group by a stated rule, and the check that no group spans train and test.
+//! per group by a stated rule, and groups that span train and a held-out split (a leak)
+//! resolved by keeping the held-out copy, or refused.
 
 use serde::Serialize;
 use sv_data::{Label, Sample, Split};
@@ -7,11 +8,19 @@ use sv_index::{EmbeddingIndex, near_duplicate_groups};
 
 use crate::error::CurateError;
 
-/// Which sample of a near-duplicate group is kept: labelled before unlabelled, then the
+/// Which sample of a near-duplicate group is kept: one in the test split, else in the
+/// validation split (so a group that spans train and a held-out split keeps the
+/// held-out copy and drops the train copies); then labelled before unlabelled, then the
 /// source earlier in `source_order` (unlisted sources after), then the smallest id.
 pub fn keeper(group: &[&Sample], source_order: &[String]) -> usize {
+    let held_out = |s: &Sample| match s.split {
+        Some(Split::Test) => 0,
+        Some(Split::Val) => 1,
+        _ => 2,
+    };
     let rank = |s: &Sample| {
         (
+            held_out(s),
             s.label == Label::Unknown,
             source_order
                 .iter()
@@ -32,6 +41,32 @@ pub struct Group {
     pub kept: String,
     /// The dropped samples' ids.
     pub dropped: Vec<String>,
+    /// The group spanned train and a held-out split: the kept copy is held out and
+    /// the train copies were dropped.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leak: bool,
+}
+
+/// What to do with a near-duplicate group that spans train and a held-out split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLeak {
+    /// Keep the held-out copy and drop the train copies (the default).
+    DropTrain,
+    /// Refuse the whole deduplication.
+    Fail,
+}
+
+impl std::str::FromStr for OnLeak {
+    type Err = CurateError;
+    fn from_str(s: &str) -> Result<Self, CurateError> {
+        match s {
+            "drop-train" => Ok(OnLeak::DropTrain),
+            "fail" => Ok(OnLeak::Fail),
+            other => Err(CurateError::Input(format!(
+                "{other:?}: give drop-train or fail"
+            ))),
+        }
+    }
 }
 
 /// The near-duplicate groups of `index` at `min_similarity` (positions in the index).
@@ -68,6 +103,7 @@ pub fn dedup(
         }
         let refs: Vec<&Sample> = members.iter().map(|&i| &samples[i]).collect();
         let k = keeper(&refs, source_order);
+        let leak = spans_train_and_held_out(&refs);
         let mut dropped = vec![];
         for (j, &i) in members.iter().enumerate() {
             if j != k {
@@ -78,6 +114,7 @@ pub fn dedup(
         resolved.push(Group {
             kept: samples[members[k]].id.clone(),
             dropped,
+            leak,
         });
     }
     let kept = samples
@@ -88,37 +125,34 @@ pub fn dedup(
     (kept, resolved)
 }
 
-/// Refuse `groups` (found at `min_similarity`) that hold both a train and a test
-/// sample; the error lists each such group's train and test ids.
-pub fn leak_check(
+/// Whether `group` holds a train sample and a validation or test one.
+fn spans_train_and_held_out(group: &[&Sample]) -> bool {
+    let has = |want: &[Split]| {
+        group
+            .iter()
+            .any(|s| s.split.is_some_and(|sp| want.contains(&sp)))
+    };
+    has(&[Split::Train]) && has(&[Split::Val, Split::Test])
+}
+
+/// The groups (from [`groups`]) that hold a train sample and a validation or test one,
+/// as ids: the input of a refusal under [`OnLeak::Fail`].
+pub fn leaks(
     samples: &[Sample],
     index: &dyn EmbeddingIndex,
     groups: &[Vec<usize>],
-    min_similarity: f32,
-) -> Result<(), CurateError> {
-    let split: std::collections::HashMap<&str, Option<Split>> =
-        samples.iter().map(|s| (s.id.as_str(), s.split)).collect();
-    let mut leaks = vec![];
-    for g in groups {
-        let ids: Vec<&str> = g.iter().map(|&p| index.id(p)).collect();
-        let of = |want: Split| -> Vec<&str> {
-            ids.iter()
-                .copied()
-                .filter(|id| split.get(id).copied().flatten() == Some(want))
-                .collect()
-        };
-        let (train, test) = (of(Split::Train), of(Split::Test));
-        if !train.is_empty() && !test.is_empty() {
-            leaks.push(format!("train {train:?} ~ test {test:?}"));
-        }
-    }
-    if leaks.is_empty() {
-        Ok(())
-    } else {
-        Err(CurateError::Leak(format!(
-            "{} near-duplicate group(s) span train and test (similarity ≥ {min_similarity}): {}",
-            leaks.len(),
-            leaks.join("; ")
-        )))
-    }
+) -> Vec<Vec<String>> {
+    let by_id: std::collections::HashMap<&str, &Sample> =
+        samples.iter().map(|s| (s.id.as_str(), s)).collect();
+    groups
+        .iter()
+        .filter_map(|g| {
+            let members: Vec<&Sample> = g
+                .iter()
+                .filter_map(|&p| by_id.get(index.id(p)).copied())
+                .collect();
+            spans_train_and_held_out(&members)
+                .then(|| members.iter().map(|s| s.id.clone()).collect())
+        })
+        .collect()
 }

@@ -121,6 +121,20 @@ pub struct LogCount {
     pub labelled: usize,
 }
 
+impl std::fmt::Display for LogCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} answers on {} images, {} stored, {} labelled",
+            self.answers, self.images, self.stored, self.labelled
+        )?;
+        if self.torn > 0 {
+            write!(f, "; {} torn lines skipped", self.torn)?;
+        }
+        Ok(())
+    }
+}
+
 /// The challenges of a miner's log directory as samples (source `miner_log`): one per
 /// stored image, labelled when a validator sent a label, with the latest answer's
 /// prediction, validator, model version and time in the metadata.

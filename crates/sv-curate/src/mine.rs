@@ -3,7 +3,7 @@
 //! neighbours in a pool of labelled images, which share the failure's look.
 
 use serde::Serialize;
-use sv_data::{Label, Sample, Source};
+use sv_data::{Label, Sample, Source, Split};
 use sv_index::EmbeddingIndex;
 
 use sv_records::predlog::Entry;
@@ -16,6 +16,13 @@ pub enum Reason {
     Wrong,
     /// Confidence `|p − 0.5| · 2` below the threshold.
     Unsure,
+}
+
+impl Reason {
+    /// How many of `failures` are for this reason.
+    pub fn count(self, failures: &[Failure]) -> usize {
+        failures.iter().filter(|f| f.reason == self).count()
+    }
 }
 
 /// A failure of the miner.
@@ -57,11 +64,25 @@ pub fn failures(answers: &[Entry], min_confidence: f32) -> Vec<Failure> {
         .collect()
 }
 
+/// The hard cases of [`hard_cases`], and the neighbours left out because they belong
+/// to a held-out split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HardCases {
+    /// The hard-case samples, each keeping the split it had in the pool.
+    pub samples: Vec<Sample>,
+    /// Neighbours in the pool's validation split, left out.
+    pub left_out_val: usize,
+    /// Neighbours in the pool's test split, left out.
+    pub left_out_test: usize,
+}
+
 /// The hard-case manifest: for each failure present in `index` (the failures' own
 /// embeddings), its `k` nearest labelled pool samples (at similarity ≥
 /// `min_similarity`), marked `hard_case`, or `hard_negative` when a no-roadwork
 /// neighbour of a roadwork-looking failure, with the failure and similarity recorded in
-/// the metadata. Each pool sample appears once (its most similar failure).
+/// the metadata. Each pool sample appears once (its most similar failure). A neighbour
+/// keeps its split; one in the validation or test split is left out (and counted), so
+/// mining never moves a held-out image into training.
 pub fn hard_cases(
     failures: &[Failure],
     failure_index: &dyn EmbeddingIndex,
@@ -69,7 +90,7 @@ pub fn hard_cases(
     pool_index: &dyn EmbeddingIndex,
     k: usize,
     min_similarity: f32,
-) -> Vec<Sample> {
+) -> HardCases {
     let mut best: std::collections::BTreeMap<usize, (f32, &Failure)> = Default::default();
     let by_id: std::collections::HashMap<&str, usize> = pool
         .iter()
@@ -101,26 +122,34 @@ pub fn hard_cases(
             }
         }
     }
-    best.into_iter()
-        .map(|(i, (score, f))| {
-            let mut s = pool[i].clone();
-            let looked_like_roadwork = f.prediction >= 0.5;
-            s.source = if s.label == Label::NoRoadwork && looked_like_roadwork {
-                Source::HardNegative
-            } else {
-                Source::HardCase
-            };
-            s.split = None;
-            s.metadata.insert("mined_from".into(), f.id.clone().into());
-            s.metadata.insert(
-                "mined_reason".into(),
-                serde_json::to_value(f.reason).expect("enum"),
-            );
-            s.metadata
-                .insert("mined_similarity".into(), (score as f64).into());
-            s
-        })
-        .collect()
+    let mut out = HardCases::default();
+    for (i, (score, f)) in best {
+        match pool[i].split {
+            Some(Split::Val) => out.left_out_val += 1,
+            Some(Split::Test) => out.left_out_test += 1,
+            Some(Split::Train) | None => out.samples.push(hard_case(&pool[i], score, f)),
+        }
+    }
+    out
+}
+
+/// A pool sample as a hard case of failure `f` at similarity `score`.
+fn hard_case(pool_sample: &Sample, score: f32, f: &Failure) -> Sample {
+    let mut s = pool_sample.clone();
+    let looked_like_roadwork = f.prediction >= 0.5;
+    s.source = if s.label == Label::NoRoadwork && looked_like_roadwork {
+        Source::HardNegative
+    } else {
+        Source::HardCase
+    };
+    s.metadata.insert("mined_from".into(), f.id.clone().into());
+    s.metadata.insert(
+        "mined_reason".into(),
+        serde_json::to_value(f.reason).expect("enum"),
+    );
+    s.metadata
+        .insert("mined_similarity".into(), (score as f64).into());
+    s
 }
 
 #[cfg(test)]

@@ -43,8 +43,10 @@ pub use decode::{DEFAULT_MAX_PIXELS, Skip, SkipReason, SkipReport, decode_image}
 pub use error::{DataError, Result};
 pub use folder::{FolderOptions, read_folder};
 pub use loader::{ImageBatch, ImageBatcher, SampleDataset, Transform, epoch_batches, prefetch};
-pub use manifest::{ManifestReader, ManifestWriter, read_manifest, write_manifest};
-pub use mix::{MixReport, MixTarget, ShortPolicy, mix, parse_ratios, seed_plan};
+pub use manifest::{
+    ManifestReader, ManifestWriter, read_labelled_split, read_manifest, write_manifest,
+};
+pub use mix::{MixReport, MixTarget, ShortPolicy, mix, parse_ratios, seed_plan, unique_by_id};
 pub use natix::{NatixOptions, parquet_image_bytes, read_natix};
 pub use sample::{Label, Location, Sample, Source, Split, content_id};
 pub use sampler::BalancedSampler;

@@ -125,6 +125,28 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Sample>> {
     ManifestReader::open(path)?.collect()
 }
 
+/// The labelled samples of the manifest at `path` in `split` (`all`, or a split name);
+/// none is an error naming the manifest.
+pub fn read_labelled_split(path: &Path, split: &str) -> Result<Vec<Sample>> {
+    let want: Option<crate::Split> = match split {
+        "all" => None,
+        name => Some(name.parse().map_err(|_| {
+            crate::DataError::Invalid(format!("split `{name}`: expected test, val, train or all"))
+        })?),
+    };
+    let chosen: Vec<Sample> = read_manifest(path)?
+        .into_iter()
+        .filter(|s| s.label != crate::Label::Unknown && (want.is_none() || s.split == want))
+        .collect();
+    if chosen.is_empty() {
+        return Err(crate::DataError::Invalid(format!(
+            "{}: no labelled samples in split {split}",
+            path.display()
+        )));
+    }
+    Ok(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{DataError, Result};
 use crate::rng::unit_hash;
-use crate::sample::{Sample, Source};
+use crate::sample::{Sample, Source, Split};
 
 /// One source's share of the mix.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,8 +98,50 @@ pub struct MixReport {
     pub sources: BTreeMap<String, MixRow>,
     /// Samples of sources that have no share.
     pub dropped_other_sources: usize,
+    /// Input copies of an id already given (one sample per id is mixed; see
+    /// [`unique_by_id`]).
+    pub duplicate_ids: usize,
     /// The policy used.
     pub policy: ShortPolicy,
+    /// Why the mix does not have the requested ratios or size, one line per short
+    /// source (empty when it does).
+    pub shortfalls: Vec<String>,
+}
+
+/// One sample per id, in the order ids first appear: a later copy (say a mined hard
+/// case of a pool image) replaces an earlier one, but keeps the most protected split of
+/// all copies (test, then validation, then train), so merging manifests never moves a
+/// held-out image into training. Also gives how many copies were merged away.
+pub fn unique_by_id(samples: Vec<Sample>) -> (Vec<Sample>, usize) {
+    fn protection(split: Option<Split>) -> u8 {
+        match split {
+            Some(Split::Test) => 0,
+            Some(Split::Val) => 1,
+            Some(Split::Train) => 2,
+            None => 3,
+        }
+    }
+    let mut at: std::collections::HashMap<String, usize> = Default::default();
+    let mut out: Vec<Sample> = Vec::with_capacity(samples.len());
+    let mut merged = 0;
+    for s in samples {
+        match at.get(&s.id) {
+            Some(&i) => {
+                merged += 1;
+                let split = if protection(out[i].split) < protection(s.split) {
+                    out[i].split
+                } else {
+                    s.split
+                };
+                out[i] = Sample { split, ..s };
+            }
+            None => {
+                at.insert(s.id.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    (out, merged)
 }
 
 /// Mix `samples` by `targets`. `total` is the mix size (default: as large as the policy
@@ -119,6 +161,7 @@ pub fn mix(
         ));
     }
     let ratios: Vec<f64> = targets.iter().map(|t| t.ratio / sum).collect();
+    let (samples, duplicate_ids) = unique_by_id(samples);
     let mut pools: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     let mut dropped = 0;
     for s in samples {
@@ -189,14 +232,59 @@ pub fn mix(
             },
         );
     }
+    let asked = total.unwrap_or(out.len());
+    let shortfalls = shortfalls(targets, &ratios, &avail, &counts, asked, policy);
     Ok((
         out,
         MixReport {
             sources: report,
             dropped_other_sources: dropped,
+            duplicate_ids,
             policy,
+            shortfalls,
         },
     ))
+}
+
+/// A line per source that had fewer samples than its share of `asked` needs, saying
+/// what the policy did about it.
+fn shortfalls(
+    targets: &[MixTarget],
+    ratios: &[f64],
+    avail: &[usize],
+    counts: &[usize],
+    asked: usize,
+    policy: ShortPolicy,
+) -> Vec<String> {
+    let total: usize = counts.iter().sum();
+    let want = apportion(ratios, asked);
+    (0..targets.len())
+        .filter(|&i| avail[i] < want[i])
+        .map(|i| {
+            let name = targets[i].source.name();
+            let head = format!(
+                "{name}: asked {:.1} % ({} of {asked}), has {}",
+                ratios[i] * 100.0,
+                want[i],
+                avail[i]
+            );
+            match policy {
+                ShortPolicy::Shrink => {
+                    format!("{head}; the mix shrank to {total} so that every ratio holds")
+                }
+                ShortPolicy::Redistribute => format!(
+                    "{head}; all {} taken ({:.1} % of the mix), the other {} went to the \
+                     other sources (use --policy shrink to keep the ratios)",
+                    counts[i],
+                    100.0 * counts[i] as f64 / total.max(1) as f64,
+                    want[i] - counts[i].min(want[i])
+                ),
+                ShortPolicy::Oversample => {
+                    format!("{head}; its samples are repeated to fill {}", counts[i])
+                }
+            }
+        })
+        .collect()
 }
 
 /// Integer counts proportional to `ratios` summing to `total` (largest remainders).
@@ -301,6 +389,7 @@ mod tests {
         assert_eq!(taken(&r), vec![100, 75, 50, 25]);
         assert_eq!(mix.len(), 250);
         assert_eq!(r.dropped_other_sources, 7);
+        assert!(r.shortfalls.is_empty(), "{:?}", r.shortfalls);
     }
 
     #[test]
@@ -319,6 +408,15 @@ mod tests {
         // Its deficit of 50 goes 4:3:1 to the others: 200+25, 150+19, 50+6 (largest remainders).
         assert_eq!(t.iter().sum::<usize>(), 500);
         assert!(t[0] > 200 && t[1] > 150 && t[3] > 50, "{t:?}");
+        // The report says why the ratios bent: hard_case asked 100 of 500, had 50.
+        assert_eq!(r.shortfalls.len(), 1, "{:?}", r.shortfalls);
+        let line = &r.shortfalls[0];
+        assert!(
+            line.starts_with("hard_case: asked 20.0 % (100 of 500), has 50")
+                && line.contains("all 50 taken (10.0 % of the mix)")
+                && line.contains("the other 50 went to the other sources"),
+            "{line}"
+        );
     }
 
     #[test]

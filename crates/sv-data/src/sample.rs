@@ -124,6 +124,20 @@ pub enum Split {
     Test,
 }
 
+impl std::str::FromStr for Split {
+    type Err = crate::DataError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "train" => Ok(Split::Train),
+            "val" => Ok(Split::Val),
+            "test" => Ok(Split::Test),
+            other => Err(crate::DataError::Invalid(format!(
+                "unknown split `{other}` (expected train, val or test)"
+            ))),
+        }
+    }
+}
+
 impl Split {
     /// The name used in manifests and reports.
     pub fn as_str(self) -> &'static str {

@@ -1,9 +1,10 @@
-//! Deterministic train/val/test split keyed on the sample id.
+//! Deterministic train/val/test split keyed on the sample id alone.
 //!
-//! Each sample's split comes from a hash of (seed, its label and source, its id), cut at
-//! the requested fractions. A sample's split therefore never changes when others are
-//! added or removed, and every label × source stratum gets the fractions in expectation
-//! (`stats` shows the realised ones).
+//! Each sample's split comes from a hash of (seed, its id), cut at the requested
+//! fractions. A split is therefore a property of the image: it never changes when other
+//! samples are added or removed, nor when the sample is relabelled, mined as a hard case
+//! or moved to another source, and every label × source stratum gets the fractions in
+//! expectation (`stats` shows the realised ones). An assigned split is never replaced.
 
 use crate::error::{DataError, Result};
 use crate::rng::unit_hash;
@@ -60,10 +61,9 @@ impl SplitFractions {
     }
 }
 
-/// The split of one sample.
+/// The split of one sample: a function of its id (and the seed) only.
 pub fn split_of(sample: &Sample, fractions: &SplitFractions, seed: u64) -> Split {
-    let stratum = format!("split/{}/{}", sample.label.as_str(), sample.source.name());
-    let u = unit_hash(seed, &stratum, &sample.id);
+    let u = unit_hash(seed, "split", &sample.id);
     if u < fractions.train {
         Split::Train
     } else if u < fractions.train + fractions.val {
@@ -135,6 +135,18 @@ pub(crate) mod tests {
         }
         assign_splits(&mut all, &SplitFractions::default(), 42).unwrap();
         assert_eq!(before, all.iter().map(|s| s.split).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_split_follows_the_id_through_relabelling_and_mining() {
+        let f = SplitFractions::default();
+        for s in samples(300, Label::Unknown, Source::Natix) {
+            let before = split_of(&s, &f, 7);
+            let mut mined = s.clone();
+            mined.label = Label::NoRoadwork;
+            mined.source = Source::HardNegative;
+            assert_eq!(split_of(&mined, &f, 7), before, "{}", s.id);
+        }
     }
 
     #[test]

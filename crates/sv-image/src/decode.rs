@@ -277,6 +277,20 @@ impl SkipReport {
     pub fn total(&self) -> usize {
         self.counts.values().sum()
     }
+
+    /// One line: `N skipped`, with the count of each reason when any.
+    pub fn summary(&self) -> String {
+        let why: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+            .collect();
+        if why.is_empty() {
+            format!("{} skipped", self.total())
+        } else {
+            format!("{} skipped ({})", self.total(), why.join(", "))
+        }
+    }
 }
 
 impl std::fmt::Display for SkipReport {

@@ -1,47 +1,50 @@
 //! Roadwork classification of image files: decode, preprocess, forward, softmax, timed,
-//! with either architecture behind one [`Network`].
+//! with any registered family behind one [`Network`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
-use crate::backbone::Backbone;
-use crate::convnext::{ConvNextLoadOptions, ConvNextV2Classifier};
-use crate::dinov2::{Dinov2Classifier, LoadOptions};
 use crate::error::{ModelError, Result};
+pub use crate::family::{Architecture, Network};
 use crate::preprocess::{DEFAULT_MAX_PIXELS, Preprocessor, open_image};
 use crate::weights::WeightMap;
 
-/// The architectures a classifier can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Architecture {
-    /// DINOv2 with registers.
-    Dinov2,
-    /// ConvNeXt-V2.
-    ConvNextV2,
-}
-
 impl std::fmt::Display for Architecture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Architecture::Dinov2 => "dinov2",
-            Architecture::ConvNextV2 => "convnextv2",
-        })
+        f.write_str(self.name())
     }
 }
 
 impl std::str::FromStr for Architecture {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "dinov2" | "dinov2withregisters" => Ok(Architecture::Dinov2),
-            "convnextv2" | "convnext" => Ok(Architecture::ConvNextV2),
-            _ => Err(ModelError::Config(format!(
-                "unknown architecture `{s}` (expected dinov2 or convnextv2)"
-            ))),
-        }
+        let key = s.to_ascii_lowercase().replace(['-', '_'], "");
+        Architecture::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == key || a.aliases().contains(&key.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
+                ModelError::Config(format!(
+                    "unknown architecture `{s}` (expected one of: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl serde::Serialize for Architecture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Architecture {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -49,28 +52,24 @@ impl Architecture {
     /// The architecture an HF `config.json` names in `model_type`, if it is one of ours.
     pub fn from_hf_config(text: &str) -> Option<Self> {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        match v.get("model_type")?.as_str()? {
-            "dinov2_with_registers" | "dinov2" => Some(Architecture::Dinov2),
-            "convnextv2" => Some(Architecture::ConvNextV2),
-            _ => None,
-        }
+        let model_type = v.get("model_type")?.as_str()?;
+        Architecture::ALL
+            .iter()
+            .copied()
+            .find(|a| a.model_types().contains(&model_type))
     }
 
     /// The architecture whose characteristic keys a checkpoint holds (any wrapper prefix).
     pub fn from_keys(map: &WeightMap) -> Option<Self> {
-        let has = |suffix: &str| {
-            map.tensors
-                .keys()
-                .any(|k| k == suffix || k.ends_with(&format!(".{suffix}")))
-        };
-        if has("cls_token") || has("reg_token") || has("register_tokens") {
-            Some(Architecture::Dinov2)
-        } else if has("embeddings.patch_embeddings.weight") || has("stem.0.weight") {
-            Some(Architecture::ConvNextV2)
-        } else {
-            None
-        }
+        Architecture::ALL.iter().copied().find(|a| a.has_keys(map))
     }
+}
+
+/// Whether `map` holds a key equal to `suffix` or ending in `.suffix`.
+pub(crate) fn has_key(map: &WeightMap, suffix: &str) -> bool {
+    map.tensors
+        .keys()
+        .any(|k| k == suffix || k.ends_with(&format!(".{suffix}")))
 }
 
 /// How to load a classifier checkpoint of either architecture.
@@ -83,18 +82,6 @@ pub struct NetworkOptions {
     /// DINOv2 attention heads, for checkpoints without a config whose width is not a
     /// multiple of 64.
     pub num_heads: Option<usize>,
-}
-
-/// A classification network of either architecture.
-// Held once per loaded model (the tensors live on the heap): the variants' inline sizes
-// do not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Network {
-    /// DINOv2 with registers and a linear head on concat(CLS, mean patch).
-    Dinov2(Dinov2Classifier),
-    /// ConvNeXt-V2 and a linear head on the normed pooled feature.
-    ConvNextV2(ConvNextV2Classifier),
 }
 
 impl Network {
@@ -113,39 +100,22 @@ impl Network {
                 path: checkpoint.to_path_buf(),
                 sample: map.sample_keys(6),
             })?;
-        Ok(match arch {
-            Architecture::Dinov2 => {
-                let o = LoadOptions {
-                    config_json: config,
-                    num_heads: opts.num_heads,
-                    ..LoadOptions::default()
-                };
-                Network::Dinov2(Dinov2Classifier::from_weights(map, &o, device)?)
-            }
-            Architecture::ConvNextV2 => {
-                let o = ConvNextLoadOptions {
-                    config_json: config,
-                    ..ConvNextLoadOptions::default()
-                };
-                Network::ConvNextV2(ConvNextV2Classifier::from_weights(map, &o, device)?)
-            }
-        })
+        let opts = NetworkOptions {
+            architecture: Some(arch),
+            config_json: config,
+            num_heads: opts.num_heads,
+        };
+        arch.classifier_from_weights(map, &opts, device)
     }
 
     /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        match self {
-            Network::Dinov2(m) => m.forward(pixels),
-            Network::ConvNextV2(m) => m.forward(pixels),
-        }
+        self.as_dyn().logits(pixels)
     }
 
     /// Number of labels of the head.
     pub fn num_labels(&self) -> usize {
-        match self {
-            Network::Dinov2(m) => m.num_labels(),
-            Network::ConvNextV2(m) => m.num_labels(),
-        }
+        self.as_dyn().num_labels()
     }
 
     /// The network with a two-label head ordered as this project's trainers expect
@@ -162,40 +132,20 @@ impl Network {
         if roadwork == 1 {
             return Ok(self);
         }
-        Ok(match self {
-            Network::Dinov2(mut m) => {
-                m.head = crate::layers::reversed_outputs(m.head);
-                Network::Dinov2(m)
-            }
-            Network::ConvNextV2(mut m) => {
-                m.head = crate::layers::reversed_outputs(m.head);
-                Network::ConvNextV2(m)
-            }
-        })
+        let mut network = self;
+        network.as_dyn_mut().reverse_labels();
+        Ok(network)
     }
 
-    /// The architecture.
-    pub fn architecture(&self) -> Architecture {
-        match self {
-            Network::Dinov2(_) => Architecture::Dinov2,
-            Network::ConvNextV2(_) => Architecture::ConvNextV2,
-        }
-    }
-
-    /// The backbone, its head dropped.
-    pub fn into_backbone(self) -> Backbone {
-        match self {
-            Network::Dinov2(m) => Backbone::Dinov2(m.backbone),
-            Network::ConvNextV2(m) => Backbone::ConvNextV2(m.backbone),
-        }
+    /// Whether the head reads the pooled feature the transformers layout exports (a timm
+    /// head on the CLS token or the averaged patches does not).
+    pub fn head_on_pooled(&self) -> bool {
+        self.as_dyn().head_on_pooled()
     }
 
     /// Set the backbone's stochastic depth rate: the last block's, rising linearly from 0.
     pub fn set_drop_path(&mut self, rate: f64) {
-        match self {
-            Network::Dinov2(m) => m.backbone.set_drop_path(rate),
-            Network::ConvNextV2(m) => m.backbone.set_drop_path(rate),
-        }
+        self.as_dyn_mut().set_drop_path(rate)
     }
 }
 

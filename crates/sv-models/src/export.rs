@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::classify::Network;
+use crate::classify::{Architecture, Network};
 use crate::error::{ModelError, Result};
 use crate::weights::{Values, serialize_f32};
 
@@ -16,10 +16,7 @@ impl Network {
     /// Write this classifier in the transformers layout into `dir` (see the module),
     /// named `name` in its `ensemble.json`; `image_size` is the side it was trained at.
     pub fn export_hf(&self, image_size: u32, name: &str, dir: &Path) -> Result<()> {
-        match self {
-            Network::ConvNextV2(m) => crate::convnext::export::export_hf(m, image_size, name, dir),
-            Network::Dinov2(m) => crate::dinov2::export::export_hf(m, image_size, name, dir),
-        }
+        self.as_dyn().export_hf(image_size, name, dir)
     }
 }
 
@@ -73,11 +70,20 @@ pub(crate) fn write_repository(
     )?;
     // Our own ensemble file with this model as its one member (paths relative to the
     // repository), ready to merge with other members (`sv-miner classify --ensemble`).
-    let architecture = if config["model_type"] == "convnextv2" {
-        "convnextv2"
-    } else {
-        "dinov2"
-    };
+    let architecture = config["model_type"]
+        .as_str()
+        .and_then(|t| {
+            Architecture::ALL
+                .iter()
+                .find(|a| a.model_types().contains(&t))
+        })
+        .map(|a| a.name())
+        .ok_or_else(|| {
+            ModelError::Config(format!(
+                "{}: config.json has no known model_type",
+                dir.display()
+            ))
+        })?;
     let ensemble = json!({"members": [{
         "name": name,
         "checkpoint": "model.safetensors",

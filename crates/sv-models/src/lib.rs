@@ -41,6 +41,7 @@ pub mod dinov2;
 pub mod ensemble;
 pub mod error;
 pub mod export;
+pub mod family;
 /// Fused CPU kernels for inference; public only for `benches/op_bench.rs`.
 #[doc(hidden)]
 pub mod fast_ops;
@@ -62,6 +63,7 @@ pub use device::device_by_name;
 pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, LoadOptions};
 pub use ensemble::{Ensemble, EnsembleSpec};
 pub use error::{ModelError, Result};
+pub use family::{BackboneModel, Family, FamilyFn, Logits, ParamGroup, ParamGroups};
 pub use preprocess::Preprocessor;
 pub use source::{LocalModel, Model, ModelSource};
 

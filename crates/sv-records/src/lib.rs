@@ -5,6 +5,8 @@
 //! - [`predlog`]: the prediction log's line schema ([`predlog::Entry`]), its files
 //!   (`predictions.jsonl` and the rotated `predictions-<ms>[-n].jsonl`), the stored
 //!   challenge images, and a reader that skips and counts torn lines.
+//! - [`card`]: the subnet's `model_card.json` ([`card::ModelCard`]), and the version and
+//!   submission time a miner reads from any card ([`card::CardStamp`]).
 //! - [`metrics`]: binary classification scores at the validator's decision rule
 //!   (`p > 0.5` is roadwork), the subnet's reward, and nearest-rank quantiles.
 //!
@@ -18,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod card;
 pub mod metrics;
 pub mod predlog;
 
@@ -41,6 +44,12 @@ pub enum RecordsError {
         line: usize,
         /// The cause.
         source: serde_json::Error,
+    },
+    /// A model card the subnet would refuse.
+    #[error("model card: {reason}")]
+    Card {
+        /// The field at fault and why.
+        reason: String,
     },
     /// A log directory without any log file.
     #[error("{}: no predictions.jsonl or rotated predictions-*.jsonl", .0.display())]

@@ -192,6 +192,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// One line of the main scores: images, accuracy, balanced accuracy, MCC, F1,
+    /// ROC-AUC (`-` when one class is absent), Brier score and ECE.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} images, accuracy {:.3}, balanced accuracy {:.3}, MCC {:.3}, F1 {:.3}, ROC-AUC {}, Brier {:.4}, ECE {:.4}",
+            self.samples,
+            self.accuracy,
+            self.balanced_accuracy,
+            self.mcc,
+            self.f1,
+            self.roc_auc.map_or("-".into(), |a| format!("{a:.3}")),
+            self.brier,
+            self.ece
+        )
+    }
+
     /// Score `(probability, is_roadwork)` pairs.
     pub fn of(pairs: &[(f64, bool)]) -> Self {
         let confusion = Confusion::of(pairs);

@@ -280,7 +280,7 @@ fn answer_handler(
             return Err((400, "the synapse has no image".to_string()));
         }
         let image = request.image;
-        let challenge = payload::decode(&image, &limits).map_err(|e| (400, e))?;
+        let challenge = payload::decode(&image, &limits).map_err(|e| (400, e.to_string()))?;
         // The gate passes only finite timeouts within its range; anything else maps to 0.
         let budget = Duration::try_from_secs_f64(caller.timeout).unwrap_or(Duration::ZERO);
         let deadline = started + budget.saturating_sub(margin);

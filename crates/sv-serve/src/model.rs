@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use sv_models::{Device, RoadworkClassifier};
+use sv_records::card::CardStamp;
 
 use crate::error::ServeError;
 
@@ -40,11 +41,11 @@ impl LoadedModel {
                     files: weights,
                     dir: card_dir,
                 } = LocalModel::load(path, device).map_err(|e| fail(e.into()))?;
-                let card = card_dir.and_then(|d| read_card(&d.join("model_card.json")));
+                let card = card_dir.and_then(|d| CardStamp::read(&d.join("model_card.json")));
                 let hash = hash_files(&weights).map_err(|e| fail(e.into()))?;
                 let created = card
                     .as_ref()
-                    .and_then(|c| c.get("submission_time")?.as_u64())
+                    .and_then(|c| c.submission_time)
                     .or_else(|| mtime(weights.last()?));
                 Ok(Self {
                     predictor,
@@ -67,7 +68,7 @@ impl LoadedModel {
                     .optional_model_file(repo, revision.as_deref(), "model_card.json")
                     .ok()
                     .flatten();
-                let card = card_path.as_deref().and_then(read_card);
+                let card = card_path.as_deref().and_then(CardStamp::read);
                 let weights = client
                     .model_file(repo, revision.as_deref(), "model.safetensors")
                     .map(|p| vec![p])
@@ -76,9 +77,7 @@ impl LoadedModel {
                 Ok(Self {
                     predictor: Model::Single(Box::new(classifier)),
                     version: version_string(card.as_ref(), &hash),
-                    created_unix: card
-                        .as_ref()
-                        .and_then(|c| c.get("submission_time")?.as_u64()),
+                    created_unix: card.as_ref().and_then(|c| c.submission_time),
                     source: source.clone(),
                 })
             }
@@ -92,12 +91,8 @@ impl LoadedModel {
     }
 }
 
-fn read_card(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-fn version_string(card: Option<&serde_json::Value>, hash: &str) -> String {
-    match card.and_then(|c| c.get("version")?.as_str().map(str::to_string)) {
+fn version_string(card: Option<&CardStamp>, hash: &str) -> String {
+    match card.and_then(|c| c.version.clone()) {
         Some(v) => format!("{v}+{hash}"),
         None => hash.to_string(),
     }

@@ -41,6 +41,12 @@ pub enum TrainError {
     /// The contrastive term could not be computed.
     #[error("hard negatives: {0}")]
     Contrastive(#[from] sv_contrastive::ContrastiveError),
+    /// A shared record (the model card) is invalid.
+    #[error(transparent)]
+    Records(#[from] sv_records::RecordsError),
+    /// Two models could not be compared on the same images.
+    #[error("{0}")]
+    Unpaired(String),
     /// Nothing to train or evaluate on.
     #[error("{0}")]
     Empty(String),

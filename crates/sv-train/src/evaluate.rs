@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sv_augment::Pipeline;
 use sv_data::{ImageBatcher, Sample};
 
+use crate::error::{Result, TrainError};
 use crate::finetune::{Logits, predict};
 use crate::metrics::{Report, nearest_rank};
 
@@ -154,14 +155,53 @@ pub struct AbReport {
     pub pass: bool,
 }
 
+/// A named set's per-image correctness: the candidate's, then production's.
+pub type PairedSet = (String, Vec<bool>, Vec<bool>);
+
+/// Per-image correctness (`p > 0.5` is roadwork) of a candidate and a production model,
+/// each with the pipeline that prepares its input, on each named set of samples: the
+/// input of [`ab_gate`].
+pub fn paired_correctness<C: Logits, P: Logits>(
+    candidate: (&C, Arc<Pipeline>),
+    production: (&P, Arc<Pipeline>),
+    sets: &[(String, Vec<Sample>)],
+    device: &Device,
+) -> Result<Vec<PairedSet>> {
+    let right = |pairs: Vec<(f64, bool)>| -> Vec<bool> {
+        pairs.into_iter().map(|(p, y)| (p > 0.5) == y).collect()
+    };
+    let mut out = Vec::with_capacity(sets.len());
+    for (name, samples) in sets {
+        let c = right(predict(
+            candidate.0,
+            samples,
+            candidate.1.clone(),
+            32,
+            device,
+        ));
+        let p = right(predict(
+            production.0,
+            samples,
+            production.1.clone(),
+            32,
+            device,
+        ));
+        if c.len() != p.len() {
+            return Err(TrainError::Unpaired(format!(
+                "set {name}: the models scored different numbers of images ({} and {}); \
+                 some images could be read for one pipeline and not the other",
+                c.len(),
+                p.len()
+            )));
+        }
+        out.push((name.clone(), c, p));
+    }
+    Ok(out)
+}
+
 /// Decide from per-image correctness of both models on the same images, grouped in named
 /// sets.
-pub fn ab_gate(
-    sets: &[(String, Vec<bool>, Vec<bool>)],
-    threshold_points: f64,
-    resamples: usize,
-    seed: u64,
-) -> AbReport {
+pub fn ab_gate(sets: &[PairedSet], threshold_points: f64, resamples: usize, seed: u64) -> AbReport {
     let mut cand = Vec::new();
     let mut prod = Vec::new();
     let mut rows = Vec::new();

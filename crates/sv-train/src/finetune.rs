@@ -10,19 +10,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::module::Module;
-use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 use sv_augment::{Pipeline, Step};
-use sv_data::{BalancedSampler, ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
-use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2Classifier, Network};
+use sv_data::{ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
+use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Family, FamilyFn, Network};
 
-use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of, values_of};
+use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, values_of};
 use crate::error::{Result, TrainError};
-use crate::hard_negatives::{HardNegativeTerm, HardNegatives};
+use crate::hard_negatives::HardNegatives;
 use crate::metrics::Report;
-use crate::optim::{AdamW, AdamWSettings, Dinov2Grouping, Group, Grouping, warmup_cosine};
 
 /// A fine-tuning run's settings. In a TOML file every key is optional; unknown keys are
 /// refused by name.
@@ -227,120 +225,7 @@ pub fn model_config(name: &str, drop_path: f64) -> Option<ConvNextV2Config> {
     Some(cfg)
 }
 
-/// A model that scores images.
-pub trait Logits {
-    /// Logits `[B, 2]` of normalised pixels `[B, 3, H, W]`.
-    fn logits(&self, pixels: Tensor<4>) -> Tensor<2>;
-}
-
-/// What a classifier needs to be trained here.
-pub trait Classifier: Module + Logits + Sized {
-    /// Its parameter groups.
-    fn grouping(&self) -> ModelGrouping;
-    /// Set the stochastic depth rate of the last block (linear from 0 over the blocks).
-    fn set_drop_path(&mut self, rate: f64);
-    /// The pooled features `[B, D]` the head reads, and the logits `[B, 2]`.
-    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>);
-}
-
-impl Logits for Network {
-    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.forward(pixels)
-    }
-}
-
-/// Parameter groups of the supported classifiers.
-#[derive(Debug, Clone)]
-pub enum ModelGrouping {
-    /// ConvNeXt-V2: stem 0, each block its own layer in order, head last.
-    ConvNext {
-        /// Blocks per stage.
-        depths: Vec<usize>,
-    },
-    /// DINOv2: embeddings 0, block i → i + 1, head last.
-    Dinov2(Dinov2Grouping),
-}
-
-impl Grouping for ModelGrouping {
-    fn group(&self, path: &str, rank: usize) -> Group {
-        match self {
-            ModelGrouping::Dinov2(g) => g.group(path, rank),
-            ModelGrouping::ConvNext { depths } => {
-                let last = depths.iter().sum::<usize>() + 1;
-                let field = path.strip_prefix("backbone.").unwrap_or(path);
-                let layer = if field.starts_with("stem") {
-                    0
-                } else if let Some(rest) = field.strip_prefix("stages.") {
-                    let mut parts = rest.split('.');
-                    let stage: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                    let before: usize = depths.iter().take(stage).sum();
-                    match (
-                        parts.next(),
-                        parts.next().and_then(|b| b.parse::<usize>().ok()),
-                    ) {
-                        (Some("blocks"), Some(j)) => before + j + 1,
-                        _ => before + 1,
-                    }
-                } else {
-                    last
-                };
-                Group {
-                    layer,
-                    decay: rank > 1,
-                }
-            }
-        }
-    }
-
-    fn last_layer(&self) -> usize {
-        match self {
-            ModelGrouping::Dinov2(g) => g.last_layer(),
-            ModelGrouping::ConvNext { depths } => depths.iter().sum::<usize>() + 1,
-        }
-    }
-}
-
-impl Logits for ConvNextV2Classifier {
-    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.forward(pixels)
-    }
-}
-
-impl Classifier for ConvNextV2Classifier {
-    fn grouping(&self) -> ModelGrouping {
-        ModelGrouping::ConvNext {
-            depths: self.backbone.config.depths.clone(),
-        }
-    }
-    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let (out, logits) = self.forward_all(pixels);
-        (out.pooled, logits)
-    }
-    fn set_drop_path(&mut self, rate: f64) {
-        self.backbone.set_drop_path(rate);
-    }
-}
-
-impl Logits for Dinov2Classifier {
-    fn logits(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.forward(pixels)
-    }
-}
-
-impl Classifier for Dinov2Classifier {
-    fn grouping(&self) -> ModelGrouping {
-        ModelGrouping::Dinov2(Dinov2Grouping {
-            depth: self.backbone.config.num_layers,
-        })
-    }
-    fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let (out, logits) = self.forward_all(pixels);
-        (self.head_features(&out), logits)
-    }
-    fn set_drop_path(&mut self, rate: f64) {
-        self.backbone.set_drop_path(rate);
-    }
-}
+pub use sv_models::Logits;
 
 /// What a run reports as it goes.
 #[derive(Debug, Clone)]
@@ -392,6 +277,16 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")
     }
+    /// The run's resolved config, read from [`config`](Self::config); an error names
+    /// the directory and asks whether it is a run directory.
+    pub fn read_config(&self) -> Result<FinetuneConfig> {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::Config {
+            source_name: self.root.display().to_string(),
+            reason: format!("reading {} (is this a run directory?): {e}", path.display()),
+        })?;
+        FinetuneConfig::from_toml(&text, &path.display().to_string())
+    }
     /// Metrics, one JSON object per line.
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
@@ -415,7 +310,7 @@ impl RunDir {
 }
 
 /// Append one JSON line to the metrics log and sync it.
-fn log_metrics(path: &Path, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn log_metrics(path: &Path, value: &serde_json::Value) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -427,7 +322,7 @@ fn log_metrics(path: &Path, value: &serde_json::Value) -> Result<()> {
 
 /// Keep only the metric lines up to `step` (a resumed run redoes the steps after its
 /// checkpoint), rewriting the log atomically; a torn last line is dropped.
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+pub(crate) fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -500,7 +395,7 @@ impl Data {
     }
 }
 
-fn seed_for(seed: u64, step: u64) -> u64 {
+pub(crate) fn seed_for(seed: u64, step: u64) -> u64 {
     let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -510,7 +405,7 @@ fn seed_for(seed: u64, step: u64) -> u64 {
 /// A pipeline that only resizes to `size × size` with PIL's bicubic (validation, and the
 /// `ConvNextImageProcessor` an export declares), with `normalise` of the training
 /// pipeline.
-fn eval_pipeline(train: &Pipeline, size: u32) -> Pipeline {
+pub(crate) fn eval_pipeline(train: &Pipeline, size: u32) -> Pipeline {
     Pipeline {
         steps: vec![Step::ResizeTo {
             width: size,
@@ -540,12 +435,10 @@ pub fn eval_pipeline_for(config: &FinetuneConfig) -> Result<Pipeline> {
 pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> Result<Network> {
     let ck = Checkpoint::load(&run.model())?;
     // The run's own weights replace whatever it started from.
-    Ok(
-        match initial_model(&config.without_incremental(), device)? {
-            Network::ConvNextV2(m) => Network::ConvNextV2(load_params(m, &ck.model, &run.model())?),
-            Network::Dinov2(m) => Network::Dinov2(load_params(m, &ck.model, &run.model())?),
-        },
-    )
+    initial_model(&config.without_incremental(), device)?.apply(LoadParams {
+        values: &ck.model,
+        file: &run.model(),
+    })
 }
 
 /// A model to score and the pipeline that prepares its input: a run directory (its
@@ -556,9 +449,7 @@ pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> 
         root: path.to_path_buf(),
     };
     if run.config().exists() {
-        let at = run.config();
-        let text = std::fs::read_to_string(&at).map_err(|e| TrainError::io(&at, e))?;
-        let config = FinetuneConfig::from_toml(&text, &at.display().to_string())?;
+        let config = run.read_config()?;
         let model = load_trained(&run, &config, device)?;
         return Ok((model, eval_pipeline_for(&config)?));
     }
@@ -651,9 +542,51 @@ pub fn finetune(
     } else {
         config.clone()
     };
-    match initial_model(&start, device)? {
-        Network::ConvNextV2(m) => train_loop(m, config, data, run, resume, device, events),
-        Network::Dinov2(m) => train_loop(m, config, data, run, resume, device, events),
+    initial_model(&start, device)?.apply(TrainLoop {
+        config,
+        data,
+        run,
+        resume,
+        device,
+        events,
+    })
+}
+
+/// A network of any family with parameters replaced by `values` (read from `file`).
+struct LoadParams<'a> {
+    values: &'a crate::checkpoint::Values,
+    file: &'a Path,
+}
+
+impl FamilyFn for LoadParams<'_> {
+    type Output = Result<Network>;
+    fn apply<F: Family>(self, model: F) -> Result<Network> {
+        Ok(load_params(model, self.values, self.file)?.into())
+    }
+}
+
+/// The training loop on whichever family the initial network is.
+struct TrainLoop<'a> {
+    config: &'a FinetuneConfig,
+    data: &'a Data,
+    run: &'a RunDir,
+    resume: bool,
+    device: &'a Device,
+    events: &'a mut dyn FnMut(Event),
+}
+
+impl FamilyFn for TrainLoop<'_> {
+    type Output = Result<Report>;
+    fn apply<F: Family>(self, model: F) -> Result<Report> {
+        crate::train_loop::train_loop(
+            model,
+            self.config,
+            self.data,
+            self.run,
+            self.resume,
+            self.device,
+            self.events,
+        )
     }
 }
 
@@ -691,12 +624,10 @@ pub fn initial_model(config: &FinetuneConfig, device: &Device) -> Result<Network
         } else {
             &ck.ema
         };
-        return Ok(
-            match initial_model(&config.without_incremental(), device)? {
-                Network::ConvNextV2(m) => Network::ConvNextV2(load_params(m, weights, &file)?),
-                Network::Dinov2(m) => Network::Dinov2(load_params(m, weights, &file)?),
-            },
-        );
+        return initial_model(&config.without_incremental(), device)?.apply(LoadParams {
+            values: weights,
+            file: &file,
+        });
     }
     if let Some(cfg) = model_config(&config.model, config.drop_path) {
         return Ok(Network::ConvNextV2(ConvNextV2Classifier::with_new_head(
@@ -726,10 +657,7 @@ pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Network> {
     };
     // A timm head on the CLS token or the average-pooled patches is replaced: the
     // export's transformers layout has a head on concat(CLS, mean patch) only.
-    let exportable = match &net {
-        Network::Dinov2(m) => m.head_input == sv_models::dinov2::HeadInput::ClsAndMeanPatch,
-        Network::ConvNextV2(_) => true,
-    };
+    let exportable = net.head_on_pooled();
     // The labels of config.json beside the file; one that cannot be read keeps no head.
     let config = sv_models::find_sidecar(path, "config.json");
     let labels = match &config {
@@ -746,279 +674,6 @@ pub fn start_from_checkpoint(path: &Path, device: &Device) -> Result<Network> {
         Some(index) if net.num_labels() == 2 => net.with_roadwork_as_label_one(index)?,
         _ => net.into_backbone().with_new_head(2),
     })
-}
-
-fn train_loop<M: Classifier>(
-    mut model: M,
-    config: &FinetuneConfig,
-    data: &Data,
-    run: &RunDir,
-    resume: bool,
-    device: &Device,
-    events: &mut dyn FnMut(Event),
-) -> Result<Report> {
-    let pipeline = Arc::new(Pipeline::load(&config.augment)?);
-    let plain = Arc::new(eval_pipeline(&pipeline, config.image_size));
-    let mut train_pipeline = (*pipeline).clone();
-    train_pipeline.steps.push(Step::ResizeTo {
-        width: config.image_size,
-        height: config.image_size,
-        filter: sv_augment::Filter::Bicubic,
-    });
-    let train_pipeline = Arc::new(train_pipeline);
-    let settings = AdamWSettings {
-        weight_decay: config.weight_decay,
-        layer_decay: config.layer_decay,
-        clip: (config.clip > 0.0).then_some(config.clip),
-        backbone_scale: config.backbone_lr / config.lr,
-        ..AdamWSettings::default()
-    };
-    let mut optim = AdamW::new(settings, model.grouping());
-    let config_text = config.to_toml();
-    let mut ema: Option<crate::checkpoint::Values> = (config.ema > 0.0).then(|| params_of(&model));
-    let mut position = Position {
-        epoch: 0,
-        batch: 0,
-        step: 0,
-    };
-    let mut term = config
-        .hard_negatives
-        .clone()
-        .map(|h| HardNegativeTerm::new(h, config.seed));
-    if resume && run.checkpoint().exists() {
-        let ck = Checkpoint::load(&run.checkpoint())?;
-        if ck.meta.get("config").map(String::as_str) != Some(config_text.as_str()) {
-            return Err(TrainError::Checkpoint {
-                path: run.checkpoint(),
-                reason: "was written by a run with another config; resume with the run's own \
-                         config.toml or start a new run directory"
-                    .into(),
-            });
-        }
-        if let Some(term) = term.as_mut() {
-            term.restore(&ck, &run.checkpoint())?;
-        }
-        model = load_params(model, &ck.model, &run.checkpoint())?;
-        optim.state = ck.moments;
-        if config.ema > 0.0 {
-            ema = Some(ck.ema);
-        }
-        position = ck.position;
-        truncate_metrics(&run.metrics(), position.step)?;
-        events(Event::Resumed { position });
-    } else {
-        // A fresh run starts a fresh log.
-        let _ = std::fs::remove_file(run.metrics());
-        let _ = std::fs::remove_file(run.checkpoint());
-    }
-    atomic_write(&run.config(), config_text.as_bytes())?;
-
-    let n = data.train.len();
-    let per_epoch = n.div_ceil(config.batch_size) as u64;
-    let total = per_epoch * config.epochs;
-    let labels: Vec<Label> = data.train.iter().map(|s| s.label).collect();
-    let sampler = BalancedSampler::new(&labels, config.seed)?;
-    let batcher = Arc::new(ImageBatcher::augmenting(train_pipeline, config.seed));
-    let dataset = Arc::new(SampleDataset::new(data.train.clone()));
-    let save = |model: &M,
-                optim: &AdamW<ModelGrouping>,
-                ema: &Option<crate::checkpoint::Values>,
-                term: &Option<HardNegativeTerm>,
-                position: Position|
-     -> Result<()> {
-        let mut meta = std::collections::BTreeMap::new();
-        meta.insert("config".to_string(), config_text.clone());
-        let mut ck = Checkpoint {
-            model: params_of(model),
-            moments: optim.state.clone(),
-            ema: ema.clone().unwrap_or_default(),
-            extra: Default::default(),
-            position,
-            meta,
-        };
-        if let Some(term) = term {
-            term.save_into(&mut ck);
-        }
-        ck.save(&run.checkpoint())
-    };
-    let mut last_report = None;
-    let mut last_pairs: Vec<(f64, bool)> = Vec::new();
-    for epoch in position.epoch..config.epochs {
-        batcher.set_epoch(epoch);
-        let failed_before = batcher.failed();
-        let order: Vec<usize> = if config.balanced {
-            sampler.epoch(epoch, n)
-        } else {
-            let mut idx: Vec<usize> = (0..n).collect();
-            idx.sort_by_key(|&i| seed_for(config.seed ^ epoch, i as u64));
-            idx
-        };
-        let skip = if epoch == position.epoch {
-            position.batch as usize * config.batch_size
-        } else {
-            0
-        };
-        let remaining: Vec<usize> = order.into_iter().skip(skip).collect();
-        let mut batch_index = if epoch == position.epoch {
-            position.batch
-        } else {
-            0
-        };
-        for batch in epoch_batches(
-            dataset.clone(),
-            batcher.clone(),
-            remaining,
-            config.batch_size,
-            2,
-            device.clone(),
-        ) {
-            // Drop path draws from the device's generator: seed it per step so a resumed
-            // run draws what the uninterrupted one did.
-            device.seed(seed_for(config.seed, position.step));
-            let b = batch.ids.len();
-            let targets = values_of(batch.targets.clone());
-            let mut onehot = vec![0f32; b * 2];
-            for (i, t) in targets.iter().enumerate() {
-                onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
-            }
-            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
-            let (features, logits) = match term {
-                Some(_) => {
-                    let (f, l) = model.features_logits(batch.pixels);
-                    (Some(f), l)
-                }
-                None => (None, model.logits(batch.pixels)),
-            };
-            let mut loss = (log_softmax(logits, 1) * onehot)
-                .sum()
-                .div_scalar(-(b.max(1) as f32));
-            let ce_value = f64::from(loss.clone().into_scalar::<f32>());
-            let mut contrastive = None;
-            if let (Some(term), Some(features)) = (term.as_mut(), features) {
-                let labels: Vec<u8> = targets.iter().map(|t| u8::from(*t > 0.5)).collect();
-                let part = term.step(features, &labels, &batch.ids, position.step)?;
-                loss = loss + part.loss;
-                contrastive = Some(part.value);
-            }
-            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-            let grads = loss.backward();
-            let lr = warmup_cosine(
-                position.step,
-                config.warmup_steps,
-                total,
-                config.lr,
-                config.lr * config.min_lr_ratio,
-            );
-            let (next, report) = optim.step(model, lr, &grads);
-            model = next;
-            if let Some(avg) = ema.as_mut() {
-                let d = config.ema as f32;
-                for (k, (_, v)) in params_of(&model) {
-                    if let Some((_, a)) = avg.get_mut(&k) {
-                        for (a, v) in a.iter_mut().zip(&v) {
-                            *a = d * *a + (1.0 - d) * v;
-                        }
-                    }
-                }
-            }
-            position.step += 1;
-            batch_index += 1;
-            position.batch = batch_index;
-            let mut line = serde_json::json!({
-                "step": position.step, "epoch": epoch, "loss": loss_value, "lr": lr,
-                "grad_norm": report.grad_norm,
-            });
-            if let Some(c) = contrastive {
-                line["ce"] = ce_value.into();
-                line["contrastive"] = c.into();
-            }
-            log_metrics(&run.metrics(), &line)?;
-            events(Event::Step {
-                step: position.step,
-                total,
-                loss: loss_value,
-                lr,
-            });
-            if position.step.is_multiple_of(config.checkpoint_every) && batch_index < per_epoch {
-                save(&model, &optim, &ema, &term, position)?;
-                events(Event::Checkpoint {
-                    path: run.checkpoint(),
-                    position,
-                });
-            }
-        }
-        let valid = match &ema {
-            Some(avg) => load_params(model.valid(), avg, &run.checkpoint())?,
-            None => model.valid(),
-        };
-        let pairs = predict(
-            &valid,
-            &data.val,
-            plain.clone(),
-            config.batch_size,
-            &device.clone().inner(),
-        );
-        let report = Report::of(&pairs);
-        last_pairs = pairs;
-        let left_out = batcher.failed() - failed_before;
-        log_metrics(
-            &run.metrics(),
-            &serde_json::json!({
-                "step": position.step, "epoch": epoch, "val": report,
-                "train_images_left_out": left_out,
-            }),
-        )?;
-        events(Event::Epoch {
-            epoch,
-            report: Box::new(report.clone()),
-            left_out,
-        });
-        last_report = Some(report);
-        position = Position {
-            epoch: epoch + 1,
-            batch: 0,
-            step: position.step,
-        };
-        save(&model, &optim, &ema, &term, position)?;
-        events(Event::Checkpoint {
-            path: run.checkpoint(),
-            position,
-        });
-    }
-    let final_params = ema.clone().unwrap_or_else(|| params_of(&model));
-    let final_ck = Checkpoint {
-        model: final_params,
-        moments: Default::default(),
-        ema: Default::default(),
-        extra: Default::default(),
-        position,
-        meta: [("config".to_string(), config_text.clone())].into(),
-    };
-    final_ck.save(&run.model())?;
-    let report = match last_report {
-        Some(r) => r,
-        None => {
-            let valid = match &ema {
-                Some(avg) => load_params(model.valid(), avg, &run.model())?,
-                None => model.valid(),
-            };
-            Report::of(&predict(
-                &valid,
-                &data.val,
-                plain,
-                config.batch_size,
-                &device.clone().inner(),
-            ))
-        }
-    };
-    atomic_write(
-        &run.eval(),
-        serde_json::to_string_pretty(&report)
-            .expect("serialisable")
-            .as_bytes(),
-    )?;
-    write_plots(run, &report, &last_pairs)?;
-    Ok(report)
 }
 
 /// Loss per step and validation accuracy and MCC per epoch from the run's metric log,

@@ -8,7 +8,8 @@
 //! - [`evaluate`]: metrics per source, batch-1 latency, the paired-bootstrap A/B gate.
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`,
 //!   `Dinov2WithRegistersForImageClassification`), its configs and the subnet's card.
-//! - [`finetune`]: the resumable fine-tuning loop and its run directory.
+//! - [`finetune`]: the resumable fine-tuning run, its config and run directory; the
+//!   loop itself is `train_loop`'s named steps.
 //! - [`hard_negatives`]: the auxiliary contrastive term with synthetic hard negatives.
 //! - [`plot`]: PNG charts of a run (loss, validation metrics, ROC, confusion matrix).
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
@@ -42,5 +43,6 @@ pub mod plot;
 pub mod probe;
 pub mod publish;
 pub mod quickstart;
+mod train_loop;
 
 pub use error::{Result, TrainError};

@@ -11,17 +11,11 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// Where a parameter falls: its layer id and whether weight decay applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Group {
-    /// Layer id (0 = embeddings).
-    pub layer: usize,
-    /// Weight decay applies.
-    pub decay: bool,
-}
+pub use sv_models::ParamGroup as Group;
 
 /// Assigns each parameter (by its module path, e.g. `backbone.blocks.3.mlp.fc1.weight`,
 /// and its rank) to a [`Group`]; also says how many layer ids there are (`last + 1`).
+/// A model's own groups are [`sv_models::Family::param_groups`].
 pub trait Grouping {
     /// The group of a parameter.
     fn group(&self, path: &str, rank: usize) -> Group;
@@ -29,45 +23,12 @@ pub trait Grouping {
     fn last_layer(&self) -> usize;
 }
 
-/// Groups for the DINOv2 classifier (`backbone.*`, `head.*`) with `depth` blocks.
-#[derive(Debug, Clone, Copy)]
-pub struct Dinov2Grouping {
-    /// Number of transformer blocks.
-    pub depth: usize,
-}
-
-impl Grouping for Dinov2Grouping {
+impl Grouping for sv_models::ParamGroups {
     fn group(&self, path: &str, rank: usize) -> Group {
-        const EMBEDDINGS: [&str; 6] = [
-            "patch_weight",
-            "patch_bias",
-            "cls_token",
-            "register_tokens",
-            "pos_embed",
-            "mask_token",
-        ];
-        let field = path.strip_prefix("backbone.").unwrap_or(path);
-        let layer = if EMBEDDINGS.iter().any(|e| field.starts_with(e)) {
-            0
-        } else if let Some(rest) = field.strip_prefix("blocks.") {
-            rest.split('.')
-                .next()
-                .and_then(|i| i.parse::<usize>().ok())
-                .map_or(self.depth + 1, |i| i + 1)
-        } else {
-            self.depth + 1
-        };
-        let token = ["cls_token", "register_tokens", "pos_embed", "mask_token"]
-            .iter()
-            .any(|t| field.starts_with(t));
-        Group {
-            layer,
-            decay: rank > 1 && !token,
-        }
+        sv_models::ParamGroups::group(self, path, rank)
     }
-
     fn last_layer(&self) -> usize {
-        self.depth + 1
+        sv_models::ParamGroups::last_layer(self)
     }
 }
 
@@ -321,7 +282,9 @@ mod tests {
 
     #[test]
     fn dinov2_groups() {
-        let g = Dinov2Grouping { depth: 12 };
+        use sv_models::{Dinov2, Dinov2Classifier, Dinov2Config, Family};
+        let backbone = Dinov2::random(&Dinov2Config::small(), &Default::default());
+        let g = Dinov2Classifier::with_new_head(backbone, 2).param_groups();
         for (path, rank, layer, decay) in [
             ("backbone.cls_token", 3, 0, false),
             ("backbone.patch_weight", 4, 0, true),

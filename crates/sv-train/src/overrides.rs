@@ -86,7 +86,7 @@ impl FinetuneConfig {
                         .into(),
                 });
             }
-            return read_config(&run.config(), "--resume");
+            return run.read_config();
         }
         let base = match (file, &overrides.incremental) {
             (Some(path), _) => read_config(path, "--config")?,

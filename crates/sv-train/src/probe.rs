@@ -50,6 +50,22 @@ pub fn cache_key(arch: Architecture, checkpoint: &Path, pre: &Preprocessor) -> R
 }
 
 impl FeatureCache {
+    /// The cached features of `samples` in order, as ids and one row-major matrix, and
+    /// how many samples have none (images that could not be read).
+    pub fn matrix(&self, samples: &[Sample]) -> (Vec<String>, Vec<f32>, usize) {
+        let (mut ids, mut values, mut missing) = (vec![], vec![], 0);
+        for s in samples {
+            match self.rows.get(&s.id) {
+                Some(row) => {
+                    ids.push(s.id.clone());
+                    values.extend_from_slice(row);
+                }
+                None => missing += 1,
+            }
+        }
+        (ids, values, missing)
+    }
+
     /// Open the cache file `dir/features-<key>.safetensors` (empty when absent).
     pub fn open(dir: &Path, key: &str) -> Result<Self> {
         let path = dir.join(format!("features-{key}.safetensors"));

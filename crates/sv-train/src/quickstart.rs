@@ -102,3 +102,20 @@ pub fn prepare(
     };
     Ok((Data::from_samples(samples)?, test, config))
 }
+
+/// After training: the finished run's model scored on the held-out `test` split (never
+/// seen in training or model selection) and exported in the transformers layout to
+/// `layout.export`. Gives the test report.
+pub fn test_and_export(
+    layout: &Layout,
+    run: &crate::finetune::RunDir,
+    config: &FinetuneConfig,
+    test: &[sv_data::Sample],
+    device: &burn::tensor::Device,
+) -> Result<crate::metrics::Report> {
+    let model = crate::finetune::load_trained(run, config, device)?;
+    let pipeline = std::sync::Arc::new(crate::finetune::eval_pipeline_for(config)?);
+    let pairs = crate::finetune::predict(&model, test, pipeline, 64, device);
+    crate::export::export_network(&model, config.image_size, None, &layout.export)?;
+    Ok(crate::metrics::Report::of(&pairs))
+}

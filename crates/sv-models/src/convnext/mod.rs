@@ -2,11 +2,13 @@
 
 mod config;
 pub mod export;
+pub mod family;
 mod kernels;
 mod load;
 mod model;
 
 pub use config::{ConvNextV2Config, DW_KERNEL, GRN_EPS, NORM_EPS};
+pub use family::param_groups;
 pub use kernels::{bias_gelu_grn, dwconv7_norm};
 pub use load::{ConvNextLayout, ConvNextLoadOptions, detect_convnext_layout};
 pub use model::{

@@ -20,12 +20,10 @@ use crate::classify::{
 use crate::error::{ModelError, Result};
 use crate::preprocess::Preprocessor;
 
-/// Default weight of a member by architecture: DINOv2 0.6, ConvNeXt-V2 0.4.
+/// Default weight of a member by architecture ([`Architecture::ensemble_weight`]:
+/// DINOv2 0.6, ConvNeXt-V2 0.4).
 pub fn default_weight(arch: Architecture) -> f64 {
-    match arch {
-        Architecture::Dinov2 => 0.6,
-        Architecture::ConvNextV2 => 0.4,
-    }
+    arch.ensemble_weight()
 }
 
 /// One member as stored in the ensemble file. Paths are relative to the file's folder.
@@ -93,32 +91,34 @@ impl EnsembleSpec {
         let text = crate::read_text(path)?;
         let spec: Self = serde_json::from_str(&text)
             .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
-        spec.validate()
-            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+        spec.validate(&format!("{}: ", path.display()))?;
         Ok(spec)
     }
 
     /// Write the ensemble file atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.validate().map_err(ModelError::Config)?;
+        self.validate("")?;
         let mut text = serde_json::to_string_pretty(self)
             .map_err(|e| ModelError::Config(format!("ensemble: {e}")))?;
         text.push('\n');
         crate::atomic_write(path, text.as_bytes())
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Refuse an ensemble without members, or with a negative weight or a
+    /// non-positive temperature; the message starts with `at`.
+    fn validate(&self, at: &str) -> Result<()> {
+        let bad = |reason: String| Err(ModelError::Config(format!("{at}{reason}")));
         if self.members.is_empty() {
-            return Err("an ensemble needs at least one member".into());
+            return bad("an ensemble needs at least one member".into());
         }
         for m in &self.members {
             if let Some(w) = m.weight
                 && !(w.is_finite() && w >= 0.0)
             {
-                return Err(format!("member `{}`: weight {w} is not ≥ 0", m.name));
+                return bad(format!("member `{}`: weight {w} is not ≥ 0", m.name));
             }
             if !(m.temperature.is_finite() && m.temperature > 0.0) {
-                return Err(format!(
+                return bad(format!(
                     "member `{}`: temperature {} is not > 0",
                     m.name, m.temperature
                 ));
@@ -168,7 +168,7 @@ impl Ensemble {
 
     /// Load the members of `spec`, resolving relative paths against `base`.
     pub fn from_spec(spec: EnsembleSpec, base: &Path, device: &Device) -> Result<Self> {
-        spec.validate().map_err(ModelError::Config)?;
+        spec.validate("")?;
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
