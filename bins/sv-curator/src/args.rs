@@ -1,4 +1,6 @@
-//! The command line of `sv-curator`: its subcommands and their flags.
+//! `sv-curator`'s command line: its subcommands and their flags. The doc comments are
+//! the `--help` text, written for the terminal, not as rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

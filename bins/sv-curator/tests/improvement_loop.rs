@@ -58,7 +58,7 @@ fn trained(run: &Path) -> (Network, FinetuneConfig) {
 fn probabilities(run: &Path, samples: &[Sample]) -> Vec<f64> {
     let (model, config) = trained(run);
     let pipeline = Arc::new(eval_pipeline_for(&config).unwrap());
-    let out = predict(&model, samples, pipeline, 32, &sv_models::Device::default());
+    let out = predict(&model, samples, pipeline, 32, &sv_models::Device::default()).unwrap();
     assert_eq!(out.len(), samples.len(), "every image scored");
     out.into_iter().map(|(p, _)| p).collect()
 }
@@ -91,7 +91,7 @@ fn mined_failures_and_hard_negatives_fix_the_weak_models_failure_mode() {
     let (_, _, mut config) = sv_train::quickstart::prepare(&quick, 40, 1, 3).unwrap();
     let mut base = sv_data::synthetic::generate(&d.join("base"), 1600, 64, 11).unwrap();
     base.retain(|smp| scene(smp) != "hard_negative");
-    sv_data::assign_splits(&mut base, &SplitFractions::default(), 11).unwrap();
+    sv_data::assign_splits(&mut base, &SplitFractions::default(), 12).unwrap();
     let base_manifest = d.join("base.jsonl");
     sv_data::write_manifest(&base_manifest, base.iter()).unwrap();
     config.epochs = 20;

@@ -66,8 +66,12 @@ pub(crate) struct FinetuneArgs {
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
     /// Continue the run in --run-dir from its last checkpoint (with its own config.toml).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub(crate) resume: bool,
+    /// Start a new run in a --run-dir that holds one already, replacing it (without
+    /// this or --resume, such a directory is refused).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Model to start from: a Hugging Face model ORG/NAME[@REV] (DINOv2 with registers
     /// or ConvNeXt-V2, e.g. facebook/convnextv2-atto-1k-224; downloaded into the shared HF
     /// cache), a local checkpoint of either family, or a ConvNeXt-V2 with random weights

@@ -60,6 +60,10 @@ fn run_finetune(a: FinetuneArgs) -> Result<()> {
         hard_negatives: a.hard_negatives,
     };
     let config = FinetuneConfig::layered(&run, a.resume, a.config.as_deref(), &overrides)?;
+    if !a.resume {
+        sv_train::finetune::refuse_own_source(&config, &run)?;
+        run.prepare_new(a.force)?;
+    }
     let samples = sv_data::read_manifest(&a.manifest)?;
     let data = Data::from_samples(samples)?;
     let device = training_device(&a.device)?;
@@ -168,7 +172,7 @@ fn run_eval(a: EvalArgs) -> Result<bool> {
         32,
         &device,
         a.latency,
-    );
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(true);

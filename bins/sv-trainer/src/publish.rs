@@ -24,9 +24,13 @@ pub struct PublishArgs {
     /// File of model names other miners already use (one per line).
     #[arg(long)]
     taken_names: Option<PathBuf>,
-    /// The run's eval.json (held-out metrics for the commit message and README).
+    /// Metrics for the commit message and README: a run's eval.json (its validation
+    /// split) or the `overall` of `sv-trainer eval --json`.
     #[arg(long)]
     eval: Option<PathBuf>,
+    /// The split --eval was measured on, named in the commit message and README.
+    #[arg(long, default_value = "validation")]
+    eval_split: String,
     /// Create the repository private.
     #[arg(long)]
     private: bool,
@@ -47,18 +51,28 @@ pub fn run_publish(a: PublishArgs) -> Result<bool> {
         None => Vec::new(),
     };
     let report: Option<Report> = match &a.eval {
-        Some(p) => Some(
-            serde_json::from_slice(
+        Some(p) => {
+            let mut v: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
             )
-            .with_context(|| format!("{} is not an eval.json", p.display()))?,
-        ),
+            .with_context(|| format!("{} is not JSON", p.display()))?;
+            if let Some(overall) = v.get_mut("overall") {
+                v = overall.take();
+            }
+            Some(serde_json::from_value(v).with_context(|| {
+                format!(
+                    "{} is neither a run's eval.json nor `sv-trainer eval --json` output",
+                    p.display()
+                )
+            })?)
+        }
         None => None,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let plan = sv_train::publish::plan(&a.export, &a.hotkey, now, &taken, report.as_ref())?;
+    let metrics = report.as_ref().map(|r| (r, a.eval_split.as_str()));
+    let plan = sv_train::publish::plan(&a.export, &a.hotkey, now, &taken, metrics)?;
     let settings = sv_hub::HubSettings::from_env();
     println!(
         "will publish to {}/{} ({}):",

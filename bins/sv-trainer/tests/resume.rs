@@ -371,6 +371,75 @@ fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
     assert_eq!(r["pass"].as_bool(), Some(false));
 }
 
+/// A manifest none of whose images can be read (say, read from another directory than
+/// its relative paths assume) is an error naming the first image, never a panic; a
+/// partly readable one is scored on what can be read.
+#[test]
+fn eval_and_ab_name_unreadable_images_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, run) = one_epoch_run(dir.path(), &[]);
+    let mut samples = sv_data::read_manifest(&manifest).unwrap();
+    samples.retain(|s| s.split == Some(sv_data::Split::Test));
+    let gone = dir.path().join("gone.jsonl");
+    let mut missing = samples.clone();
+    for s in &mut missing {
+        s.location = sv_data::Location::File {
+            path: dir.path().join("nowhere").join(format!("{}.png", s.id)),
+        };
+    }
+    sv_data::write_manifest(&gone, missing.iter()).unwrap();
+    let out = Command::new(BIN)
+        .args(["eval", "--latency", "3", "--model"])
+        .arg(&run)
+        .arg("--manifest")
+        .arg(&gone)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "none of the {} images could be read",
+            samples.len()
+        )) && err.contains("nowhere"),
+        "{err}"
+    );
+    let set = format!("gone={}", gone.display());
+    let out = Command::new(BIN)
+        .args(["ab", "--set", &set, "--candidate"])
+        .arg(&run)
+        .arg("--production")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("could be read"), "{err}");
+
+    // Half the images gone, the first among them: scored on the rest, latency too.
+    let half = dir.path().join("half.jsonl");
+    let mut partly = samples.clone();
+    for s in partly.iter_mut().step_by(2) {
+        s.location = sv_data::Location::File {
+            path: dir.path().join("nowhere.png"),
+        };
+    }
+    sv_data::write_manifest(&half, partly.iter()).unwrap();
+    let out = succeed(
+        Command::new(BIN)
+            .args(["eval", "--json", "--latency", "3", "--model"])
+            .arg(&run)
+            .arg("--manifest")
+            .arg(&half),
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        e["overall"]["samples"].as_u64(),
+        Some((samples.len() / 2) as u64)
+    );
+    assert_eq!(e["latency"]["images"].as_u64(), Some(3));
+}
+
 #[test]
 fn finetunes_from_dinov2_and_convnext_checkpoints() {
     use sv_models::Network;
@@ -442,7 +511,27 @@ fn an_incremental_run_starts_from_the_source_runs_weights() {
             .args(extra);
         c
     };
+    let fails = |c: &mut Command, words: &[&str]| {
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && words.iter().all(|w| err.contains(w)),
+            "{err}"
+        );
+    };
     succeed(&mut incremental(&next, &["--hard-negatives"]));
+    // A finished run is not overwritten by accident: --resume or --force.
+    let model = std::fs::read(next.join("model.safetensors")).unwrap();
+    fails(
+        &mut incremental(&next, &["--hard-negatives"]),
+        &["holds a run already", "--resume", "--force"],
+    );
+    assert_eq!(
+        std::fs::read(next.join("model.safetensors")).unwrap(),
+        model,
+        "the refused run changed nothing"
+    );
+    succeed(&mut incremental(&next, &["--hard-negatives", "--force"]));
     let cfg = FinetuneConfig::from_toml(
         &std::fs::read_to_string(next.join("config.toml")).unwrap(),
         "config.toml",
@@ -484,14 +573,6 @@ fn an_incremental_run_starts_from_the_source_runs_weights() {
         "{first}"
     );
 
-    let fails = |c: &mut Command, words: &[&str]| {
-        let out = c.output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            !out.status.success() && words.iter().all(|w| err.contains(w)),
-            "{err}"
-        );
-    };
     fails(
         &mut incremental(&source, &[]),
         &["incremental", "own directory"],

@@ -169,6 +169,17 @@ pub enum Location {
     },
 }
 
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File { path } => write!(f, "{}", path.display()),
+            Location::Parquet { path, row, column } => {
+                write!(f, "{} (row {row}, column {column})", path.display())
+            }
+        }
+    }
+}
+
 impl Location {
     /// The encoded image bytes.
     pub fn read(&self) -> crate::Result<Vec<u8>> {

@@ -48,7 +48,7 @@ pub fn evaluate<M: Logits>(
     batch_size: usize,
     device: &Device,
     latency_images: usize,
-) -> Evaluation {
+) -> Result<Evaluation> {
     let mut by_source: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for s in samples {
         by_source
@@ -59,17 +59,18 @@ pub fn evaluate<M: Logits>(
     let mut all = Vec::new();
     let mut reports = BTreeMap::new();
     for (source, group) in by_source {
-        let pairs = predict(model, &group, pipeline.clone(), batch_size, device);
+        let pairs = predict(model, &group, pipeline.clone(), batch_size, device)?;
         reports.insert(source, Report::of(&pairs));
         all.extend(pairs);
     }
     let latency = (latency_images > 0 && !samples.is_empty())
-        .then(|| time_batch_one(model, samples, pipeline, device, latency_images));
-    Evaluation {
+        .then(|| time_batch_one(model, samples, pipeline, device, latency_images))
+        .flatten();
+    Ok(Evaluation {
         overall: Report::of(&all),
         by_source: reports,
         latency,
-    }
+    })
 }
 
 fn time_batch_one<M: Logits>(
@@ -78,15 +79,21 @@ fn time_batch_one<M: Logits>(
     pipeline: Arc<Pipeline>,
     device: &Device,
     n: usize,
-) -> Latency {
+) -> Option<Latency> {
     use burn::data::dataloader::batcher::Batcher;
     let batcher = ImageBatcher::augmenting(pipeline, 0);
-    let inputs: Vec<_> = samples
+    // The first n + 3 images that can be read, repeated when there are fewer.
+    let singles: Vec<_> = samples
         .iter()
-        .cycle()
         .take(n + 3)
-        .map(|s| batcher.batch(vec![s.clone()], device).pixels)
+        .map(|s| batcher.batch(vec![s.clone()], device))
+        .filter(|b| !b.ids.is_empty())
+        .map(|b| b.pixels)
         .collect();
+    if singles.is_empty() {
+        return None;
+    }
+    let inputs: Vec<_> = singles.iter().cycle().take(n + 3).cloned().collect();
     let mut times = Vec::with_capacity(n);
     for (i, x) in inputs.into_iter().enumerate() {
         let t = Instant::now();
@@ -97,12 +104,12 @@ fn time_batch_one<M: Logits>(
         }
     }
     times.sort_by(f64::total_cmp);
-    Latency {
+    Some(Latency {
         images: times.len(),
         p50_ms: nearest_rank(&times, 0.5),
         p95_ms: nearest_rank(&times, 0.95),
         p99_ms: nearest_rank(&times, 0.99),
-    }
+    })
 }
 
 /// The paired bootstrap of `mean(candidate) − mean(production)` over the same images
@@ -178,14 +185,14 @@ pub fn paired_correctness<C: Logits, P: Logits>(
             candidate.1.clone(),
             32,
             device,
-        ));
+        )?);
         let p = right(predict(
             production.0,
             samples,
             production.1.clone(),
             32,
             device,
-        ));
+        )?);
         if c.len() != p.len() {
             return Err(TrainError::Unpaired(format!(
                 "set {name}: the models scored different numbers of images ({} and {}); \

@@ -277,6 +277,40 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")
     }
+    /// Whether the directory holds a run already: its config, a checkpoint or final
+    /// weights.
+    pub fn holds_run(&self) -> bool {
+        [self.config(), self.checkpoint(), self.model()]
+            .iter()
+            .any(|p| p.exists())
+    }
+    /// Make way for a new run: refuse a directory that [holds a run](Self::holds_run)
+    /// unless `force`; with `force`, remove its final weights and evaluation first, so
+    /// a new run killed early leaves no old result that looks like its own (the new run
+    /// replaces the log and checkpoint as it starts).
+    pub fn prepare_new(&self, force: bool) -> Result<()> {
+        if !self.holds_run() {
+            return Ok(());
+        }
+        if !force {
+            return Err(TrainError::Config {
+                source_name: self.root.display().to_string(),
+                reason: "holds a run already (config.toml, checkpoint or model.safetensors); \
+                         continue it with --resume, give a new --run-dir, or replace it with \
+                         --force"
+                    .into(),
+            });
+        }
+        for path in [self.model(), self.eval()] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(TrainError::io(&path, e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
     /// The run's resolved config, read from [`config`](Self::config); an error names
     /// the directory and asks whether it is a run directory.
     pub fn read_config(&self) -> Result<FinetuneConfig> {
@@ -477,14 +511,15 @@ pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> 
 }
 
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
-/// labels.
+/// labels. A batch whose images could not be read is skipped; when no image at all could
+/// be read, the error names how many there were and why the first failed.
 pub fn predict<M: Logits>(
     model: &M,
     samples: &[Sample],
     pipeline: Arc<Pipeline>,
     batch_size: usize,
     device: &Device,
-) -> Vec<(f64, bool)> {
+) -> Result<Vec<(f64, bool)>> {
     let batcher = Arc::new(ImageBatcher::augmenting(pipeline, 0));
     let dataset = Arc::new(SampleDataset::new(samples.to_vec()));
     let mut out = Vec::with_capacity(samples.len());
@@ -496,13 +531,35 @@ pub fn predict<M: Logits>(
         2,
         device.clone(),
     ) {
+        if batch.ids.is_empty() {
+            continue;
+        }
         let values = values_of(softmax(model.logits(batch.pixels), 1));
         let targets = values_of(batch.targets);
         for (i, t) in targets.iter().enumerate() {
             out.push((f64::from(values[i * 2 + 1]), *t > 0.5));
         }
     }
-    out
+    match samples.first() {
+        Some(first) if out.is_empty() => Err(TrainError::Empty(format!(
+            "none of the {} images could be read; the first, {}: {}",
+            samples.len(),
+            first.location,
+            why_unreadable(first)
+        ))),
+        _ => Ok(out),
+    }
+}
+
+/// Why `sample`'s image cannot be used: the read or decode error.
+fn why_unreadable(sample: &Sample) -> String {
+    match sample.location.read() {
+        Err(e) => e.to_string(),
+        Ok(bytes) => match sv_data::decode_image(&bytes, sv_data::DEFAULT_MAX_PIXELS) {
+            Err(e) => e.to_string(),
+            Ok(_) => "read and decoded, but the pipeline gave no image".into(),
+        },
+    }
 }
 
 /// Train `config` on `data` in `run`, from scratch or (with `resume`) from the run's
@@ -517,22 +574,7 @@ pub fn finetune(
     events: &mut dyn FnMut(Event),
 ) -> Result<Report> {
     config.validate("<config>")?;
-    if let Some(source) = &config.incremental {
-        let file = incremental_source(Path::new(source));
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        if file.parent().is_some_and(|p| same(p, &run.root)) {
-            return Err(TrainError::Config {
-                source_name: "<config>".into(),
-                reason: format!(
-                    "incremental: {source} is this run's own directory; give the new run \
-                     a directory of its own"
-                ),
-            });
-        }
-    }
+    refuse_own_source(config, run)?;
     std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
     device.seed(config.seed);
     // A resumed run takes its weights from its checkpoint: an incremental run's source
@@ -588,6 +630,27 @@ impl FamilyFn for TrainLoop<'_> {
             self.events,
         )
     }
+}
+
+/// Refuse an incremental run whose source is the run's own directory.
+pub fn refuse_own_source(config: &FinetuneConfig, run: &RunDir) -> Result<()> {
+    if let Some(source) = &config.incremental {
+        let file = incremental_source(Path::new(source));
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if file.parent().is_some_and(|p| same(p, &run.root)) {
+            return Err(TrainError::Config {
+                source_name: "<config>".into(),
+                reason: format!(
+                    "incremental: {source} is this run's own directory; give the new run \
+                     a directory of its own"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The model a run starts from: a checkpoint (its two-label head kept, else a new zero

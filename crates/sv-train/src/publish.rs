@@ -1,7 +1,8 @@
 //! What `sv-trainer publish` sends: the export directory's files, checked first as earlier
 //! validators checked a submission (the card's `submitted_by` is the publishing hotkey,
 //! `submission_time` is recent, `model_name` is not one already taken), with a README
-//! model card and a commit message that carry the version and the held-out metrics.
+//! model card and a commit message that carry the version and the metrics, naming the
+//! split they were measured on.
 
 use std::path::{Path, PathBuf};
 
@@ -44,13 +45,14 @@ fn refuse(reason: String) -> TrainError {
 }
 
 /// Check `export` for publication by `hotkey` at `now` (Unix seconds); `taken` lists
-/// model names other miners use; `metrics` is the run's held-out evaluation if known.
+/// model names other miners use; `metrics` is an evaluation if known, with the name of
+/// the split it was measured on (a run's `eval.json` is its `validation` split).
 pub fn plan(
     export: &Path,
     hotkey: &str,
     now: u64,
     taken: &[String],
-    metrics: Option<&Report>,
+    metrics: Option<(&Report, &str)>,
 ) -> Result<Plan> {
     let card_path = export.join("model_card.json");
     let text = std::fs::read(&card_path).map_err(|e| {
@@ -94,9 +96,9 @@ pub fn plan(
             return Err(refuse(format!("{} is missing", path.display())));
         }
     }
-    let figures = metrics.map(|r| {
+    let figures = metrics.map(|(r, split)| {
         format!(
-            "accuracy {:.4}, MCC {:.4}, ROC-AUC {}, subnet reward {:.4} on {} held-out images",
+            "accuracy {:.4}, MCC {:.4}, ROC-AUC {}, subnet reward {:.4} on {} {split} images",
             r.accuracy,
             r.mcc,
             r.roc_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
@@ -113,7 +115,7 @@ pub fn plan(
         card.description, card.submitted_by, card.submission_time
     );
     let readme = format!(
-        "---\nlibrary_name: transformers\npipeline_tag: image-classification\ntags:\n- streetvision\n- bittensor\n- roadwork\n---\n\n# {}\n\n{}\n\n- version: {}\n- architecture: {}\n- submitted by: `{}`\n- held-out metrics: {}\n\nA roadwork classifier for the StreetVision subnet (netuid 72). `model_card.json` is the subnet's card.\n",
+        "---\nlibrary_name: transformers\npipeline_tag: image-classification\ntags:\n- streetvision\n- bittensor\n- roadwork\n---\n\n# {}\n\n{}\n\n- version: {}\n- architecture: {}\n- submitted by: `{}`\n- metrics: {}\n\nA roadwork classifier for the StreetVision subnet (netuid 72). `model_card.json` is the subnet's card.\n",
         card.model_name,
         card.description,
         card.version,
@@ -163,7 +165,7 @@ mod tests {
         let now = 1_800_000_000;
         let dir = export(now - 60);
         let report = Report::of(&[(0.9, true), (0.2, false), (0.7, false)]);
-        let plan = plan(dir.path(), HOTKEY, now, &[], Some(&report)).unwrap();
+        let plan = plan(dir.path(), HOTKEY, now, &[], Some((&report, "validation"))).unwrap();
         let remote: Vec<&str> = plan.files.iter().map(|(_, r)| r.as_str()).collect();
         assert_eq!(
             remote,
@@ -181,6 +183,11 @@ mod tests {
             plan.summary
         );
         assert!(plan.readme.contains("library_name: transformers") && plan.readme.contains(HOTKEY));
+        assert!(
+            plan.summary.ends_with("on 3 validation images") && !plan.summary.contains("held-out"),
+            "{}",
+            plan.summary
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn test_and_export(
 ) -> Result<crate::metrics::Report> {
     let model = crate::finetune::load_trained(run, config, device)?;
     let pipeline = std::sync::Arc::new(crate::finetune::eval_pipeline_for(config)?);
-    let pairs = crate::finetune::predict(&model, test, pipeline, 64, device);
+    let pairs = crate::finetune::predict(&model, test, pipeline, 64, device)?;
     crate::export::export_network(&model, config.image_size, None, &layout.export)?;
     Ok(crate::metrics::Report::of(&pairs))
 }

@@ -249,6 +249,13 @@ impl<'a, M: Family> Training<'a, M> {
             2,
             self.device.clone(),
         ) {
+            if batch.ids.is_empty() {
+                // No image of the batch could be read: nothing to step on. The batch
+                // still counts, so a resumed run skips the same samples.
+                batch_index += 1;
+                self.position.batch = batch_index;
+                continue;
+            }
             let (next, step) = self.step(model, batch.pixels, batch.targets, &batch.ids)?;
             model = next;
             self.update_ema(&model);
@@ -377,13 +384,13 @@ impl<'a, M: Family> Training<'a, M> {
         plain: Arc<Pipeline>,
         source: &std::path::Path,
     ) -> Result<Vec<(f64, bool)>> {
-        Ok(predict(
+        predict(
             &self.evaluated(model, source)?,
             &data.val,
             plain,
             self.config.batch_size,
             &self.device.clone().inner(),
-        ))
+        )
     }
 
     /// Write the run's checkpoint at its position (atomically).

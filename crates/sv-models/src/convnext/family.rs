@@ -1,4 +1,4 @@
-//! ConvNeXt-V2 as a registered [`Family`](crate::family::Family): detection, loading,
+//! ConvNeXt-V2 as a registered [`Family`]: detection, loading,
 //! parameter groups and export.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! DINOv2 with registers as a registered [`Family`](crate::family::Family): detection,
+//! DINOv2 with registers as a registered [`Family`]: detection,
 //! loading, parameter groups and export.
 
 use std::path::Path;
