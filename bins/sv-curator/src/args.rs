@@ -65,6 +65,10 @@ pub struct IngestArgs {
     /// A miner's log directory (`predictions*.jsonl`, `images/` from --store-images).
     #[arg(long, value_name = "DIR")]
     pub miner_log: Vec<PathBuf>,
+    /// Labels of the challenges sent to that miner (`sv-miner challenge --labels`),
+    /// joined to its log by image id (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub challenge_labels: Vec<PathBuf>,
     /// Follow symbolic links inside --folder and --synthetic folders (each folder is
     /// walked once, so a link cycle ends). Without it, links are skipped and counted.
     #[arg(long)]
@@ -134,6 +138,11 @@ pub struct MineArgs {
     /// The miner's log directory.
     #[arg(long)]
     pub log: PathBuf,
+    /// Labels of challenges sent to the miner (`sv-miner challenge --labels`), joined
+    /// to the log by image id so wrong answers are found, not only unsure ones
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub challenge_labels: Vec<PathBuf>,
     /// Index of the log's images (`ingest --miner-log` then `embed`).
     #[arg(long)]
     pub log_index: PathBuf,

@@ -91,8 +91,9 @@ fn ingest(a: IngestArgs) -> Result<()> {
         }
         batches.push(s);
     }
+    let labels = sv_records::labels::read_labels(&a.challenge_labels)?;
     for dir in &a.miner_log {
-        let (s, c) = sv_curate::ingest::from_prediction_log(dir)?;
+        let (s, c) = sv_curate::ingest::from_prediction_log(dir, &labels)?;
         eprintln!("{}: {c}", dir.display());
         batches.push(s);
     }
@@ -199,7 +200,12 @@ fn dedup(a: DedupArgs) -> Result<()> {
 }
 
 fn mine(a: MineArgs) -> Result<()> {
-    let answers = sv_records::predlog::read_log(&a.log)?;
+    let mut answers = sv_records::predlog::read_log(&a.log)?;
+    let labels = sv_records::labels::read_labels(&a.challenge_labels)?;
+    let joined = sv_records::labels::apply_labels(&mut answers, &labels);
+    if !a.challenge_labels.is_empty() {
+        eprintln!("{joined} answers labelled from the challenge labels");
+    }
     let failures = sv_curate::mine::failures(&answers, a.min_confidence);
     let log_index = sv_index::store::load_any(&a.log_index)?;
     let log_index = log_index.as_ref();

@@ -112,6 +112,52 @@ fn the_curation_loop_runs_from_files() {
         logged.iter().filter(|s| s.label != Label::Unknown).count(),
         4
     );
+    // Challenge labels join the log by image id: the unlabelled third answer gets its
+    // image's label; a label the validator sent is kept.
+    let third = sv_data::content_id(&std::fs::read(file_of(&challenges[2])).unwrap());
+    let y = i64::from(challenges[2].label == Label::Roadwork);
+    let first = sv_data::content_id(&std::fs::read(file_of(&challenges[0])).unwrap());
+    let labels_file = d.join("challenge-labels.jsonl");
+    sv_records::labels::write_labels(
+        &labels_file,
+        &[
+            sv_records::labels::ChallengeLabel {
+                image_sha256: third.clone(),
+                label: y,
+                source_id: None,
+                level: Some(1),
+            },
+            sv_records::labels::ChallengeLabel {
+                image_sha256: first.clone(),
+                label: 1 - i64::from(challenges[0].label == Label::Roadwork),
+                source_id: None,
+                level: None,
+            },
+        ],
+    )
+    .unwrap();
+    let joined_manifest = d.join("log-joined.jsonl");
+    ok(&[
+        "ingest",
+        "--out",
+        s(&joined_manifest),
+        "--miner-log",
+        s(&log_dir),
+        "--challenge-labels",
+        s(&labels_file),
+    ]);
+    let joined = sv_data::read_manifest(&joined_manifest).unwrap();
+    let label_of = |id: &str| joined.iter().find(|x| x.id == id).unwrap().label;
+    assert_eq!(label_of(&third), challenges[2].label);
+    assert_eq!(
+        label_of(&first),
+        challenges[0].label,
+        "the validator's label stays"
+    );
+    assert_eq!(
+        joined.iter().filter(|s| s.label != Label::Unknown).count(),
+        5
+    );
 
     // embed (a second run takes every feature from the cache)
     let ckpt = backbone(d);

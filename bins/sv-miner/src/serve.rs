@@ -211,6 +211,11 @@ pub struct ChallengeArgs {
     /// Write the full report (every exchange) as JSON here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write each challenge's label here (JSON Lines), keyed by the SHA-256 of the bytes
+    /// sent, the id the miner logs: `sv-curator ingest --challenge-labels` and `mine
+    /// --challenge-labels` join it to the miner's log to find its wrong answers.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
 }
 
 pub fn challenge(args: ChallengeArgs) -> Result<()> {
@@ -305,6 +310,15 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
         sv_fs::atomic_write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.labels {
+        let labels = report.labels();
+        sv_records::labels::write_labels(path, &labels)?;
+        println!(
+            "{} challenge labels written to {}",
+            labels.len(),
+            path.display()
+        );
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ fn challenge_scores_every_answer_the_miner_logged() {
         ),
     );
     let report_path = dir.path().join("report.json");
+    let labels_path = dir.path().join("labels.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
         .args(["challenge", "--miner", &miner.axon.to_string()])
         .args(["--miner-hotkey", &miner_key().ss58])
@@ -36,6 +37,8 @@ fn challenge_scores_every_answer_the_miner_logged() {
         .args(["--concurrency", "3", "--seed", "5"])
         .arg("--report")
         .arg(&report_path)
+        .arg("--labels")
+        .arg(&labels_path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -118,4 +121,35 @@ fn challenge_scores_every_answer_the_miner_logged() {
     logged.sort_by(f32::total_cmp);
     sent.sort_by(f32::total_cmp);
     assert_eq!(logged, sent);
+
+    // The challenge labels are keyed by the ids the miner logged, with each source
+    // image's label: the join that finds wrong answers.
+    let labels = sv_records::labels::read_labels(&[&labels_path]).unwrap();
+    let logged_ids: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(log_dir.join("predictions.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["image_sha256"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    assert_eq!(
+        labels
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        logged_ids
+    );
+    let text = std::fs::read_to_string(&labels_path).unwrap();
+    for line in text.lines() {
+        let l: sv_records::labels::ChallengeLabel = serde_json::from_str(line).unwrap();
+        let source = scenes
+            .iter()
+            .find(|s| Some(&s.id) == l.source_id.as_ref())
+            .unwrap();
+        assert_eq!(Some(l.label as f32), source.label.target(), "{line}");
+    }
 }

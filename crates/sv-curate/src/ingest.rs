@@ -136,11 +136,16 @@ impl std::fmt::Display for LogCount {
 }
 
 /// The challenges of a miner's log directory as samples (source `miner_log`): one per
-/// stored image, labelled when a validator sent a label, with the latest answer's
-/// prediction, validator, model version and time in the metadata.
-pub fn from_prediction_log(dir: &Path) -> Result<(Vec<Sample>, LogCount), CurateError> {
+/// stored image, labelled when a validator sent a label or, failing that, when
+/// `labels` (challenge labels by image id, [`sv_records::labels`]) has one, with the
+/// latest answer's prediction, validator, model version and time in the metadata.
+pub fn from_prediction_log(
+    dir: &Path,
+    labels: &std::collections::HashMap<String, i64>,
+) -> Result<(Vec<Sample>, LogCount), CurateError> {
     let log = read_log_counted(dir)?;
-    let answers = log.entries;
+    let mut answers = log.entries;
+    sv_records::labels::apply_labels(&mut answers, labels);
     let mut latest: BTreeMap<String, &Entry> = BTreeMap::new();
     for a in &answers {
         latest.insert(a.image_sha256.clone(), a);

@@ -39,13 +39,16 @@ pub struct Failure {
 }
 
 /// The failures among `answers` (latest answer per image): wrong where labelled;
-/// otherwise unsure, labelled or not, when confidence < `min_confidence`.
+/// otherwise unsure, labelled or not, when confidence < `min_confidence`. Wrong answers
+/// come first (the most confident mistakes first), then unsure ones (the least
+/// confident first). Labels the log lacks can be joined first from the challenges'
+/// labels ([`sv_records::labels::apply_labels`]).
 pub fn failures(answers: &[Entry], min_confidence: f32) -> Vec<Failure> {
     let mut latest: std::collections::BTreeMap<&str, &Entry> = Default::default();
     for a in answers {
         latest.insert(&a.image_sha256, a);
     }
-    latest
+    let mut found = latest
         .into_values()
         .filter_map(|a| {
             let said = a.prediction >= 0.5;
@@ -61,7 +64,15 @@ pub fn failures(answers: &[Entry], min_confidence: f32) -> Vec<Failure> {
                 label: a.label,
             })
         })
-        .collect()
+        .collect::<Vec<_>>();
+    let confidence = |f: &Failure| (f.prediction - 0.5).abs();
+    found.sort_by(|a, b| match (a.reason, b.reason) {
+        (Reason::Wrong, Reason::Unsure) => std::cmp::Ordering::Less,
+        (Reason::Unsure, Reason::Wrong) => std::cmp::Ordering::Greater,
+        (Reason::Wrong, Reason::Wrong) => confidence(b).total_cmp(&confidence(a)),
+        (Reason::Unsure, Reason::Unsure) => confidence(a).total_cmp(&confidence(b)),
+    });
+    found
 }
 
 /// The hard cases of [`hard_cases`], and the neighbours left out because they belong
@@ -80,7 +91,8 @@ pub struct HardCases {
 /// embeddings), its `k` nearest labelled pool samples (at similarity ≥
 /// `min_similarity`), marked `hard_case`, or `hard_negative` when a no-roadwork
 /// neighbour of a roadwork-looking failure, with the failure and similarity recorded in
-/// the metadata. Each pool sample appears once (its most similar failure). A neighbour
+/// the metadata, in the failures' order. Each pool sample appears once (its most
+/// similar failure). A neighbour
 /// keeps its split; one in the validation or test split is left out (and counted), so
 /// mining never moves a held-out image into training.
 pub fn hard_cases(
@@ -122,6 +134,18 @@ pub fn hard_cases(
             }
         }
     }
+    // In the failures' order (wrong answers first), most similar first.
+    let rank: std::collections::HashMap<&str, usize> = failures
+        .iter()
+        .enumerate()
+        .map(|(r, f)| (f.id.as_str(), r))
+        .collect();
+    let mut best: Vec<(usize, (f32, &Failure))> = best.into_iter().collect();
+    best.sort_by(|(_, (sa, fa)), (_, (sb, fb))| {
+        rank[fa.id.as_str()]
+            .cmp(&rank[fb.id.as_str()])
+            .then(sb.total_cmp(sa))
+    });
     let mut out = HardCases::default();
     for (i, (score, f)) in best {
         match pool[i].split {
@@ -186,8 +210,45 @@ mod tests {
             got,
             vec![
                 ("a", Reason::Wrong),
-                ("c", Reason::Unsure),
-                ("f", Reason::Unsure)
+                ("f", Reason::Unsure),
+                ("c", Reason::Unsure)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_answer_known_from_challenge_labels_ranks_above_unsure_ones() {
+        // The log has no labels (mainnet validators send none); the challenge's labels
+        // say the confident 0.9 on "x" was wrong.
+        let mut answers = vec![
+            answer("u1", 0.55, None),
+            answer("x", 0.9, None),
+            answer("u2", 0.45, None),
+            answer("y", 0.8, None),
+            answer("z", 0.35, None),
+        ];
+        assert!(
+            failures(&answers, 0.2)
+                .iter()
+                .all(|f| f.reason == Reason::Unsure)
+        );
+        let labels = std::collections::HashMap::from([
+            ("x".to_string(), 0),
+            ("y".to_string(), 1),
+            ("z".to_string(), 1),
+        ]);
+        assert_eq!(sv_records::labels::apply_labels(&mut answers, &labels), 3);
+        let got: Vec<(String, Reason)> = failures(&answers, 0.2)
+            .into_iter()
+            .map(|f| (f.id, f.reason))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("x".to_string(), Reason::Wrong),
+                ("z".to_string(), Reason::Wrong),
+                ("u1".to_string(), Reason::Unsure),
+                ("u2".to_string(), Reason::Unsure),
             ]
         );
     }

@@ -7,6 +7,8 @@
 //!   challenge images, and a reader that skips and counts torn lines.
 //! - [`card`]: the subnet's `model_card.json` ([`card::ModelCard`]), and the version and
 //!   submission time a miner reads from any card ([`card::CardStamp`]).
+//! - [`labels`]: the labels of the challenges `sv-miner challenge` sent, keyed by the
+//!   id the miner logs, and their join with a log.
 //! - [`metrics`]: binary classification scores at the validator's decision rule
 //!   (`p > 0.5` is roadwork), the subnet's reward, and nearest-rank quantiles.
 //!
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod card;
+pub mod labels;
 pub mod metrics;
 pub mod predlog;
 
@@ -44,6 +47,16 @@ pub enum RecordsError {
         line: usize,
         /// The cause.
         source: serde_json::Error,
+    },
+    /// A complete line that holds a value out of range.
+    #[error("{}:{line}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
     },
     /// A model card the subnet would refuse.
     #[error("model card: {reason}")]

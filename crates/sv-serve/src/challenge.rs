@@ -51,6 +51,9 @@ pub struct Exchange {
     pub roadwork: bool,
     /// The augmentation level used.
     pub level: u8,
+    /// SHA-256 hex of the challenge bytes sent: the id the miner logs for it (none
+    /// when no challenge could be made).
+    pub sent_sha256: Option<String>,
     /// HTTP status (0: no response).
     pub status: u16,
     /// The answer, when valid (in [0, 1]).
@@ -174,6 +177,7 @@ fn exchange(
         id: sample.id().to_string(),
         roadwork,
         level,
+        sent_sha256: None,
         status: 0,
         prediction: None,
         latency_ms: 0.0,
@@ -204,10 +208,29 @@ fn exchange(
         id: sample.id().to_string(),
         roadwork,
         level,
+        sent_sha256: Some(sv_image::content_id(&jpeg)),
         status: answer.status,
         prediction,
         latency_ms: answer.latency.as_secs_f64() * 1e3,
         message,
+    }
+}
+
+impl ChallengeReport {
+    /// The label of every challenge sent, keyed by the id the miner logs for it, to
+    /// join with the miner's prediction log ([`sv_records::labels`]).
+    pub fn labels(&self) -> Vec<sv_records::labels::ChallengeLabel> {
+        self.exchanges
+            .iter()
+            .filter_map(|e| {
+                Some(sv_records::labels::ChallengeLabel {
+                    image_sha256: e.sent_sha256.clone()?,
+                    label: i64::from(e.roadwork),
+                    source_id: Some(e.id.clone()),
+                    level: Some(e.level),
+                })
+            })
+            .collect()
     }
 }
 
