@@ -30,10 +30,12 @@ pub(crate) enum Command {
     /// accuracy, balanced accuracy, MCC, F1, ROC-AUC, Brier, ECE and the confusion
     /// matrix, overall and per source, and the latency at batch 1.
     Eval(EvalArgs),
-    /// Compare a candidate with the model in production on the same held-out sets: a
-    /// paired bootstrap of the accuracy difference. Exits 0 only when the candidate is
-    /// better by at least --threshold points and the 95 % interval excludes zero (1 when
-    /// it is not, 2 on errors), so a daily loop can gate deployment on it.
+    /// Compare a candidate with the model in production on the same held-out sets, as
+    /// they are and as validator challenges (levels 0–3, 224² JPEG q75, fixed seeds):
+    /// the subnet's reward, (0.5·max(0, MCC) + 0.5·accuracy)³, on the validator-style
+    /// sets decides, with a paired bootstrap. The improvement asked falls with
+    /// production's age, to "not worse" at 90 days. Exits 0 to deploy the candidate, 1
+    /// to keep production, 2 on errors, so a daily loop can gate deployment on it.
     Ab(AbArgs),
     /// Fit an ensemble file's member weights and temperatures (minimum log-loss) on a
     /// manifest split and save them back (atomically) with a record of the fit.
@@ -184,9 +186,18 @@ pub(crate) struct AbArgs {
     /// Split of each manifest to use: test, val, train or all.
     #[arg(long, default_value = "test")]
     pub(crate) split: String,
-    /// Required improvement in accuracy points.
+    /// Improvement in subnet-reward points (1 point = 0.01 of reward) asked of a
+    /// candidate against a new production model; it falls linearly to 0 ("not worse")
+    /// as production reaches 90 days.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) threshold: f64,
+    /// Production's age in days [default: from its model_card.json's submission_time;
+    /// unknown counts as new].
+    #[arg(long)]
+    pub(crate) production_age_days: Option<f64>,
+    /// Seed of the validator-style challenges drawn from each set's images.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) challenge_seed: u64,
     /// Bootstrap resamples.
     #[arg(long, default_value_t = 2000)]
     pub(crate) resamples: usize,

@@ -215,34 +215,36 @@ fn run_ab(a: AbArgs) -> Result<bool> {
         let samples = sv_data::read_labelled_split(std::path::Path::new(path), &a.split)?;
         sets.push((name.to_string(), samples));
     }
-    let sets = sv_train::evaluate::paired_correctness(
+    let scored = sv_train::gate::score_sets(
         (&cand, cand_pipe),
         (&prod, prod_pipe),
         &sets,
+        a.challenge_seed,
         &device,
     )?;
-    let report = sv_train::evaluate::ab_gate(&sets, a.threshold, a.resamples, a.seed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let age = a
+        .production_age_days
+        .or_else(|| sv_train::gate::age_days_of(&a.production, now));
+    let settings = sv_train::gate::GateSettings {
+        base_points: a.threshold,
+        resamples: a.resamples,
+        seed: a.seed,
+    };
+    let report = sv_train::gate::reward_gate(&scored, age, &settings)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for (name, c, p, n) in &report.sets {
+        for s in &report.sets {
+            let (c, p) = (s.candidate, s.production);
             println!(
-                "{name}: {n} images, candidate {:.3}, production {:.3}",
-                c, p
+                "{}: {} images; accuracy {:.3} vs {:.3}, MCC {:.3} vs {:.3}, reward {:.3} vs {:.3} (candidate vs production)",
+                s.name, s.images, c.accuracy, p.accuracy, c.mcc, p.mcc, c.reward, p.reward
             );
         }
-        println!(
-            "difference {:+.2} points, 95 % interval [{:+.2}, {:+.2}], threshold {:.2}: {}",
-            report.difference_points,
-            report.interval_points.0,
-            report.interval_points.1,
-            report.threshold_points,
-            if report.pass {
-                "deploy the candidate"
-            } else {
-                "keep production"
-            }
-        );
+        println!("{}", report.reason);
     }
     Ok(report.pass)
 }

@@ -367,8 +367,44 @@ fn eval_reports_per_source_and_ab_keeps_production_when_nothing_changed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["difference_points"].as_f64(), Some(0.0));
+    assert_eq!(r["reward_difference_points"].as_f64(), Some(0.0));
     assert_eq!(r["pass"].as_bool(), Some(false));
+    // Each set named, clean and as validator challenges; the decision on the latter.
+    let names: Vec<&str> = r["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["synthetic", "synthetic/validator"]);
+    assert_eq!(r["decided_on"], serde_json::json!(["synthetic/validator"]));
+    assert_eq!(r["sets"][1]["images"], r["sets"][0]["images"]);
+    // Production of unknown age counts as new; 120 days old, an equal candidate is
+    // deployed.
+    assert_eq!(r["required_points"].as_f64(), Some(1.0));
+    let out = Command::new(BIN)
+        .args([
+            "ab",
+            "--json",
+            "--production-age-days",
+            "120",
+            "--set",
+            &set,
+        ])
+        .arg("--candidate")
+        .arg(&run)
+        .arg("--production")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["required_points"].as_f64(), Some(0.0));
 }
 
 /// A manifest none of whose images can be read (say, read from another directory than

@@ -70,6 +70,24 @@ impl Default for ValidatorSettings {
 }
 
 impl ValidatorSettings {
+    /// The challenge a validator would make from an image's encoded `bytes`: the level
+    /// drawn and the JPEG sent (quality 75 when the settings give no quality), or why
+    /// the image cannot be used.
+    pub fn challenge(&self, bytes: &[u8], rng: &mut AugRng) -> Result<(u8, Vec<u8>), String> {
+        let img = sv_image::decode_image(bytes, sv_image::DEFAULT_MAX_PIXELS)
+            .map_err(|e| e.to_string())?
+            .to_rgb8();
+        let level = self.draw_level(rng);
+        let plain = ValidatorSettings {
+            quality: 0,
+            ..self.clone()
+        };
+        let out = plain.apply_level(&img, level, rng);
+        let quality = if self.quality == 0 { 75 } else { self.quality };
+        let jpeg = crate::ops::jpeg_encode(&out, quality).ok_or("image too large for JPEG")?;
+        Ok((level, jpeg))
+    }
+
     /// Draw a level by its probability.
     pub fn draw_level(&self, rng: &mut AugRng) -> u8 {
         let u = rng.unit() * self.levels.iter().sum::<f64>();

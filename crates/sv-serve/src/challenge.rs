@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sv_augment::ops::jpeg_encode;
 use sv_augment::rng::AugRng;
 use sv_augment::validator::ValidatorSettings;
 use sv_axon::dendrite::{Dendrite, Target};
@@ -97,29 +96,14 @@ pub trait ChallengeImage: Sync {
     fn bytes(&self) -> Result<Vec<u8>, String>;
 }
 
-/// A challenge made from an image's encoded `bytes`: the level drawn and the JPEG.
+/// A challenge made from an image's encoded `bytes`: the level drawn and the JPEG
+/// ([`ValidatorSettings::challenge`]).
 pub fn make_challenge(
     bytes: &[u8],
     settings: &ValidatorSettings,
     rng: &mut AugRng,
 ) -> Result<(u8, Vec<u8>), String> {
-    let img = sv_image::decode_image(bytes, sv_image::DEFAULT_MAX_PIXELS)
-        .map_err(|e| e.to_string())?
-        .to_rgb8();
-    let level = settings.draw_level(rng);
-    let plain = ValidatorSettings {
-        quality: 0,
-        ..settings.clone()
-    };
-    let out = plain.apply_level(&img, level, rng);
-    // Challenges are always JPEG: quality 0 (no encoding in a pipeline) means 75 here.
-    let quality = if settings.quality == 0 {
-        75
-    } else {
-        settings.quality
-    };
-    let jpeg = jpeg_encode(&out, quality).ok_or("image too large for JPEG")?;
-    Ok((level, jpeg))
+    settings.challenge(bytes, rng)
 }
 
 /// Challenge `target` with every labelled image, signing with `hotkey`; `progress` gets

@@ -1,6 +1,6 @@
-//! Evaluation and the A/B gate: metrics overall and per source, latency at batch 1, and a
-//! paired bootstrap of the accuracy difference between a candidate and the model in
-//! production on the same held-out images.
+//! Evaluation: metrics overall and per source, latency at batch 1, ensemble fitting, and
+//! the paired bootstrap of an accuracy difference between two models on the same images
+//! (the deploy decision itself is [`crate::gate`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sv_augment::Pipeline;
 use sv_data::{ImageBatcher, Sample};
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::finetune::{Logits, predict};
 use crate::metrics::{Report, nearest_rank};
 
@@ -147,88 +147,6 @@ pub fn paired_bootstrap(
     )
 }
 
-/// The A/B verdict on one or more held-out sets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AbReport {
-    /// Per set: name, candidate accuracy, production accuracy, images.
-    pub sets: Vec<(String, f64, f64, usize)>,
-    /// Accuracy difference over all sets, in points (candidate − production).
-    pub difference_points: f64,
-    /// 95 % paired-bootstrap interval of the difference, in points.
-    pub interval_points: (f64, f64),
-    /// Required difference, in points.
-    pub threshold_points: f64,
-    /// The candidate is better by at least the threshold and the interval excludes zero.
-    pub pass: bool,
-}
-
-/// A named set's per-image correctness: the candidate's, then production's.
-pub type PairedSet = (String, Vec<bool>, Vec<bool>);
-
-/// Per-image correctness (`p > 0.5` is roadwork) of a candidate and a production model,
-/// each with the pipeline that prepares its input, on each named set of samples: the
-/// input of [`ab_gate`].
-pub fn paired_correctness<C: Logits, P: Logits>(
-    candidate: (&C, Arc<Pipeline>),
-    production: (&P, Arc<Pipeline>),
-    sets: &[(String, Vec<Sample>)],
-    device: &Device,
-) -> Result<Vec<PairedSet>> {
-    let right = |pairs: Vec<(f64, bool)>| -> Vec<bool> {
-        pairs.into_iter().map(|(p, y)| (p > 0.5) == y).collect()
-    };
-    let mut out = Vec::with_capacity(sets.len());
-    for (name, samples) in sets {
-        let c = right(predict(
-            candidate.0,
-            samples,
-            candidate.1.clone(),
-            32,
-            device,
-        )?);
-        let p = right(predict(
-            production.0,
-            samples,
-            production.1.clone(),
-            32,
-            device,
-        )?);
-        if c.len() != p.len() {
-            return Err(TrainError::Unpaired(format!(
-                "set {name}: the models scored different numbers of images ({} and {}); \
-                 some images could be read for one pipeline and not the other",
-                c.len(),
-                p.len()
-            )));
-        }
-        out.push((name.clone(), c, p));
-    }
-    Ok(out)
-}
-
-/// Decide from per-image correctness of both models on the same images, grouped in named
-/// sets.
-pub fn ab_gate(sets: &[PairedSet], threshold_points: f64, resamples: usize, seed: u64) -> AbReport {
-    let mut cand = Vec::new();
-    let mut prod = Vec::new();
-    let mut rows = Vec::new();
-    for (name, c, p) in sets {
-        let acc = |v: &[bool]| v.iter().filter(|&&x| x).count() as f64 / v.len().max(1) as f64;
-        rows.push((name.clone(), acc(c), acc(p), c.len()));
-        cand.extend_from_slice(c);
-        prod.extend_from_slice(p);
-    }
-    let (diff, lo, hi) = paired_bootstrap(&cand, &prod, resamples, seed);
-    let (diff, lo, hi) = (diff * 100.0, lo * 100.0, hi * 100.0);
-    AbReport {
-        sets: rows,
-        difference_points: diff,
-        interval_points: (lo, hi),
-        threshold_points,
-        pass: diff >= threshold_points && lo > 0.0,
-    }
-}
-
 /// Fit an ensemble's weights and/or temperatures on labelled `samples` (decoded in chunks
 /// of `chunk`; unreadable ones left out), storing the result in the ensemble.
 pub fn fit_ensemble(
@@ -294,17 +212,5 @@ mod tests {
             "{lo} {hi} vs ±{half}"
         );
         assert!((lo + hi) / 2.0 - diff < 0.2 * half);
-    }
-
-    #[test]
-    fn gate_passes_only_a_clear_improvement() {
-        let better: Vec<bool> = (0..500).map(|i| i % 10 != 0).collect(); // 90 %
-        let worse: Vec<bool> = (0..500).map(|i| i % 4 != 0).collect(); // 75 %
-        let sets = vec![("real".to_string(), better.clone(), worse.clone())];
-        assert!(ab_gate(&sets, 1.0, 2000, 0).pass);
-        let same = vec![("real".to_string(), better.clone(), better)];
-        assert!(!ab_gate(&same, 1.0, 2000, 0).pass);
-        let reversed = vec![("real".to_string(), worse.clone(), vec![true; 500])];
-        assert!(!ab_gate(&reversed, 1.0, 2000, 0).pass);
     }
 }

@@ -5,7 +5,9 @@
 //! - [`optim`]: AdamW with layer-wise learning-rate decay and no-decay groups, global-norm
 //!   clipping and the warmup-then-cosine schedule, as PyTorch computes them.
 //! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
-//! - [`evaluate`]: metrics per source, batch-1 latency, the paired-bootstrap A/B gate.
+//! - [`evaluate`]: metrics per source, batch-1 latency, ensemble fitting.
+//! - [`gate`]: the deploy decision on the subnet's reward, clean and validator-style,
+//!   with a paired bootstrap, relaxed as production ages.
 //! - [`export`]: the transformers layout (`ConvNextV2ForImageClassification`,
 //!   `Dinov2WithRegistersForImageClassification`), its configs and the subnet's card.
 //! - [`finetune`]: the resumable fine-tuning run, its config and run directory; the
@@ -34,6 +36,7 @@ pub mod error;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod gate;
 pub mod hard_negatives;
 /// Scores of a set of predictions, shared with the miner ([`sv_records::metrics`]).
 pub use sv_records::metrics;
