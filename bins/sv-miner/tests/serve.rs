@@ -251,6 +251,37 @@ fn a_model_swap_under_load_fails_no_request() {
     assert!(miner.stop().success());
 }
 
+/// The model's age comes from its card's `submission_time` and is exported in days.
+#[test]
+fn the_model_age_is_a_gauge_in_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ensemble_dir(dir.path(), "mixed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(
+        model.join("model_card.json"),
+        serde_json::json!({"version": "1.0", "submission_time": now - 61 * 86_400}).to_string(),
+    )
+    .unwrap();
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\n",
+            model,
+            allowlist(dir.path())
+        ),
+    );
+    let days = miner.metric("sv_miner_model_age_days");
+    assert!((61.0..61.1).contains(&days), "{days}");
+    let seconds = miner.metric("sv_miner_model_age_seconds");
+    assert!(
+        (days * 86_400.0 - seconds).abs() < 100.0,
+        "{days} {seconds}"
+    );
+}
+
 #[test]
 fn a_deadline_that_cannot_be_met_is_an_error_not_a_late_answer() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 //!   refuse bad input before it reaches a model;
 //! - [`model`]: loading a model or ensemble from an export directory, a checkpoint or a
 //!   Hugging Face repository, with its version and age; [`slot`] swaps it atomically;
+//!   [`age`] warns, daily, when it is past 45, 60, 75 and 90 days;
 //! - [`batcher`]: micro-batching concurrent requests (max batch, max wait) in stake order,
 //!   answering a request whose deadline cannot be met with an error rather than late;
 //! - [`predlog`]: the JSON Lines prediction log with size-based rotation and optional
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod age;
 pub mod batcher;
 pub mod chain_link;
 pub mod challenge;

@@ -232,11 +232,13 @@ impl Metrics {
                 "# HELP sv_miner_model_age_seconds Age of the model (rewards decay with it).\n",
             );
             out.push_str("# TYPE sv_miner_model_age_seconds gauge\n");
-            let _ = writeln!(
-                out,
-                "sv_miner_model_age_seconds {}",
-                unix_now().saturating_sub(c)
+            let age = unix_now().saturating_sub(c);
+            let _ = writeln!(out, "sv_miner_model_age_seconds {age}");
+            out.push_str(
+                "# HELP sv_miner_model_age_days Age of the model in days (warnings at 45, 60, 75, 90).\n",
             );
+            out.push_str("# TYPE sv_miner_model_age_days gauge\n");
+            let _ = writeln!(out, "sv_miner_model_age_days {:.3}", age as f64 / 86_400.0);
         }
         drop(m);
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {

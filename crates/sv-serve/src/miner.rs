@@ -101,7 +101,8 @@ impl Miner {
         let device = device_by_name(&config.device)
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
         let model = LoadedModel::load(&source, &device)?;
-        warn_of_age(&model);
+        let mut age_warnings = crate::age::AgeWarnings::default();
+        warn_of_age(&mut age_warnings, &model);
         let metrics = Arc::new(Metrics::default());
         metrics.model_loaded(&model.version, model.created_unix, false);
         let slot = Arc::new(ModelSlot::new(model));
@@ -155,7 +156,7 @@ impl Miner {
             let snapshot = callers.snapshot_source();
             std::thread::Builder::new()
                 .name("sv-watch".into())
-                .spawn(move || watch(&reloader, &stop, &flag, every, snapshot))
+                .spawn(move || watch(&reloader, &stop, &flag, every, snapshot, age_warnings))
                 .map_err(|e| ServeError::Config(format!("starting the watcher: {e}")))?
         };
         Ok(Self {
@@ -405,8 +406,10 @@ fn watch(
     flag: &AtomicBool,
     every: Duration,
     snapshot: Option<(Arc<Metagraph>, PathBuf)>,
+    mut age_warnings: crate::age::AgeWarnings,
 ) {
     let files = || reloader.source.watched_files();
+    let mut last_age_check = Instant::now();
     let mut loaded = fingerprint(&files());
     let mut pending: Option<Fingerprint> = None;
     let mut snap_print = snapshot
@@ -415,6 +418,10 @@ fn watch(
     let mut last_check = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if last_age_check.elapsed() >= Duration::from_secs(60) {
+            last_age_check = Instant::now();
+            warn_of_age(&mut age_warnings, &reloader.slot.current());
+        }
         if flag.swap(false, Ordering::SeqCst) {
             let before = fingerprint(&files());
             if reloader.reload().is_ok() {
@@ -453,15 +460,11 @@ fn watch(
     }
 }
 
-/// Warn when the model is past an age at which rewards decay (45, 60, 75, 90 days).
-fn warn_of_age(model: &LoadedModel) {
-    let Some(days) = model.age_days(SystemTime::now()) else {
-        return;
-    };
-    if let Some(limit) = [90.0, 75.0, 60.0, 45.0].into_iter().find(|&l| days >= l) {
-        eprintln!(
-            "sv-miner: warning: the model is {days:.0} days old (past {limit:.0}); rewards decay with model age, retrain and publish"
-        );
+/// Print the age warning due now for `model` ([`crate::age`]): past 45, 60, 75 and 90
+/// days, and daily while past 45.
+fn warn_of_age(warnings: &mut crate::age::AgeWarnings, model: &LoadedModel) {
+    if let Some(line) = warnings.due(model.age_days(SystemTime::now()), Instant::now()) {
+        eprintln!("{line}");
     }
 }
 
