@@ -135,53 +135,150 @@ impl FakeHub {
                     let _ = request.respond(tiny_http::Response::empty(404));
                     continue;
                 };
-                let mut body = std::fs::read(path).expect("fixture file");
-                let total = body.len();
-                let etag = sha256_hex(&body);
-                if corrupt == Some(*name) {
-                    let last = body.len() - 1;
-                    body[last] ^= 0xFF;
-                }
-                let header = |k: &str, v: String| tiny_http::Header::from_bytes(k, v).unwrap();
-                // As the Hub does for LFS files, the full size also travels in
-                // X-Linked-Size (tiny_http sends no Content-Length on HEAD).
-                let common = |r: tiny_http::Response<std::io::Cursor<Vec<u8>>>| {
-                    r.with_header(header("ETag", format!("\"{etag}\"")))
-                        .with_header(header("X-Linked-Size", total.to_string()))
-                        .with_header(header("X-Repo-Commit", FAKE_HUB_COMMIT.to_string()))
-                };
-                if *request.method() == tiny_http::Method::Head {
-                    let response = common(tiny_http::Response::from_data(body));
-                    let _ = request.respond(response);
-                    continue;
-                }
-                let range = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Range"))
-                    .map(|h| h.value.as_str().to_string());
-                let Some(range) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")) else {
-                    let _ = request.respond(common(tiny_http::Response::from_data(body)));
-                    continue;
-                };
-                let (a, b) = range.split_once('-').unwrap_or((range, ""));
-                let start: usize = a.parse().unwrap_or(0);
-                let end: usize = if b.is_empty() {
-                    total - 1
-                } else {
-                    b.parse().unwrap_or(total - 1)
-                };
-                let end = end.min(total - 1);
-                let response = common(tiny_http::Response::from_data(body[start..=end].to_vec()))
-                    .with_status_code(206)
-                    .with_header(header(
-                        "Content-Range",
-                        format!("bytes {start}-{end}/{total}"),
-                    ));
-                let _ = request.respond(response);
+                let body = std::fs::read(path).expect("fixture file");
+                respond_with_file(request, body, corrupt == Some(*name), FAKE_HUB_COMMIT);
             }
         });
         FakeHub { endpoint, requests }
+    }
+}
+
+/// Answer a `HEAD` or `GET` (whole or a `Range`) of a repository file as the Hub does:
+/// `ETag` (the SHA-256 of the content, computed before `corrupt` alters the body),
+/// `X-Linked-Size`, `X-Repo-Commit: commit`, `206` with `Content-Range` for a range.
+fn respond_with_file(request: tiny_http::Request, mut body: Vec<u8>, corrupt: bool, commit: &str) {
+    let total = body.len();
+    let etag = sha256_hex(&body);
+    if corrupt {
+        let last = body.len() - 1;
+        body[last] ^= 0xFF;
+    }
+    let header = |k: &str, v: String| tiny_http::Header::from_bytes(k, v).unwrap();
+    // As the Hub does for LFS files, the full size also travels in X-Linked-Size
+    // (tiny_http sends no Content-Length on HEAD).
+    let common = |r: tiny_http::Response<std::io::Cursor<Vec<u8>>>| {
+        r.with_header(header("ETag", format!("\"{etag}\"")))
+            .with_header(header("X-Linked-Size", total.to_string()))
+            .with_header(header("X-Repo-Commit", commit.to_string()))
+    };
+    if *request.method() == tiny_http::Method::Head {
+        let _ = request.respond(common(tiny_http::Response::from_data(body)));
+        return;
+    }
+    let range = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Range"))
+        .map(|h| h.value.as_str().to_string());
+    let Some(range) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")) else {
+        let _ = request.respond(common(tiny_http::Response::from_data(body)));
+        return;
+    };
+    let (a, b) = range.split_once('-').unwrap_or((range, ""));
+    let start: usize = a.parse().unwrap_or(0);
+    let end: usize = if b.is_empty() {
+        total - 1
+    } else {
+        b.parse().unwrap_or(total - 1)
+    };
+    let end = end.min(total - 1);
+    let response = common(tiny_http::Response::from_data(body[start..=end].to_vec()))
+        .with_status_code(206)
+        .with_header(header(
+            "Content-Range",
+            format!("bytes {start}-{end}/{total}"),
+        ));
+    let _ = request.respond(response);
+}
+
+/// The files of each commit of a [`MovingHub`] repository, and the commit `main` is at.
+#[derive(Default)]
+struct Commits {
+    main: String,
+    files: HashMap<String, HashMap<String, PathBuf>>,
+}
+
+/// A Hugging Face Hub stand-in on loopback whose one repository moves: each commit has
+/// its own files, and `main` points at the last one published. It answers
+/// `GET /api/models/{repo}/revision/{rev}` with the commit `rev` resolves to (`sha`,
+/// `siblings`), and `HEAD`/`GET /{repo}/resolve/{rev}/{file}` with that commit's file,
+/// as [`FakeHub`] does.
+pub struct MovingHub {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub endpoint: String,
+    commits: Arc<std::sync::Mutex<Commits>>,
+}
+
+impl MovingHub {
+    /// Serve `repo`, empty until [`publish`](Self::publish).
+    pub fn start(repo: &'static str) -> MovingHub {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind loopback");
+        let endpoint = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("ip address")
+        );
+        let commits = Arc::new(std::sync::Mutex::new(Commits::default()));
+        let state = commits.clone();
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let url = request.url().split('?').next().unwrap_or("").to_string();
+                let state = state.lock().unwrap();
+                let resolve = |rev: &str| {
+                    let commit = if rev == "main" {
+                        state.main.clone()
+                    } else {
+                        rev.to_string()
+                    };
+                    state.files.get(&commit).map(|f| (commit, f.clone()))
+                };
+                if let Some(rev) = url.strip_prefix(&format!("/api/models/{repo}/revision/")) {
+                    match resolve(rev) {
+                        Some((commit, files)) => {
+                            let siblings: Vec<serde_json::Value> = files
+                                .keys()
+                                .map(|f| serde_json::json!({ "rfilename": f }))
+                                .collect();
+                            let body = serde_json::json!({ "sha": commit, "siblings": siblings });
+                            let _ =
+                                request.respond(tiny_http::Response::from_string(body.to_string()));
+                        }
+                        None => {
+                            let _ = request.respond(tiny_http::Response::empty(404));
+                        }
+                    }
+                    continue;
+                }
+                let found = url
+                    .strip_prefix(&format!("/{repo}/resolve/"))
+                    .and_then(|rest| rest.split_once('/'))
+                    .and_then(|(rev, file)| {
+                        let (commit, files) = resolve(rev)?;
+                        Some((commit, files.get(file)?.clone()))
+                    });
+                drop(state);
+                match found {
+                    Some((commit, path)) => {
+                        let body = std::fs::read(path).expect("published file");
+                        respond_with_file(request, body, false, &commit);
+                    }
+                    None => {
+                        let _ = request.respond(tiny_http::Response::empty(404));
+                    }
+                }
+            }
+        });
+        MovingHub { endpoint, commits }
+    }
+
+    /// Publish `files` (name in the repository → local file) as `commit` (40 hex
+    /// digits) and move `main` to it.
+    pub fn publish(&self, commit: &str, files: HashMap<&str, PathBuf>) {
+        let mut state = self.commits.lock().unwrap();
+        state.files.insert(
+            commit.to_string(),
+            files.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        );
+        state.main = commit.to_string();
     }
 }
 

@@ -90,6 +90,14 @@ pub enum HubError {
     /// The client could not be set up (cache directory, TLS, …).
     #[error("cannot set up the Hub client: {0}")]
     Setup(#[source] Box<hf_hub::api::sync::ApiError>),
+    /// The server may not be asked (`HF_HUB_OFFLINE`).
+    #[error("{repo}@{revision}: the Hub is not asked while HF_HUB_OFFLINE is set")]
+    Offline {
+        /// Repository id.
+        repo: String,
+        /// Requested revision.
+        revision: String,
+    },
 }
 
 /// Result alias for this crate.
@@ -229,6 +237,29 @@ impl HubClient {
             });
         }
         Ok(path)
+    }
+
+    /// The commit `revision` (a branch, tag or commit; `"main"` when `None`) of model
+    /// repository `repo` points at now, asked of the server (an error offline).
+    pub fn commit_of(&self, repo: &str, revision: Option<&str>) -> Result<String> {
+        let revision = revision.unwrap_or("main");
+        let Some(api) = &self.api else {
+            return Err(HubError::Offline {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+            });
+        };
+        let handle = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
+        api.repo(handle)
+            .info()
+            .map(|info| info.sha)
+            .map_err(|source| HubError::Download {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: "(repository info)".to_string(),
+                endpoint: self.settings.endpoint.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// Like [`HubClient::model_file`], but returns `Ok(None)` when the server

@@ -78,6 +78,7 @@ pub fn parse_hub_id(text: &str) -> Option<(String, Option<String>)> {
     if std::path::Path::new(text).exists() {
         return None;
     }
+    let text = text.strip_prefix("hf://").unwrap_or(text);
     let (repo, revision) = match text.split_once('@') {
         Some((r, rev)) if !rev.is_empty() && !rev.contains(char::is_whitespace) => {
             (r, Some(rev.to_string()))

@@ -87,6 +87,10 @@ pub struct MinerConfig {
     pub store_images: bool,
     /// Reload the model when its files change (seconds between checks; 0: off).
     pub watch_seconds: u64,
+    /// For a Hugging Face model (`hf://ORG/NAME`, or `ORG/NAME[@BRANCH]`), ask the Hub
+    /// for the branch's commit every this many seconds and swap in a new commit once it
+    /// loads and answers a smoke image (0: off; a pinned commit is never followed).
+    pub hub_poll_seconds: u64,
 }
 
 impl Default for MinerConfig {
@@ -127,6 +131,7 @@ impl Default for MinerConfig {
             log_keep: 20,
             store_images: false,
             watch_seconds: 2,
+            hub_poll_seconds: 300,
         }
     }
 }

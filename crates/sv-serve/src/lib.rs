@@ -4,7 +4,8 @@
 //!   refuse bad input before it reaches a model;
 //! - [`model`]: loading a model or ensemble from an export directory, a checkpoint or a
 //!   Hugging Face repository, with its version and age; [`slot`] swaps it atomically;
-//!   [`age`] warns, daily, when it is past 45, 60, 75 and 90 days;
+//!   [`age`] warns, daily, when it is past 45, 60, 75 and 90 days; [`hub_follow`]
+//!   follows a Hugging Face branch and swaps in a new commit that loads and answers;
 //! - [`batcher`]: micro-batching concurrent requests (max batch, max wait) in stake order,
 //!   answering a request whose deadline cannot be met with an error rather than late;
 //! - [`predlog`]: the JSON Lines prediction log with size-based rotation and optional
@@ -37,6 +38,7 @@ pub mod chain_link;
 pub mod challenge;
 pub mod config;
 pub mod error;
+pub mod hub_follow;
 pub mod metrics;
 pub mod miner;
 pub mod model;

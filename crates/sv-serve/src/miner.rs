@@ -23,6 +23,7 @@ use crate::batcher::{BatchSettings, Batcher, Outcome};
 use crate::chain_link::ChainLink;
 use crate::config::MinerConfig;
 use crate::error::ServeError;
+use crate::hub_follow::{HubFollower, followed};
 use crate::metrics::{Metrics, unix_now};
 use crate::model::{LoadedModel, ModelSource};
 use crate::payload::{self, Limits};
@@ -54,7 +55,9 @@ pub struct Miner {
 
 /// Loads a model beside the one in service and swaps it in.
 struct Reloader {
-    source: ModelSource,
+    /// What a reload (a file change, SIGHUP) loads; a followed Hub branch's commit once
+    /// one is swapped in.
+    source: Mutex<ModelSource>,
     device: Device,
     slot: Arc<ModelSlot>,
     metrics: Arc<Metrics>,
@@ -62,9 +65,28 @@ struct Reloader {
 }
 
 impl Reloader {
+    fn source(&self) -> ModelSource {
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn reload(&self) -> Result<String, ServeError> {
+        self.swap_in(&self.source(), false)
+    }
+
+    /// Load `source` and, when it loads (and, with `smoke`, answers the smoke image),
+    /// put it in service; otherwise keep the model in service.
+    fn swap_in(&self, source: &ModelSource, smoke: bool) -> Result<String, ServeError> {
         let _one_at_a_time = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        match LoadedModel::load(&self.source, &self.device) {
+        let loaded = LoadedModel::load(source, &self.device).and_then(|model| {
+            if smoke {
+                crate::hub_follow::smoke_check(&model)?;
+            }
+            Ok(model)
+        });
+        match loaded {
             Ok(model) => {
                 let version = model.version.clone();
                 self.metrics
@@ -98,6 +120,7 @@ impl Miner {
     pub fn start_with_key(config: &MinerConfig, hotkey: Hotkey) -> Result<Self, ServeError> {
         config.validate()?;
         let source = ModelSource::parse(config.model.as_deref().expect("validated"))?;
+        let (source, follower) = follow_start(source, config.hub_poll_seconds);
         let device = device_by_name(&config.device)
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
         let model = LoadedModel::load(&source, &device)?;
@@ -137,7 +160,7 @@ impl Miner {
             )?)
         };
         let reloader = Arc::new(Reloader {
-            source: source.clone(),
+            source: Mutex::new(source.clone()),
             device,
             slot: slot.clone(),
             metrics: metrics.clone(),
@@ -156,7 +179,17 @@ impl Miner {
             let snapshot = callers.snapshot_source();
             std::thread::Builder::new()
                 .name("sv-watch".into())
-                .spawn(move || watch(&reloader, &stop, &flag, every, snapshot, age_warnings))
+                .spawn(move || {
+                    watch(
+                        &reloader,
+                        &stop,
+                        &flag,
+                        every,
+                        snapshot,
+                        age_warnings,
+                        follower,
+                    )
+                })
                 .map_err(|e| ServeError::Config(format!("starting the watcher: {e}")))?
         };
         Ok(Self {
@@ -407,8 +440,9 @@ fn watch(
     every: Duration,
     snapshot: Option<(Arc<Metagraph>, PathBuf)>,
     mut age_warnings: crate::age::AgeWarnings,
+    mut follower: Option<HubFollower>,
 ) {
-    let files = || reloader.source.watched_files();
+    let files = || reloader.source().watched_files();
     let mut last_age_check = Instant::now();
     let mut loaded = fingerprint(&files());
     let mut pending: Option<Fingerprint> = None;
@@ -421,6 +455,9 @@ fn watch(
         if last_age_check.elapsed() >= Duration::from_secs(60) {
             last_age_check = Instant::now();
             warn_of_age(&mut age_warnings, &reloader.slot.current());
+        }
+        if let Some(f) = follower.as_mut() {
+            follow_hub(reloader, f);
         }
         if flag.swap(false, Ordering::SeqCst) {
             let before = fingerprint(&files());
@@ -457,6 +494,50 @@ fn watch(
                 }
             }
         }
+    }
+}
+
+/// For a followed Hub branch (see [`crate::hub_follow`]): the branch's commit now, so a
+/// moving branch is not served from a stale cache, and its follower; otherwise the
+/// source as given. When the Hub does not answer, the cached model serves until it
+/// does.
+fn follow_start(source: ModelSource, poll_seconds: u64) -> (ModelSource, Option<HubFollower>) {
+    let Some((repo, branch)) = followed(&source).filter(|_| poll_seconds > 0) else {
+        return (source, None);
+    };
+    let every = Duration::from_secs(poll_seconds);
+    match ask_hub(&repo, branch.as_deref()) {
+        Ok(commit) => {
+            let follower = HubFollower::new(repo, branch, Some(commit.clone()), every);
+            (follower.source_at(&commit), Some(follower))
+        }
+        Err(e) => {
+            eprintln!("sv-miner: {e}; serving {source} from the cache until the Hub answers");
+            (source, Some(HubFollower::new(repo, branch, None, every)))
+        }
+    }
+}
+
+/// The commit `branch` of `repo` points at, asked of the Hub the environment names.
+fn ask_hub(repo: &str, branch: Option<&str>) -> Result<String, String> {
+    sv_hub::HubClient::from_env()
+        .and_then(|c| c.commit_of(repo, branch))
+        .map_err(|e| e.to_string())
+}
+
+/// When the followed branch moved, swap in its new commit if it loads and answers the
+/// smoke image; otherwise refuse that commit and keep serving.
+fn follow_hub(reloader: &Reloader, follower: &mut HubFollower) {
+    let Some(commit) = follower.poll(Instant::now(), ask_hub) else {
+        return;
+    };
+    let source = follower.source_at(&commit);
+    match reloader.swap_in(&source, true) {
+        Ok(_) => {
+            follower.commit = Some(commit);
+            *reloader.source.lock().unwrap_or_else(|p| p.into_inner()) = source;
+        }
+        Err(_) => follower.refused = Some(commit),
     }
 }
 
