@@ -163,16 +163,9 @@ fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
 
 fn run_eval(a: EvalArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (model, pipeline) = sv_train::finetune::load_scored(&a.model, &device)?;
+    let (model, input) = sv_train::finetune::load_scored(&a.model, &device)?;
     let samples = sv_data::read_labelled_split(&a.manifest, &a.split)?;
-    let e = sv_train::evaluate::evaluate(
-        &model,
-        &samples,
-        std::sync::Arc::new(pipeline),
-        32,
-        &device,
-        a.latency,
-    )?;
+    let e = sv_train::evaluate::evaluate(&model, &samples, input, 32, &device, a.latency)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(true);
@@ -203,10 +196,6 @@ fn run_ab(a: AbArgs) -> Result<bool> {
     let device = device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let (cand, cand_pipe) = sv_train::finetune::load_scored(&a.candidate, &device)?;
     let (prod, prod_pipe) = sv_train::finetune::load_scored(&a.production, &device)?;
-    let (cand_pipe, prod_pipe) = (
-        std::sync::Arc::new(cand_pipe),
-        std::sync::Arc::new(prod_pipe),
-    );
     let mut sets = Vec::new();
     for spec in &a.sets {
         let (name, path) = spec

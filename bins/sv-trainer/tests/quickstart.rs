@@ -112,9 +112,86 @@ fn quickstart_learns_roadwork_from_synthetic_scenes() {
     );
     let accuracy = figure(&stdout, "test:", "accuracy");
     assert!(accuracy >= 0.7, "{stdout}");
-    let (_, stderr) = probe("0.003");
+    let (stdout, stderr) = probe("0.003");
     assert!(
         stderr.contains("0 computed, 1000 from the cache"),
         "{stderr}"
     );
+
+    // The probe is a model: `eval` scores its run directory as the probe scored its
+    // features, and its export answers as the probe's network does.
+    let probe_dir = dir.path().join("probe");
+    let out = Command::new(BIN)
+        .args(["eval", "--json", "--split", "test", "--model"])
+        .arg(&probe_dir)
+        .arg("--manifest")
+        .arg(dir.path().join("data/manifest.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = e["overall"]["samples"].as_f64().unwrap();
+    let probe_accuracy = figure(&stdout, "test:", "accuracy");
+    let eval_accuracy = e["overall"]["accuracy"].as_f64().unwrap();
+    assert!(
+        (eval_accuracy - probe_accuracy).abs() <= 1.0 / n + 1e-3,
+        "eval {eval_accuracy} against the probe's own {probe_accuracy} on {n} images"
+    );
+    let probe_export = dir.path().join("probe-export");
+    let out = Command::new(BIN)
+        .args(["export", "--model-name", "qs-probe", "--hotkey"])
+        .arg("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY")
+        .arg("--run-dir")
+        .arg(&probe_dir)
+        .arg("--out")
+        .arg(&probe_export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let device = sv_models::Device::default();
+    let (network, pre) = sv_train::probe::load_network(&probe_dir, &device).unwrap();
+    let exported = sv_models::RoadworkClassifier::load(
+        &probe_export.join("model.safetensors"),
+        &Default::default(),
+        None,
+        device.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        exported.preprocessor, pre,
+        "the backbone's own preprocessing"
+    );
+    let images: Vec<std::path::PathBuf> =
+        sv_data::read_manifest(&dir.path().join("data/manifest.jsonl"))
+            .unwrap()
+            .iter()
+            .take(8)
+            .map(|s| match &s.location {
+                sv_data::Location::File { path } => path.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+    let served: Vec<f32> = exported
+        .classify_files(&images)
+        .unwrap()
+        .iter()
+        .map(|p| p.roadwork)
+        .collect();
+    let decoded: Vec<image::DynamicImage> =
+        images.iter().map(|p| image::open(p).unwrap()).collect();
+    let direct: Vec<f32> = sv_models::softmax_rows(network.forward(pre.batch(&decoded, &device)))
+        .into_iter()
+        .map(|row| row[1])
+        .collect();
+    for (a, b) in served.iter().zip(&direct) {
+        assert!((a - b).abs() < 1e-5, "{served:?} against {direct:?}");
+    }
 }

@@ -137,6 +137,34 @@ impl Network {
         Ok(network)
     }
 
+    /// Replace the head's parameters: `weight` row-major `[in, labels]` and `bias`
+    /// `[labels]`, of the head's own shape.
+    pub fn set_head(&mut self, weight: Vec<f32>, bias: Vec<f32>) -> Result<()> {
+        use burn::module::Param;
+        use burn::tensor::TensorData;
+        let head = self.as_dyn_mut().head_mut();
+        let [inputs, labels] = head.weight.dims();
+        if weight.len() != inputs * labels || bias.len() != labels {
+            return Err(ModelError::Config(format!(
+                "a head of {inputs} inputs and {labels} labels cannot take {} weights and {} biases",
+                weight.len(),
+                bias.len()
+            )));
+        }
+        let device = head.weight.val().device();
+        *head = burn::nn::Linear {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(weight, [inputs, labels]),
+                &device,
+            )),
+            bias: Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(bias, [labels]),
+                &device,
+            ))),
+        };
+        Ok(())
+    }
+
     /// Whether the head reads the pooled feature the transformers layout exports (a timm
     /// head on the CLS token or the averaged patches does not).
     pub fn head_on_pooled(&self) -> bool {

@@ -121,6 +121,8 @@ pub trait Family: Module + Logits + Debug + Sized + Into<Network> {
     fn num_labels(&self) -> usize;
     /// The head's outputs in reverse order (for a two-label head: the labels swapped).
     fn reverse_labels(&mut self);
+    /// The linear head (weight `[in, labels]`).
+    fn head_mut(&mut self) -> &mut burn::nn::Linear;
     /// Whether the head reads the pooled feature the transformers layout exports (a
     /// timm head on another feature cannot be exported).
     fn head_on_pooled(&self) -> bool {
@@ -176,6 +178,7 @@ pub(crate) trait DynClassifier {
     fn head_on_pooled(&self) -> bool;
     fn export_hf(&self, image_size: u32, name: &str, dir: &Path) -> Result<()>;
     fn set_drop_path(&mut self, rate: f64);
+    fn head_mut(&mut self) -> &mut burn::nn::Linear;
 }
 
 impl<F: Family> DynClassifier for F {
@@ -196,6 +199,9 @@ impl<F: Family> DynClassifier for F {
     }
     fn set_drop_path(&mut self, rate: f64) {
         BackboneModel::set_drop_path(self.backbone_mut(), rate)
+    }
+    fn head_mut(&mut self) -> &mut burn::nn::Linear {
+        Family::head_mut(self)
     }
 }
 

@@ -257,6 +257,33 @@ impl Preprocessor {
         Ok(pre)
     }
 
+    /// A `preprocessor_config.json` (transformers' `BitImageProcessor`) that
+    /// [`from_hf_json`](Self::from_hf_json) reads back into a processor that prepares
+    /// every image the same way.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let size = if self.warp {
+            serde_json::json!({"height": self.crop.0, "width": self.crop.1})
+        } else {
+            serde_json::json!({"shortest_edge": self.shortest_edge})
+        };
+        serde_json::json!({
+            "image_processor_type": "BitImageProcessor",
+            "do_resize": self.do_resize,
+            "size": size,
+            "resample": match self.filter {
+                Filter::Bilinear => 2,
+                Filter::Bicubic => 3,
+            },
+            "do_center_crop": self.do_center_crop && !self.warp,
+            "crop_size": {"height": self.crop.0, "width": self.crop.1},
+            "do_rescale": true,
+            "rescale_factor": self.rescale,
+            "do_normalize": true,
+            "image_mean": self.mean,
+            "image_std": self.std,
+        })
+    }
+
     /// Size `(height, width)` after the shortest-edge resize, as the reference computes it,
     /// with the long side bounded by [`MAX_RESIZED_EDGE`] (an extreme aspect ratio would
     /// otherwise ask for billions of pixels).
@@ -315,6 +342,25 @@ impl Preprocessor {
         } else {
             resized
         }
+    }
+
+    /// The image the network sees before normalisation: resized, then centre cropped
+    /// (zero-padded where the crop is larger) as [`crop_normalise`](Self::crop_normalise)
+    /// crops.
+    pub fn resize_crop(&self, image: &DynamicImage) -> RgbImage {
+        let resized = self.resize(image);
+        let (h, w) = (resized.height(), resized.width());
+        let (ch, cw) = self.output_size((h, w));
+        let top = (h as i64 - ch as i64).div_euclid(2);
+        let left = (w as i64 - cw as i64).div_euclid(2);
+        RgbImage::from_fn(cw, ch, |x, y| {
+            let (sy, sx) = (y as i64 + top, x as i64 + left);
+            if sy >= 0 && sx >= 0 && sy < h as i64 && sx < w as i64 {
+                *resized.get_pixel(sx as u32, sy as u32)
+            } else {
+                image::Rgb([0, 0, 0])
+            }
+        })
     }
 
     /// Centre crop and normalise an image that went through [`resize`](Self::resize).
@@ -424,5 +470,30 @@ mod tests {
         // chelsea.png is 451 wide, 300 high: int(256 * 451 / 300) = 384.
         assert_eq!(p.resized_size(300, 451), (256, 384));
         assert_eq!(p.resized_size(640, 427), (383, 256));
+    }
+
+    #[test]
+    fn a_written_processor_reads_back_preparing_images_the_same() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let image = open_image(&fixtures.join("images/chelsea.png"), u64::MAX).unwrap();
+        let mut processors = vec![Preprocessor::default()];
+        for name in ["convnext224", "convnext384"] {
+            let text = std::fs::read_to_string(
+                fixtures.join(format!("preprocess/{name}.preprocessor_config.json")),
+            )
+            .unwrap();
+            processors.push(Preprocessor::from_hf_json(&text).unwrap());
+        }
+        processors.push(
+            Preprocessor::from_hf_json(r#"{"size": {"height": 200, "width": 120}, "do_center_crop": false, "resample": 2}"#)
+                .unwrap(),
+        );
+        for p in processors {
+            let back = Preprocessor::from_hf_json(&p.to_hf_json().to_string()).unwrap();
+            assert_eq!(back.pixel_values(&image), p.pixel_values(&image), "{p:?}");
+            let resized = p.resize(&image);
+            let (h, w) = p.output_size((resized.height(), resized.width()));
+            assert_eq!(back.resize_crop(&image).dimensions(), (w, h));
+        }
     }
 }

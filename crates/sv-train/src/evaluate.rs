@@ -3,16 +3,14 @@
 //! (the deploy decision itself is [`crate::gate`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
-use sv_augment::Pipeline;
-use sv_data::{ImageBatcher, Sample};
+use sv_data::Sample;
 
 use crate::error::Result;
-use crate::finetune::{Logits, predict};
+use crate::finetune::{Logits, ScoredInput, predict};
 use crate::metrics::{Report, nearest_rank};
 
 /// Latency of one image at batch 1, in milliseconds (preprocessed before the clock).
@@ -44,11 +42,12 @@ pub struct Evaluation {
 pub fn evaluate<M: Logits>(
     model: &M,
     samples: &[Sample],
-    pipeline: Arc<Pipeline>,
+    input: impl Into<ScoredInput>,
     batch_size: usize,
     device: &Device,
     latency_images: usize,
 ) -> Result<Evaluation> {
+    let input = input.into();
     let mut by_source: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for s in samples {
         by_source
@@ -59,12 +58,12 @@ pub fn evaluate<M: Logits>(
     let mut all = Vec::new();
     let mut reports = BTreeMap::new();
     for (source, group) in by_source {
-        let pairs = predict(model, &group, pipeline.clone(), batch_size, device)?;
+        let pairs = predict(model, &group, input.clone(), batch_size, device)?;
         reports.insert(source, Report::of(&pairs));
         all.extend(pairs);
     }
     let latency = (latency_images > 0 && !samples.is_empty())
-        .then(|| time_batch_one(model, samples, pipeline, device, latency_images))
+        .then(|| time_batch_one(model, samples, &input, device, latency_images))
         .flatten();
     Ok(Evaluation {
         overall: Report::of(&all),
@@ -76,12 +75,12 @@ pub fn evaluate<M: Logits>(
 fn time_batch_one<M: Logits>(
     model: &M,
     samples: &[Sample],
-    pipeline: Arc<Pipeline>,
+    input: &ScoredInput,
     device: &Device,
     n: usize,
 ) -> Option<Latency> {
     use burn::data::dataloader::batcher::Batcher;
-    let batcher = ImageBatcher::augmenting(pipeline, 0);
+    let batcher = input.batcher();
     // The first n + 3 images that can be read, repeated when there are fewer.
     let singles: Vec<_> = samples
         .iter()

@@ -53,8 +53,18 @@ fn write_card(card: Option<&ModelCard>, dir: &Path) -> Result<()> {
 }
 
 /// Export the final model of the finished run in `run` into `dir`, at the run's image
-/// size, with `card` (its `architecture` set to the model's transformers class).
+/// size, with `card` (its `architecture` set to the model's transformers class). A
+/// probe's run directory exports its backbone with the probe's head and the backbone's
+/// own preprocessing.
 pub fn export_run(run: &RunDir, mut card: ModelCard, dir: &Path) -> Result<()> {
+    if crate::probe::is_probe_run(&run.root) {
+        // A probe: its backbone with the folded head, prepared as its features were.
+        let (model, pre) = crate::probe::load_network(&run.root, &Device::default())?;
+        card.architecture = Some(model.architecture().hf_class().into());
+        export_network(&model, pre.crop.0, Some(&card), dir)?;
+        let text = serde_json::to_string_pretty(&pre.to_hf_json()).expect("json") + "\n";
+        return atomic_write(&dir.join("preprocessor_config.json"), text.as_bytes());
+    }
     let config = run.read_config()?;
     let model = load_trained(run, &config, &Device::default())?;
     card.architecture = Some(model.architecture().hf_class().into());

@@ -15,6 +15,7 @@ use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 use sv_augment::{Pipeline, Step};
 use sv_data::{ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
+use sv_models::preprocess::Preprocessor;
 use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Family, FamilyFn, Network};
 
 use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, values_of};
@@ -475,17 +476,22 @@ pub fn load_trained(run: &RunDir, config: &FinetuneConfig, device: &Device) -> R
     })
 }
 
-/// A model to score and the pipeline that prepares its input: a run directory (its
-/// final weights and validation pipeline) or an exported repository (`model.safetensors`
-/// and `config.json`, its `image_size` resized to, label 1 roadwork).
-pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> {
+/// A model to score and how its input is prepared: a run directory (its final weights
+/// and validation pipeline), a probe's run directory (its backbone with the probe's head,
+/// and the backbone's preprocessing) or an exported repository (`model.safetensors` and
+/// `config.json`, its `image_size` resized to, label 1 roadwork).
+pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, ScoredInput)> {
+    if crate::probe::is_probe_run(path) {
+        let (network, pre) = crate::probe::load_network(path, device)?;
+        return Ok((network, ScoredInput::Processor(Arc::new(pre))));
+    }
     let run = RunDir {
         root: path.to_path_buf(),
     };
     if run.config().exists() {
         let config = run.read_config()?;
         let model = load_trained(&run, &config, device)?;
-        return Ok((model, eval_pipeline_for(&config)?));
+        return Ok((model, eval_pipeline_for(&config)?.into()));
     }
     let weights = path.join("model.safetensors");
     let config = path.join("config.json");
@@ -507,7 +513,47 @@ pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> 
         .and_then(|v| v["image_size"].as_u64())
         .and_then(|s| u32::try_from(s).ok())
         .unwrap_or(224);
-    Ok((model, resize_pipeline(size)))
+    Ok((model, resize_pipeline(size).into()))
+}
+
+/// How a scored model's input is prepared: an augmentation pipeline (a run's validation
+/// pipeline, an export's resize) or a checkpoint's own preprocessing (a probe's
+/// backbone).
+#[derive(Debug, Clone)]
+pub enum ScoredInput {
+    /// An sv-augment pipeline: its steps, then its normalisation.
+    Pipeline(Arc<Pipeline>),
+    /// A transformers image processor: resize, centre crop, normalise.
+    Processor(Arc<Preprocessor>),
+}
+
+impl From<Arc<Pipeline>> for ScoredInput {
+    fn from(pipeline: Arc<Pipeline>) -> Self {
+        ScoredInput::Pipeline(pipeline)
+    }
+}
+
+impl From<Pipeline> for ScoredInput {
+    fn from(pipeline: Pipeline) -> Self {
+        ScoredInput::Pipeline(Arc::new(pipeline))
+    }
+}
+
+impl ScoredInput {
+    /// A batcher that prepares images this way.
+    pub fn batcher(&self) -> ImageBatcher {
+        match self {
+            ScoredInput::Pipeline(p) => ImageBatcher::augmenting(p.clone(), 0),
+            ScoredInput::Processor(pre) => {
+                let normalise = sv_augment::Normalise {
+                    mean: pre.mean,
+                    std: pre.std,
+                };
+                let pre = pre.clone();
+                ImageBatcher::new(Arc::new(move |img, _| pre.resize_crop(&img)), normalise, 0)
+            }
+        }
+    }
 }
 
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their
@@ -516,11 +562,11 @@ pub fn load_scored(path: &Path, device: &Device) -> Result<(Network, Pipeline)> 
 pub fn predict<M: Logits>(
     model: &M,
     samples: &[Sample],
-    pipeline: Arc<Pipeline>,
+    input: impl Into<ScoredInput>,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<(f64, bool)>> {
-    let batcher = Arc::new(ImageBatcher::augmenting(pipeline, 0));
+    let batcher = Arc::new(input.into().batcher());
     let dataset = Arc::new(SampleDataset::new(samples.to_vec()));
     let mut out = Vec::with_capacity(samples.len());
     for batch in epoch_batches(

@@ -14,17 +14,15 @@
 //! than `base` at the lower bound) — the reward it would otherwise lose to age decides.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
-use sv_augment::Pipeline;
 use sv_augment::rng::AugRng;
 use sv_augment::validator::ValidatorSettings;
 use sv_data::{Location, Sample};
 
 use crate::error::{Result, TrainError};
-use crate::finetune::{Logits, predict};
+use crate::finetune::{Logits, ScoredInput, predict};
 
 /// Days after which a production model is not worth keeping over an equal candidate.
 pub const DECAY_DAYS: f64 = 90.0;
@@ -286,11 +284,11 @@ pub fn validator_challenges(samples: &[Sample], seed: u64, dir: &Path) -> Result
 
 /// Both models' answers on each named set of samples, as they are (`NAME`) and as
 /// validator challenges drawn with `seed` (`NAME/validator`); each model prepares its
-/// input with its own pipeline. The challenges are written into a temporary folder
+/// input its own way. The challenges are written into a temporary folder
 /// that is removed afterwards.
 pub fn score_sets<C: Logits, P: Logits>(
-    candidate: (&C, Arc<Pipeline>),
-    production: (&P, Arc<Pipeline>),
+    candidate: (&C, ScoredInput),
+    production: (&P, ScoredInput),
     sets: &[(String, Vec<Sample>)],
     seed: u64,
     device: &Device,

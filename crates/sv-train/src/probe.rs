@@ -327,6 +327,76 @@ pub fn score(probe: &Probe, rows: &[Row]) -> Report {
         .collect();
     Report::of(&pairs)
 }
+/// Whether `dir` is a probe's run directory (it holds `probe.json`).
+pub fn is_probe_run(dir: &Path) -> bool {
+    dir.join("probe.json").is_file()
+}
+
+/// A probe run as a classifier: its backbone with a two-label head that folds the
+/// probe's standardisation into the linear layer (`W' = W / std`, `b' = b − Σ mean·W'`,
+/// label 1 roadwork), and the backbone's preprocessing, which its features were
+/// computed with. Its backbone is the file recorded in `probe.json` (else the
+/// backbone as named, a path or a Hub id).
+pub fn load_network(dir: &Path, device: &Device) -> Result<(sv_models::Network, Preprocessor)> {
+    let path = dir.join("probe.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    let bad = |reason: String| TrainError::Config {
+        source_name: path.display().to_string(),
+        reason,
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let floats = |key: &str| -> Result<Vec<f32>> {
+        v[key]
+            .as_array()
+            .ok_or_else(|| bad(format!("`{key}` is missing")))?
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .map(|f| f as f32)
+                    .ok_or_else(|| bad(format!("`{key}` holds a non-number")))
+            })
+            .collect()
+    };
+    let (mean, std, weight, bias) = (
+        floats("mean")?,
+        floats("std")?,
+        floats("weight")?,
+        floats("bias")?,
+    );
+    let d = mean.len();
+    if std.len() != d || weight.len() != 2 * d || bias.len() != 2 {
+        return Err(bad(format!(
+            "a head of {d} features needs {d} stds, {} weights and 2 biases",
+            2 * d
+        )));
+    }
+    let backbone = match v["backbone_file"]
+        .as_str()
+        .filter(|p| Path::new(p).is_file())
+    {
+        Some(file) => PathBuf::from(file),
+        None => {
+            let named = v["backbone"]
+                .as_str()
+                .ok_or_else(|| bad("`backbone` is missing".into()))?;
+            sv_models::hub::resolve_checkpoint(named)?
+        }
+    };
+    let (backbone, pre) = Backbone::load_with_preprocessor(&backbone, device)?;
+    let mut folded_w = vec![0f32; 2 * d];
+    let mut folded_b = [bias[0], bias[1]];
+    for k in 0..d {
+        for c in 0..2 {
+            let w = weight[k * 2 + c] / std[k];
+            folded_w[k * 2 + c] = w;
+            folded_b[c] -= mean[k] * w;
+        }
+    }
+    let mut network = backbone.with_new_head(2);
+    network.set_head(folded_w, folded_b.to_vec())?;
+    Ok((network, pre))
+}
+
 /// A whole probe: the backbone (as named, and its local file), the labelled samples
 /// (their splits choose train, validation and test), the feature cache's folder, the
 /// head's settings and the run directory `probe.json` and `eval.json` go to.
@@ -401,8 +471,11 @@ pub fn run(
     let fitted = fit(&rows[0], &r.config, device)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let (val, test) = (score(&fitted, &rows[1]), score(&fitted, &rows[2]));
+    let backbone_file =
+        std::path::absolute(r.backbone_file).unwrap_or_else(|_| r.backbone_file.to_path_buf());
     let head = serde_json::json!({
-        "backbone": r.backbone, "architecture": format!("{arch:?}"), "cache_key": key,
+        "backbone": r.backbone, "backbone_file": backbone_file,
+        "architecture": format!("{arch:?}"), "cache_key": key,
         "config": r.config, "mean": fitted.mean, "std": fitted.std,
         "weight": fitted.weight, "bias": fitted.bias,
     });

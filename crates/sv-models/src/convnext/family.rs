@@ -95,6 +95,9 @@ impl Family for ConvNextV2Classifier {
     fn reverse_labels(&mut self) {
         self.head = crate::layers::reversed_outputs(self.head.clone());
     }
+    fn head_mut(&mut self) -> &mut burn::nn::Linear {
+        &mut self.head
+    }
     fn export_hf(&self, image_size: u32, name: &str, dir: &Path) -> Result<()> {
         super::export::export_hf(self, image_size, name, dir)
     }

@@ -101,6 +101,9 @@ impl Family for Dinov2Classifier {
     fn reverse_labels(&mut self) {
         self.head = crate::layers::reversed_outputs(self.head.clone());
     }
+    fn head_mut(&mut self) -> &mut burn::nn::Linear {
+        &mut self.head
+    }
     fn head_on_pooled(&self) -> bool {
         self.head_input == HeadInput::ClsAndMeanPatch
     }
