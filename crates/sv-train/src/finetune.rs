@@ -545,9 +545,12 @@ impl ScoredInput {
         match self {
             ScoredInput::Pipeline(p) => ImageBatcher::augmenting(p.clone(), 0),
             ScoredInput::Processor(pre) => {
+                // The batcher divides by 255; a processor rescales by `rescale`:
+                // (v·r − m)/s = (v/255 − m/(255·r)) / (s/(255·r)).
+                let k = (255.0 * pre.rescale) as f32;
                 let normalise = sv_augment::Normalise {
-                    mean: pre.mean,
-                    std: pre.std,
+                    mean: pre.mean.map(|m| m / k),
+                    std: pre.std.map(|s| s / k),
                 };
                 let pre = pre.clone();
                 ImageBatcher::new(Arc::new(move |img, _| pre.resize_crop(&img)), normalise, 0)
