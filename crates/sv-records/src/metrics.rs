@@ -16,19 +16,30 @@ pub struct Confusion {
     pub fn_: u64,
 }
 
+/// The subnet's reward for an answer history scoring `mcc` and `accuracy`:
+/// `(0.5·max(0, MCC) + 0.5·accuracy)³`.
+pub fn subnet_reward(mcc: f64, accuracy: f64) -> f64 {
+    (0.5 * mcc.max(0.0) + 0.5 * accuracy).powi(3)
+}
+
 impl Confusion {
     /// Count `(probability, is_roadwork)` pairs with `p > 0.5` as roadwork.
     pub fn of(pairs: &[(f64, bool)]) -> Self {
         let mut c = Confusion::default();
-        for &(p, y) in pairs {
-            match (p > 0.5, y) {
-                (true, true) => c.tp += 1,
-                (true, false) => c.fp += 1,
-                (false, false) => c.tn += 1,
-                (false, true) => c.fn_ += 1,
-            }
+        for &pair in pairs {
+            c.add(pair);
         }
         c
+    }
+
+    /// Count one `(probability, is_roadwork)` pair.
+    pub fn add(&mut self, (p, y): (f64, bool)) {
+        match (p > 0.5, y) {
+            (true, true) => self.tp += 1,
+            (true, false) => self.fp += 1,
+            (false, false) => self.tn += 1,
+            (false, true) => self.fn_ += 1,
+        }
     }
 
     /// Number of samples.
@@ -222,7 +233,7 @@ impl Report {
             brier: brier(pairs),
             ece: ece(pairs, 10),
             confusion,
-            subnet_reward: (0.5 * mcc.max(0.0) + 0.5 * accuracy).powi(3),
+            subnet_reward: subnet_reward(mcc, accuracy),
         }
     }
 }

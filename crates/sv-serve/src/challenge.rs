@@ -12,7 +12,7 @@ use sv_augment::rng::AugRng;
 use sv_augment::validator::ValidatorSettings;
 use sv_axon::dendrite::{Dendrite, Target};
 use sv_axon::keys::Hotkey;
-use sv_records::metrics::{Confusion, Report, nearest_rank};
+use sv_records::metrics::{Confusion, Report, nearest_rank, subnet_reward};
 
 /// How to challenge.
 #[derive(Debug, Clone)]
@@ -238,7 +238,7 @@ pub fn summarise(exchanges: Vec<Exchange>) -> ChallengeReport {
         let last10 = &scored_pairs[i.saturating_sub(9)..=i];
         let mcc = Confusion::of(last100).mcc();
         let acc = Confusion::of(last10).accuracy();
-        rewards.push((0.5 * mcc.max(0.0) + 0.5 * acc).powi(3));
+        rewards.push(subnet_reward(mcc, acc));
     }
     let per_level = (0..4u8)
         .filter_map(|level| {

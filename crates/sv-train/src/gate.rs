@@ -23,6 +23,7 @@ use sv_data::{Location, Sample};
 
 use crate::error::{Result, TrainError};
 use crate::finetune::{Logits, ScoredInput, predict};
+use crate::metrics::{Confusion, subnet_reward};
 
 /// Days after which a production model is not worth keeping over an equal candidate.
 pub const DECAY_DAYS: f64 = 90.0;
@@ -131,29 +132,19 @@ pub fn age_days_of(dir: &Path, now: u64) -> Option<f64> {
 
 /// Scores of `pairs` restricted to `index` (all of them when `None`).
 fn scores(pairs: &[(f64, bool)], index: Option<&[usize]>) -> Scores {
-    let (mut tp, mut tn, mut fp, mut fn_) = (0f64, 0f64, 0f64, 0f64);
-    let mut count = |(p, y): (f64, bool)| match (p > 0.5, y) {
-        (true, true) => tp += 1.0,
-        (false, false) => tn += 1.0,
-        (true, false) => fp += 1.0,
-        (false, true) => fn_ += 1.0,
+    let confusion = match index {
+        Some(idx) => {
+            let mut c = Confusion::default();
+            idx.iter().for_each(|&i| c.add(pairs[i]));
+            c
+        }
+        None => Confusion::of(pairs),
     };
-    match index {
-        Some(idx) => idx.iter().for_each(|&i| count(pairs[i])),
-        None => pairs.iter().copied().for_each(&mut count),
-    }
-    let n = tp + tn + fp + fn_;
-    let accuracy = if n > 0.0 { (tp + tn) / n } else { 0.0 };
-    let d = (tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_);
-    let mcc = if d > 0.0 {
-        (tp * tn - fp * fn_) / d.sqrt()
-    } else {
-        0.0
-    };
+    let (accuracy, mcc) = (confusion.accuracy(), confusion.mcc());
     Scores {
         accuracy,
         mcc,
-        reward: (0.5 * mcc.max(0.0) + 0.5 * accuracy).powi(3),
+        reward: subnet_reward(mcc, accuracy),
     }
 }
 
