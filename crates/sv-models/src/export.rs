@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::atomic_write;
 use crate::classify::{Architecture, Network};
 use crate::error::{ModelError, Result};
 use crate::weights::{Values, serialize_f32};
@@ -18,14 +19,6 @@ impl Network {
     pub fn export_hf(&self, image_size: u32, name: &str, dir: &Path) -> Result<()> {
         self.as_dyn().export_hf(image_size, name, dir)
     }
-}
-
-/// Write `bytes` to `path` atomically, naming the file in the error.
-fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    sv_fs::atomic_write(path, bytes).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// A row-major `[rows, cols]` matrix transposed.

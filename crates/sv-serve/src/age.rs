@@ -27,11 +27,10 @@ impl AgeWarnings {
     /// 45 days, or warned within [`REPEAT`] in the same band). A model that enters a
     /// higher band is warned about at once; a new, younger model resets the schedule.
     pub fn due(&mut self, days: Option<f64>, now: Instant) -> Option<String> {
-        let Some(b) = days.and_then(band) else {
+        let Some((days, b)) = days.and_then(|d| Some((d, band(d)?))) else {
             self.last = None;
             return None;
         };
-        let days = days.unwrap_or_default();
         let warn = match self.last {
             None => true,
             Some((last_band, at)) => b != last_band || now.duration_since(at) >= REPEAT,

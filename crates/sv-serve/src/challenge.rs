@@ -96,16 +96,6 @@ pub trait ChallengeImage: Sync {
     fn bytes(&self) -> Result<Vec<u8>, String>;
 }
 
-/// A challenge made from an image's encoded `bytes`: the level drawn and the JPEG
-/// ([`ValidatorSettings::challenge`]).
-pub fn make_challenge(
-    bytes: &[u8],
-    settings: &ValidatorSettings,
-    rng: &mut AugRng,
-) -> Result<(u8, Vec<u8>), String> {
-    settings.challenge(bytes, rng)
-}
-
 /// Challenge `target` with every labelled image, signing with `hotkey`; `progress` gets
 /// the number done after each one.
 pub fn run<I: ChallengeImage>(
@@ -171,7 +161,7 @@ fn exchange(
         Ok(b) => b,
         Err(e) => return failed(0, format!("reading the image: {e}")),
     };
-    let (level, jpeg) = match make_challenge(&bytes, &settings.validator, &mut rng) {
+    let (level, jpeg) = match settings.validator.challenge(&bytes, &mut rng) {
         Ok(c) => c,
         Err(e) => return failed(0, format!("making the challenge: {e}")),
     };
