@@ -1,5 +1,7 @@
 //! A loopback server implementing the Hub's documented write endpoints (create, preupload,
-//! LFS batch/upload/verify, NDJSON commit), recording what it received.
+//! LFS batch/upload/verify, NDJSON commit), recording what it received, and serving what
+//! was committed as the Hub does for downloads: `GET /api/models/{repo}/revision/{rev}`
+//! and `HEAD`/`GET /{repo}/resolve/{rev}/{file}` of the latest commit or a named one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,18 @@ pub struct Store {
     pub files: HashMap<String, Vec<u8>>,
     pub summary: String,
     pub unauthorised: Vec<String>,
+    /// Every commit: its id and the repository's files after it.
+    pub commits: Vec<(String, HashMap<String, Vec<u8>>)>,
+}
+
+impl Store {
+    /// The commit `rev` names (`main`: the latest) and its files.
+    fn resolve(&self, rev: &str) -> Option<&(String, HashMap<String, Vec<u8>>)> {
+        if rev == "main" {
+            return self.commits.last();
+        }
+        self.commits.iter().find(|(id, _)| id == rev)
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -97,9 +111,17 @@ fn answer(st: &mut Store, url: &str, body: &[u8], base: &str) -> (u16, Value) {
                 _ => return (400, json!({"error": "unknown key"})),
             }
         }
+        let n = st.commits.len();
+        let id = if n == 0 {
+            "abc123".to_string()
+        } else {
+            hex(&Sha256::digest(format!("{n}{}", st.summary)))[..40].to_string()
+        };
+        let files = st.files.clone();
+        st.commits.push((id.clone(), files));
         return (
             200,
-            json!({"commitOid": "abc123", "commitUrl": "https://hub/commit/abc123"}),
+            json!({"commitOid": id, "commitUrl": format!("https://hub/commit/{id}")}),
         );
     }
     (404, json!({"error": "not found"}))
@@ -122,6 +144,13 @@ pub fn fake_hub() -> (String, Arc<Mutex<Store>>) {
                 .iter()
                 .any(|h| h.field.equiv("authorization") && h.value.as_str() == "Bearer hf_test");
             let mut st = s.lock().unwrap();
+            let method = req.method().clone();
+            if matches!(method, tiny_http::Method::Get | tiny_http::Method::Head)
+                && !url.starts_with("/lfs")
+            {
+                serve_download(&st, req, &url);
+                continue;
+            }
             if !authorised && !url.starts_with("/lfs-store/") {
                 st.unauthorised.push(url.clone());
             }
@@ -133,4 +162,37 @@ pub fn fake_hub() -> (String, Arc<Mutex<Store>>) {
         }
     });
     (base, store)
+}
+
+/// Answer a download request from the committed files: the revision API or a resolved
+/// file (404 for anything else).
+fn serve_download(st: &Store, req: tiny_http::Request, url: &str) {
+    let url = url.split('?').next().unwrap_or("");
+    if let Some(rest) = url.strip_prefix("/api/models/") {
+        let found = rest
+            .split_once("/revision/")
+            .and_then(|(_, rev)| st.resolve(rev));
+        let Some((id, files)) = found else {
+            let _ = req.respond(tiny_http::Response::empty(404));
+            return;
+        };
+        let siblings: Vec<Value> = files.keys().map(|f| json!({ "rfilename": f })).collect();
+        let body = json!({ "sha": id, "siblings": siblings });
+        let _ = req.respond(tiny_http::Response::from_string(body.to_string()));
+        return;
+    }
+    // /{owner}/{name}/resolve/{rev}/{file}
+    let parts: Vec<&str> = url.trim_start_matches('/').splitn(5, '/').collect();
+    let found = match parts.as_slice() {
+        [_, _, "resolve", rev, file] => st
+            .resolve(rev)
+            .and_then(|(id, files)| Some((id.clone(), files.get(*file)?.clone()))),
+        _ => None,
+    };
+    match found {
+        Some((id, body)) => crate::respond_with_file(req, body, false, &id),
+        None => {
+            let _ = req.respond(tiny_http::Response::empty(404));
+        }
+    }
 }

@@ -108,45 +108,38 @@ fn ingest(a: IngestArgs) -> Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
-    use sv_train::probe;
     let device =
         sv_models::device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
-    let (backbone, pre) = sv_models::Backbone::load_with_preprocessor(&a.checkpoint, &device)?;
-    let arch = backbone.architecture();
-    let key = probe::cache_key(arch, &a.checkpoint, &pre)?;
-    let mut cache = probe::FeatureCache::open(
-        &a.cache_dir
-            .clone()
-            .unwrap_or_else(|| sv_cli::cache_dir("features")),
-        &key,
-    )?;
     let samples = sv_data::read_manifest(&a.manifest)?;
+    let cache_dir = a
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| sv_cli::cache_dir("features"));
+    let job = sv_train::embed::EmbedJob {
+        checkpoint: &a.checkpoint,
+        cache_dir: &cache_dir,
+        kind: &a.kind,
+        out: &a.out,
+        batch_size: a.batch_size,
+    };
     let bar = sv_cli::progress_bar("embedding", 0);
-    let (_, computed) = probe::features(
-        &backbone,
-        &pre,
-        &samples,
-        &mut cache,
-        &device,
-        a.batch_size,
-        &mut |d, t| {
-            if let Some(b) = &bar {
-                b.set_length(t as u64);
-                b.set_position(d as u64);
-            }
-        },
-    )?;
+    let done = sv_train::embed::embed_index(&job, &samples, &device, &mut |d, t| {
+        if let Some(b) = &bar {
+            b.set_length(t as u64);
+            b.set_position(d as u64);
+        }
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let (ids, values, missing) = cache.matrix(&samples);
-    let count = sv_index::store::build_and_save(&a.kind, cache.dim, &ids, &values, &a.out)
-        .with_context(|| format!("--kind {}", a.kind))?;
+    let e = done.with_context(|| format!("--kind {}", a.kind))?;
     println!(
-        "{count} embeddings ({} computed, {} from the cache, {missing} unreadable images left out) of dimension {} in a {} index {}",
-        computed,
-        count.saturating_sub(computed),
-        cache.dim,
+        "{} embeddings ({} computed, {} from the cache, {} unreadable images left out) of dimension {} in a {} index {}",
+        e.count,
+        e.computed,
+        e.count.saturating_sub(e.computed),
+        e.missing,
+        e.dim,
         a.kind,
         a.out.display()
     );

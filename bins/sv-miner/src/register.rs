@@ -71,20 +71,18 @@ impl ModelRegistration<'_> {
         sv_cli::confirm("go ahead?", self.yes, "model not registered")?;
         let mut operator = Operator::new(self.base_url);
         operator.poll_every = Duration::from_secs_f64(self.poll_seconds.max(0.01));
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs();
         let reply = operator
-            .register(&registration, timestamp, |m| hotkey.sign(m))
-            .context("sending the registration")?;
-        println!("sent; the operator answered {reply}");
-        operator
-            .wait(uid, |state| match state {
-                State::Pending(s) => println!("status: {s}"),
-                State::Succeeded => println!("status: succeeded"),
-                State::Failed(m) => println!("status: failed ({m})"),
-            })
-            .context("waiting for the registration")?;
+            .register_and_wait(
+                &registration,
+                |m| hotkey.sign(m),
+                |state| match state {
+                    State::Pending(s) => println!("status: {s}"),
+                    State::Succeeded => println!("status: succeeded"),
+                    State::Failed(m) => println!("status: failed ({m})"),
+                },
+            )
+            .context("registering the model with the operator")?;
+        println!("the operator answered {reply}");
         println!("model {model_repo} registered for uid {uid}");
         Ok(())
     }

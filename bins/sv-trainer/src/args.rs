@@ -54,6 +54,14 @@ pub(crate) enum Command {
     /// Render a synthetic street-scene set, train a tiny ConvNeXt-V2 on it on the CPU and
     /// evaluate it on its held-out test split. No network, GPU or account needed.
     Quickstart(QuickstartArgs),
+    /// The daily improvement cycle in one restartable command, configured by one TOML
+    /// file: ingest the miner's log and challenge labels → dedup, mine, autolabel, mix →
+    /// incremental fine-tune with hard negatives → age-aware reward gate → export with
+    /// the model card → publish to the Hub → register with the subnet operator → record.
+    /// Each step is journaled; a rerun after a crash or kill continues at the first
+    /// unfinished step. Exits 0 when it published (or production is not yet due), 1 when
+    /// the gate kept production, 2 on errors (production untouched).
+    Loop(crate::loop_cmd::LoopArgs),
 }
 
 #[derive(Args, Debug)]

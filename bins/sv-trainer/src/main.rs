@@ -1,7 +1,7 @@
 //! `sv-trainer`: fine-tunes roadwork classifiers for the StreetVision subnet (netuid 72).
 //!
-//! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `export` (to the transformers
-//! layout) and `quickstart`.
+//! Commands: `finetune` (resumable), `probe`, `eval`, `ab`, `fit-ensemble`, `export` (to the
+//! transformers layout), `publish`, `quickstart` and `loop`.
 
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use sv_train::quickstart;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
+mod loop_cmd;
 mod progress;
 
 use args::*;
@@ -33,6 +34,7 @@ fn main() {
         Command::Probe(a) => run_probe(a),
         Command::FitEnsemble(a) => run_fit_ensemble(a),
         Command::Ab(a) => run_ab(a),
+        Command::Loop(a) => loop_cmd::run_loop(a),
     };
     sv_cli::exit("sv-trainer", result)
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sv_hub::publish::{Publisher, Upload};
 use sv_train::metrics::Report;
 
 #[derive(Args, Debug)]
@@ -84,28 +83,8 @@ pub fn run_publish(a: PublishArgs) -> Result<bool> {
     println!("  README.md  (model card)");
     println!("commit: {}", plan.summary);
     sv_cli::confirm("go ahead?", a.yes, "not published")?;
-    let mut uploads = plan
-        .files
-        .iter()
-        .map(|(local, remote)| Upload::read(local, remote))
-        .collect::<Result<Vec<_>, _>>()?;
-    uploads.push(Upload {
-        path_in_repo: "README.md".into(),
-        bytes: plan.readme.clone().into_bytes(),
-    });
-    let publisher = Publisher::new(&settings.endpoint, settings.token.as_deref())?;
-    publisher
-        .create_repo(&a.repo, a.private)
-        .with_context(|| format!("creating {}", a.repo))?;
-    let done = publisher
-        .commit(
-            &a.repo,
-            &a.revision,
-            &uploads,
-            &plan.summary,
-            &plan.description,
-        )
-        .with_context(|| format!("committing to {}", a.repo))?;
+    let done = sv_loop::publish_plan(&plan, &settings, &a.repo, &a.revision, a.private)
+        .with_context(|| format!("publishing to {}", a.repo))?;
     println!(
         "published {} as commit {} ({})",
         a.repo, done.commit, done.url

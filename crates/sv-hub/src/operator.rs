@@ -162,6 +162,22 @@ impl Operator {
         })
     }
 
+    /// Post the registration signed at the current time, then [`wait`](Self::wait) for
+    /// its outcome; returns the operator's first answer.
+    pub fn register_and_wait(
+        &self,
+        registration: &Registration,
+        sign: impl Fn(&[u8]) -> String,
+        seen: impl FnMut(&State),
+    ) -> Result<Value, OperatorError> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let reply = self.register(registration, timestamp, sign)?;
+        self.wait(registration.uid, seen)?;
+        Ok(reply)
+    }
+
     /// Poll until the registration succeeds (`Ok`), fails, or `poll_for` passes; `seen`
     /// gets every state read.
     pub fn wait(&self, uid: u16, mut seen: impl FnMut(&State)) -> Result<(), OperatorError> {

@@ -124,6 +124,20 @@ impl Publisher {
         }
     }
 
+    /// Create `repo` when missing, then commit `files` to `revision` in one commit.
+    pub fn create_and_commit(
+        &self,
+        repo: &str,
+        revision: &str,
+        private: bool,
+        files: &[Upload],
+        summary: &str,
+        description: &str,
+    ) -> Result<Published, PublishError> {
+        self.create_repo(repo, private)?;
+        self.commit(repo, revision, files, summary, description)
+    }
+
     /// Commit `files` to `repo` at `revision` with `summary` and `description`.
     pub fn commit(
         &self,

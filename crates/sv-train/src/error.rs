@@ -44,6 +44,9 @@ pub enum TrainError {
     /// A shared record (the model card) is invalid.
     #[error(transparent)]
     Records(#[from] sv_records::RecordsError),
+    /// An embedding index could not be built or saved.
+    #[error("index: {0}")]
+    Index(#[from] sv_index::IndexError),
     /// Two models could not be compared on the same images.
     #[error("{0}")]
     Unpaired(String),

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod embed;
 pub mod error;
 pub mod evaluate;
 pub mod export;
