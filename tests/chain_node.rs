@@ -32,6 +32,21 @@ pub struct ChainFixture {
 }
 
 impl ChainFixture {
+    /// The storage prefix of `SubtensorModule.Uids` (the pallet's and the entry's
+    /// twox128), taken from the fixture's `burned_register` effects, which the Python
+    /// stack encoded: the entry whose value is a uid (two bytes).
+    pub fn uids_prefix(&self) -> Vec<u8> {
+        let effects = self.json["effects"]["burned_register"]
+            .as_object()
+            .expect("burned_register effects");
+        let key = effects
+            .iter()
+            .find(|(_, v)| v.as_str().is_some_and(|v| v.len() == 2 + 4))
+            .map(|(k, _)| unhex(k))
+            .expect("a Uids entry");
+        key[..32].to_vec()
+    }
+
     /// Load `tests/fixtures/chain/<network>.{scale,json}`.
     pub fn load(network: &str) -> Self {
         let metadata = std::fs::read(crate::fixture(&format!("chain/{network}.scale")))
@@ -221,6 +236,29 @@ impl ChainNode {
     /// Every extrinsic submitted so far.
     pub fn submitted(&self) -> Vec<Vec<u8>> {
         self.state.lock().unwrap().submitted.clone()
+    }
+
+    /// Remove every storage entry whose key starts with `prefix` and ends with `suffix`
+    /// (a deregistration, say); returns them, for [`insert_storage`](Self::insert_storage).
+    pub fn remove_storage(&self, prefix: &[u8], suffix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut s = self.state.lock().unwrap();
+        let keys: Vec<Vec<u8>> = s
+            .storage
+            .keys()
+            .filter(|k| k.starts_with(prefix) && k.ends_with(suffix))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .map(|k| {
+                let v = s.storage.remove(&k).unwrap();
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Put storage entries (back).
+    pub fn insert_storage(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.state.lock().unwrap().storage.extend(entries);
     }
 
     /// Make the next submitted extrinsic fail with the fixture's dispatch error.

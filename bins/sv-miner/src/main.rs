@@ -115,15 +115,16 @@ mod serve;
 mod wallet_args;
 
 fn main() {
+    let done = |r: Result<()>| r.map(|()| true);
     let result = match Cli::parse().command {
-        Command::Classify(args) => classify(args),
-        Command::Serve(args) => serve::serve(args),
+        Command::Classify(args) => done(classify(args)),
+        Command::Serve(args) => done(serve::serve(args)),
         Command::Challenge(args) => serve::challenge(args),
-        Command::Register(args) => register::register(args),
-        Command::RegisterModel(args) => register::register_model(args),
-        Command::NewHotkey(args) => register::new_hotkey(args),
+        Command::Register(args) => done(register::register(args)),
+        Command::RegisterModel(args) => done(register::register_model(args)),
+        Command::NewHotkey(args) => done(register::new_hotkey(args)),
     };
-    sv_cli::exit("sv-miner", result.map(|()| true))
+    sv_cli::exit("sv-miner", result)
 }
 
 fn classify(args: ClassifyArgs) -> Result<()> {

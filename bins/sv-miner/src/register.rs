@@ -127,6 +127,12 @@ pub fn register(args: RegisterArgs) -> Result<()> {
     let chain =
         sv_chain::BlockingSubtensor::connect(&args.endpoint).context("connecting to the chain")?;
     let netuid = args.netuid;
+    if !chain.subnet_exists(netuid)? {
+        bail!(
+            "subnet {netuid} does not exist at {}; nothing was signed",
+            args.endpoint
+        );
+    }
     let uid = match chain.uid_of(netuid, &hotkey.ss58)? {
         Some(uid) => {
             println!(

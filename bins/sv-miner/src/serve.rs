@@ -9,8 +9,6 @@ use sv_axon::dendrite::Target;
 use sv_serve::challenge::{ChallengeImage, ChallengeSettings, run};
 use sv_serve::{Miner, MinerConfig};
 
-use crate::wallet_args::WalletArgs;
-
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// TOML config file (keys as in `MinerConfig`: model, chain_endpoint, external_ip,
@@ -43,6 +41,9 @@ pub struct ServeArgs {
     /// Chain mode: do not announce the axon with serve_axon.
     #[arg(long)]
     no_serve_axon: bool,
+    /// Chain mode: the subnet (default 72; env NETUID).
+    #[arg(long)]
+    netuid: Option<u16>,
     /// Chain mode: seconds between metagraph refreshes (default 120).
     #[arg(long)]
     metagraph_refresh_seconds: Option<u64>,
@@ -125,6 +126,7 @@ fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
         c.serve_axon = false;
     }
     set!(metagraph_refresh_seconds, args.metagraph_refresh_seconds);
+    set!(netuid, args.netuid);
     if args.wallet_path.is_some() {
         c.wallet_path = args.wallet_path.clone();
     }
@@ -195,7 +197,10 @@ pub struct ChallengeArgs {
     limit: Option<usize>,
     /// The wallet whose hotkey signs (a validator's; the miner must allow it).
     #[command(flatten)]
-    wallet: WalletArgs,
+    wallet: crate::wallet_args::ChallengerWalletArgs,
+    /// Exit 1 when fewer than this fraction of the challenges were answered.
+    #[arg(long, default_value_t = 0.9)]
+    min_answered: f64,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -218,7 +223,8 @@ pub struct ChallengeArgs {
     labels: Option<PathBuf>,
 }
 
-pub fn challenge(args: ChallengeArgs) -> Result<()> {
+/// Challenge a miner; `false` when too few challenges were answered.
+pub fn challenge(args: ChallengeArgs) -> Result<bool> {
     let hotkey = args.wallet.hotkey()?;
     sv_axon::ss58::decode(&args.miner_hotkey)
         .with_context(|| format!("--miner-hotkey {}", args.miner_hotkey))?;
@@ -320,7 +326,15 @@ pub fn challenge(args: ChallengeArgs) -> Result<()> {
             path.display()
         );
     }
-    Ok(())
+    let answered = report.answered as f64 / report.sent.max(1) as f64;
+    if answered < args.min_answered {
+        eprintln!(
+            "sv-miner: {} of {} challenges answered, below --min-answered {}",
+            report.answered, report.sent, args.min_answered
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// A dataset sample as a challenge image.

@@ -33,3 +33,31 @@ impl WalletArgs {
             .context("reading the hotkey")
     }
 }
+
+/// The wallet of `sv-miner challenge`: a validator's, never the miner's, so it reads its
+/// own variables (`CHALLENGE_WALLET_NAME`, `CHALLENGE_WALLET_HOTKEY`), not the
+/// `WALLET_*` of the miner's `miner.env`.
+#[derive(Args, Debug, Clone)]
+pub struct ChallengerWalletArgs {
+    /// Wallet name (env CHALLENGE_WALLET_NAME).
+    #[arg(long, env = "CHALLENGE_WALLET_NAME", default_value = "default")]
+    pub wallet_name: String,
+    /// Hotkey name (env CHALLENGE_WALLET_HOTKEY).
+    #[arg(long, env = "CHALLENGE_WALLET_HOTKEY", default_value = "default")]
+    pub wallet_hotkey: String,
+    /// Wallets directory (default $BT_WALLET_PATH or ~/.bittensor/wallets).
+    #[arg(long)]
+    pub wallet_path: Option<PathBuf>,
+}
+
+impl ChallengerWalletArgs {
+    /// The hotkey file's key.
+    pub fn hotkey(&self) -> Result<Hotkey> {
+        WalletArgs {
+            wallet_name: self.wallet_name.clone(),
+            wallet_hotkey: self.wallet_hotkey.clone(),
+            wallet_path: self.wallet_path.clone(),
+        }
+        .hotkey()
+    }
+}

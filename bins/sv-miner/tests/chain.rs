@@ -203,3 +203,113 @@ fn register_burns_once_with_the_coldkey_and_reports_the_uid() {
     );
     assert_eq!(node.submitted().len(), 1);
 }
+
+/// Start a chain-mode miner as the fixture's uid 3, refreshing every second.
+fn chain_miner(f: &ChainFixture, node: &ChainNode, dir: &std::path::Path) -> MinerProcess {
+    let model = ensemble_dir(dir, "mixed");
+    let serve = &f.json["calls"]["serve_axon"]["args"];
+    MinerProcess::start_as(
+        dir,
+        "seeded",
+        &format!(
+            "model = {model:?}\nchain_endpoint = {:?}\nexternal_ip = \"203.0.113.9\"\nexternal_port = {}\nmetagraph_refresh_seconds = 1\n",
+            node.url(),
+            serve["port"]
+        ),
+    )
+}
+
+#[test]
+fn a_refused_serve_axon_at_start_is_retried_while_the_miner_serves() {
+    let f = ChainFixture::load("mainnet");
+    let node = ChainNode::start(f.clone());
+    // The chain refuses the first serve_axon (as its serving rate limit does).
+    node.fail_next();
+    let dir = tempfile::tempdir().unwrap();
+    let miner = chain_miner(&f, &node, dir.path());
+    assert!(
+        miner.log.lock().unwrap().contains("failed, serving anyway"),
+        "{}",
+        miner.log.lock().unwrap()
+    );
+    let answered = Dendrite::new(seeded(&f, 0)).call(
+        "ImageSynapse",
+        image_fields(&photos()[0]),
+        &miner.target(),
+        30.0,
+    );
+    assert_eq!(answered.status, 200, "the miner serves meanwhile");
+    // Retried with backoff until the chain takes it.
+    wait_for(&miner, "sv_miner_axon_served 1", || {
+        miner.metric("sv_miner_axon_served") == 1.0
+    });
+    let sent = node.submitted();
+    assert_eq!(sent.len(), 2);
+    let decoded = python_decode("mainnet", &sent[1]);
+    assert_eq!(decoded["call_hex"], f.json["calls"]["serve_axon"]["hex"]);
+    assert!(miner.log.lock().unwrap().contains("served on chain"));
+    assert!(miner.stop().success());
+}
+
+#[test]
+fn a_deregistration_is_reported_and_a_new_registration_announces_the_axon_again() {
+    let f = ChainFixture::load("mainnet");
+    let node = ChainNode::start(f.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let miner = chain_miner(&f, &node, dir.path());
+    assert_eq!(node.submitted().len(), 1);
+    assert_eq!(miner.metric("sv_miner_registered"), 1.0);
+
+    // The uid is taken away (deregistered).
+    let me = sv_axon::ss58::decode(&miner.hotkey).unwrap().0;
+    let removed = node.remove_storage(&f.uids_prefix(), &me);
+    assert_eq!(removed.len(), 1, "the Uids entry of the miner's hotkey");
+    wait_for(&miner, "sv_miner_registered 0", || {
+        miner.metric("sv_miner_registered") == 0.0
+    });
+    assert!(miner.log.lock().unwrap().contains("no longer registered"));
+    assert_eq!(miner.metric("sv_miner_axon_served"), 0.0);
+    assert_eq!(
+        node.submitted().len(),
+        1,
+        "nothing is announced while deregistered"
+    );
+
+    // Registered again: the axon is announced again, without a restart.
+    node.insert_storage(removed);
+    wait_for(&miner, "a second serve_axon", || {
+        node.submitted().len() == 2
+    });
+    wait_for(&miner, "sv_miner_axon_served 1", || {
+        miner.metric("sv_miner_axon_served") == 1.0
+    });
+    assert_eq!(miner.metric("sv_miner_registered"), 1.0);
+    assert!(miner.log.lock().unwrap().contains("registered again"));
+    let decoded = python_decode("mainnet", &node.submitted()[1]);
+    assert_eq!(decoded["call_hex"], f.json["calls"]["serve_axon"]["hex"]);
+    assert!(miner.stop().success());
+}
+
+#[test]
+fn register_refuses_a_subnet_that_does_not_exist_before_signing() {
+    let f = ChainFixture::load("mainnet");
+    let node = ChainNode::start(f);
+    let out = sv_miner(
+        &[
+            "register",
+            "--wallet-hotkey",
+            "phrase",
+            "--yes",
+            "--netuid",
+            "99",
+        ],
+        &node.url(),
+    )
+    .env("SV_WALLET_PASSWORD", "correct horse battery")
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("subnet 99 does not exist"), "{err}");
+    assert!(node.submitted().is_empty());
+}

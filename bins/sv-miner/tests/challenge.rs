@@ -153,3 +153,61 @@ fn challenge_scores_every_answer_the_miner_logged() {
         assert_eq!(Some(l.label as f32), source.label.target(), "{line}");
     }
 }
+
+#[test]
+fn a_challenge_the_miner_refuses_exits_1_with_the_reason_and_ignores_the_miners_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes = sv_data::synthetic::generate(&dir.path().join("scenes"), 4, 96, 3).unwrap();
+    let manifest = dir.path().join("manifest.jsonl");
+    sv_data::write_manifest(&manifest, scenes.iter()).unwrap();
+    let miner = MinerProcess::start(
+        dir.path(),
+        &format!(
+            "model = {:?}\nallowlist = {:?}\n",
+            fixture("convnext/hf_cls.safetensors"),
+            fixture("axon/demo-validators.txt")
+        ),
+    );
+    let challenge = |hotkey_var: (&str, &str)| {
+        Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+            .args(["challenge", "--miner", &miner.axon.to_string()])
+            .args(["--miner-hotkey", &miner_key().ss58])
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--wallet-path")
+            .arg(wallets())
+            .env("CHALLENGE_WALLET_NAME", "fixture")
+            .env_remove("CHALLENGE_WALLET_HOTKEY")
+            // The miner's own variables (a sourced miner.env) are not the challenger's.
+            .env("WALLET_NAME", "fixture")
+            .env("WALLET_HOTKEY", "seeded")
+            .env(hotkey_var.0, hotkey_var.1)
+            .output()
+            .unwrap()
+    };
+    // Signed by the miner's own key (not an allowed validator): every request refused.
+    let out = challenge(("CHALLENGE_WALLET_HOTKEY", "phrase"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("0 answered"), "{stdout}");
+    assert!(
+        stdout.contains("is not in the miner's allowlist"),
+        "the refusal's real reason: {stdout}"
+    );
+    assert!(stderr.contains("--min-answered"), "{stderr}");
+    // The allowed validator's key through the challenger's variable: answered.
+    let out = challenge(("CHALLENGE_WALLET_HOTKEY", "seeded"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // WALLET_HOTKEY=seeded alone does not make the challenger the validator.
+    let out = challenge(("UNUSED", ""));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no challenger hotkey `default` in the fixture wallet"
+    );
+}

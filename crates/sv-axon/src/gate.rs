@@ -28,6 +28,11 @@ pub enum Access {
 pub trait Callers: Send + Sync {
     /// The access of `hotkey`.
     fn access(&self, hotkey: &str) -> Access;
+
+    /// Why an unknown hotkey is refused, in the words of this source of callers.
+    fn unknown(&self, hotkey: &str) -> String {
+        format!("hotkey {hotkey} is not registered")
+    }
 }
 
 /// A fixed allowlist of validator hotkeys with their stakes (offline mode).
@@ -35,6 +40,10 @@ pub trait Callers: Send + Sync {
 pub struct Allowlist(pub HashMap<String, f64>);
 
 impl Callers for Allowlist {
+    fn unknown(&self, hotkey: &str) -> String {
+        format!("hotkey {hotkey} is not in the miner's allowlist")
+    }
+
     fn access(&self, hotkey: &str) -> Access {
         match self.0.get(hotkey) {
             Some(&stake) => Access::Registered {
@@ -264,7 +273,7 @@ impl Gate {
         // Blacklist.
         match self.callers.access(&hotkey) {
             Access::Unknown => {
-                return Err(Refusal(403, format!("hotkey {hotkey} is not registered")));
+                return Err(Refusal(403, self.callers.unknown(&hotkey)));
             }
             Access::Registered { permit, .. } if self.require_permit && !permit => {
                 return Err(Refusal(

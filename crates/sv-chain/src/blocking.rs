@@ -55,6 +55,11 @@ impl BlockingSubtensor {
         self.runtime.block_on(self.inner.axon_of(netuid, hotkey))
     }
 
+    /// See [`Subtensor::subnet_exists`].
+    pub fn subnet_exists(&self, netuid: u16) -> Result<bool, ChainError> {
+        self.runtime.block_on(self.inner.subnet_exists(netuid))
+    }
+
     /// See [`Subtensor::burn`].
     pub fn burn(&self, netuid: u16) -> Result<u64, ChainError> {
         self.runtime.block_on(self.inner.burn(netuid))

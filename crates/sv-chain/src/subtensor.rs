@@ -274,6 +274,19 @@ impl Subtensor {
         AxonEndpoint::from_chain(a.ip, a.ip_type, a.port, a.version, a.protocol).map(Some)
     }
 
+    /// Whether subnet `netuid` exists: `SubnetworkN` counts its neurons, and a subnet
+    /// has at least its owner's from creation on. `Burn` cannot tell (a storage
+    /// default answers for any netuid), so callers check this before signing.
+    pub async fn subnet_exists(&self, netuid: u16) -> Result<bool, ChainError> {
+        let at = self.at().await?;
+        self.require(&at, PALLET, "SubnetworkN")?;
+        let n = self
+            .fetch::<_, u16>(&at, PALLET, "SubnetworkN", (netuid,))
+            .await?
+            .unwrap_or(0);
+        Ok(n > 0)
+    }
+
     /// The current burn (registration cost) on `netuid`, in rao.
     pub async fn burn(&self, netuid: u16) -> Result<u64, ChainError> {
         let at = self.at().await?;

@@ -78,6 +78,10 @@ pub struct Metrics {
 #[derive(Debug, Default, Clone)]
 struct ChainInfo {
     connected: bool,
+    /// The hotkey holds a uid (None: not checked yet).
+    registered: Option<bool>,
+    /// The axon is announced as configured (None: not asked to announce).
+    axon_served: Option<bool>,
     errors: u64,
     block: u64,
     neurons: usize,
@@ -157,6 +161,18 @@ impl Metrics {
         c.block = block;
         c.neurons = neurons;
         c.refreshed_unix = Some(unix_now());
+    }
+
+    /// Chain mode: whether the hotkey holds a uid, as the last refresh found.
+    pub fn chain_registered(&self, registered: bool) {
+        let mut c = lock(&self.chain);
+        c.get_or_insert_with(ChainInfo::default).registered = Some(registered);
+    }
+
+    /// Chain mode: whether the chain holds the axon as configured.
+    pub fn axon_served(&self, served: bool) {
+        let mut c = lock(&self.chain);
+        c.get_or_insert_with(ChainInfo::default).axon_served = Some(served);
     }
 
     /// Chain mode: a connect or refresh failed; the last metagraph stays in use.
@@ -317,6 +333,22 @@ impl Metrics {
                 "1 while the chain answers; 0 while serving on the last metagraph.",
                 c.connected as u64,
             );
+            if let Some(r) = c.registered {
+                gauge(
+                    &mut out,
+                    "sv_miner_registered",
+                    "1 while the hotkey holds a uid on the subnet; 0 once deregistered.",
+                    r as u64,
+                );
+            }
+            if let Some(a) = c.axon_served {
+                gauge(
+                    &mut out,
+                    "sv_miner_axon_served",
+                    "1 once serve_axon announced the axon; 0 while it is retried.",
+                    a as u64,
+                );
+            }
             counter(
                 &mut out,
                 "sv_miner_chain_errors_total",

@@ -621,7 +621,7 @@ fn axon_starter(
 fn start_chain_link(
     config: &MinerConfig,
     hotkey: &Hotkey,
-    link: ChainLink,
+    mut link: ChainLink,
     axon_addr: SocketAddr,
     stop: &Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, ServeError> {
@@ -633,7 +633,7 @@ fn start_chain_link(
             .parse()
             .expect("validated");
         let port = config.external_port.unwrap_or(axon_addr.port());
-        link.serve_axon(hotkey, ip, port)?;
+        link.serve_axon(hotkey, ip, port);
     }
     let stop = stop.clone();
     let every = Duration::from_secs(config.metagraph_refresh_seconds);
