@@ -53,9 +53,16 @@ pub struct ServeArgs {
     /// Axon port (default 8091; env MINER_AXON_PORT).
     #[arg(long)]
     port: Option<u16>,
-    /// Port of /metrics and /healthz (default 9091).
+    /// Port of /metrics, /healthz and the dashboard (default 9091).
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Address the metrics listener binds (default 127.0.0.1: the dashboard shows the
+    /// miner's log; give 0.0.0.0 to reach it from elsewhere).
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<String>,
+    /// The improvement loop's work_dir, shown on the dashboard when on this host.
+    #[arg(long, value_name = "DIR")]
+    loop_dir: Option<PathBuf>,
     /// Wallet name (env WALLET_NAME).
     #[arg(long)]
     wallet_name: Option<String>,
@@ -127,6 +134,10 @@ fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
     }
     set!(metagraph_refresh_seconds, args.metagraph_refresh_seconds);
     set!(netuid, args.netuid);
+    set!(metrics_host, args.metrics_bind);
+    if args.loop_dir.is_some() {
+        c.loop_dir = args.loop_dir.clone();
+    }
     if args.wallet_path.is_some() {
         c.wallet_path = args.wallet_path.clone();
     }

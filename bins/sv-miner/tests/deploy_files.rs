@@ -61,3 +61,50 @@ fn the_systemd_unit_and_the_pm2_file_run_commands_sv_miner_accepts() {
     assert!(pm2.contains("script: \"sv-miner\""));
     accepted(args);
 }
+
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_miner_exports() {
+    use sv_serve::metrics::Metrics;
+    let text = std::fs::read_to_string(deploy("grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // A miner's metrics with every family present: a request, a batch, a model with an
+    // age, the chain link.
+    let m = Metrics::default();
+    m.request(
+        200,
+        Some("5Validator"),
+        std::time::Duration::from_millis(20),
+    );
+    m.batch(2, std::time::Duration::from_millis(10));
+    m.model_loaded("1.0.0+abc", Some(1), true);
+    m.swap_failed();
+    m.chain_refreshed(100, 5);
+    m.chain_registered(true);
+    m.axon_served(true);
+    m.chain_failed();
+    let exported = m.render();
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("sv_miner_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                queried.push(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 12, "{queried:?}");
+    for name in queried {
+        assert!(
+            exported
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
+            "the dashboard queries {name}, which /metrics does not export:\n{exported}"
+        );
+    }
+}

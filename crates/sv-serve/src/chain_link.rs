@@ -74,6 +74,7 @@ impl ChainLink {
             announce: None,
         };
         link.metrics.chain_registered(true);
+        link.metrics.chain_uid(Some(uid));
         let (block, n) = link.refresh()?;
         eprintln!(
             "sv-miner: hotkey {hotkey} is uid {uid} on subnet {netuid}; metagraph of {n} neurons at block {block} from {endpoint}"
@@ -99,6 +100,7 @@ impl ChainLink {
             version: dendrite::SDK_VERSION as u32,
             protocol: 4,
         };
+        self.metrics.axon_endpoint(endpoint.to_string());
         self.announce = Some(Box::new(Announce {
             hotkey: hotkey.clone(),
             endpoint,
@@ -175,6 +177,7 @@ impl ChainLink {
         }
         self.registered = uid.is_some();
         self.metrics.chain_registered(self.registered);
+        self.metrics.chain_uid(uid);
         if !self.registered
             && let Some(a) = self.announce.as_mut()
         {

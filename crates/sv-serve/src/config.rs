@@ -27,6 +27,12 @@ pub struct MinerConfig {
     pub metrics: bool,
     /// Their port (0: any free port).
     pub metrics_port: u16,
+    /// Address the metrics listener (`/metrics`, `/healthz`, the dashboard) binds:
+    /// loopback unless asked, since it shows the miner's log and state.
+    pub metrics_host: String,
+    /// The improvement loop's `work_dir`, when it is on this host: the dashboard shows
+    /// its journal.
+    pub loop_dir: Option<PathBuf>,
     /// Refuse callers without a validator permit (`BLACKLIST_FORCE_VALIDATOR_PERMIT`).
     pub force_validator_permit: bool,
     /// Subtensor endpoint (`SUBTENSOR_CHAIN_ENDPOINT`): chain mode — check registration,
@@ -127,6 +133,8 @@ impl Default for MinerConfig {
             max_pixels: 4096 * 4096,
             max_aspect_ratio: 32,
             log_dir: PathBuf::from("miner-log"),
+            metrics_host: "127.0.0.1".into(),
+            loop_dir: None,
             log_max_bytes: 64 << 20,
             log_keep: 20,
             store_images: false,

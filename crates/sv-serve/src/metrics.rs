@@ -72,6 +72,7 @@ pub struct Metrics {
     pub log_dropped: AtomicU64,
     chain: Mutex<Option<ChainInfo>>,
     http: Mutex<Option<Arc<HttpStats>>>,
+    history: Mutex<crate::history::History>,
 }
 
 /// The chain link's state (chain mode only).
@@ -82,6 +83,8 @@ struct ChainInfo {
     registered: Option<bool>,
     /// The axon is announced as configured (None: not asked to announce).
     axon_served: Option<bool>,
+    uid: Option<u16>,
+    axon: Option<String>,
     errors: u64,
     block: u64,
     neurons: usize,
@@ -101,8 +104,57 @@ impl Default for Metrics {
             log_dropped: AtomicU64::new(0),
             chain: Mutex::default(),
             http: Mutex::default(),
+            history: Mutex::default(),
         }
     }
+}
+
+/// The miner's state as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// (outcome, validator, requests).
+    pub requests: Vec<(String, String, u64)>,
+    /// The model in service.
+    pub model_version: String,
+    /// Unix seconds it was made, when known.
+    pub model_created_unix: Option<u64>,
+    /// Unix seconds it went into service.
+    pub model_loaded_unix: u64,
+    /// Models swapped in since start.
+    pub swaps: u64,
+    /// New models that failed to load.
+    pub swap_failures: u64,
+    /// Prediction-log lines not written.
+    pub log_dropped: u64,
+    /// Five-minute buckets of the last six hours.
+    pub points: Vec<crate::history::Point>,
+    /// Answers per probability bin.
+    pub answers: [u64; 10],
+    /// The chain link (chain mode only).
+    pub chain: Option<ChainView>,
+}
+
+/// The chain link as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub struct ChainView {
+    /// The last connect or refresh succeeded.
+    pub connected: bool,
+    /// The hotkey holds a uid.
+    pub registered: Option<bool>,
+    /// The chain holds the announced axon.
+    pub axon_served: Option<bool>,
+    /// The hotkey's uid.
+    pub uid: Option<u16>,
+    /// The endpoint announced.
+    pub axon: Option<String>,
+    /// Block of the metagraph in use.
+    pub block: u64,
+    /// Neurons in it.
+    pub neurons: usize,
+    /// Failed connects and refreshes.
+    pub errors: u64,
+    /// When it was read.
+    pub refreshed_unix: Option<u64>,
 }
 
 /// The outcome label of an HTTP status.
@@ -132,13 +184,63 @@ impl Metrics {
             .or_default() += 1;
         if status == 200 {
             lock(&self.latency).observe(elapsed.as_secs_f64());
+            lock(&self.history).answered(unix_now(), elapsed.as_secs_f64() * 1e3);
         }
     }
 
     /// Record a batch of `size` that took `took`.
     pub fn batch(&self, size: usize, took: Duration) {
         lock(&self.batch_size).observe(size as f64);
+        lock(&self.history).batch(unix_now(), size);
         lock(&self.batch_seconds).observe(took.as_secs_f64());
+    }
+
+    /// An answer's probability of roadwork, for the distribution of answers.
+    pub fn answer(&self, probability: f32) {
+        lock(&self.history).answer(probability);
+    }
+
+    /// Chain mode: the uid the hotkey holds.
+    pub fn chain_uid(&self, uid: Option<u16>) {
+        let mut c = lock(&self.chain);
+        c.get_or_insert_with(ChainInfo::default).uid = uid;
+    }
+
+    /// Chain mode: the axon endpoint the miner announces.
+    pub fn axon_endpoint(&self, endpoint: String) {
+        let mut c = lock(&self.chain);
+        c.get_or_insert_with(ChainInfo::default).axon = Some(endpoint);
+    }
+
+    /// What the dashboard shows, read at once.
+    pub fn snapshot(&self) -> Snapshot {
+        let model = lock(&self.model);
+        let history = lock(&self.history);
+        Snapshot {
+            requests: lock(&self.requests)
+                .iter()
+                .map(|((o, who), n)| (o.to_string(), who.clone(), *n))
+                .collect(),
+            model_version: model.version.clone(),
+            model_created_unix: model.created_unix,
+            model_loaded_unix: model.loaded_unix,
+            swaps: self.swaps.load(Ordering::Relaxed),
+            swap_failures: self.swap_failures.load(Ordering::Relaxed),
+            log_dropped: self.log_dropped.load(Ordering::Relaxed),
+            points: history.points(),
+            answers: history.answers(),
+            chain: lock(&self.chain).as_ref().map(|c| ChainView {
+                connected: c.connected,
+                registered: c.registered,
+                axon_served: c.axon_served,
+                uid: c.uid,
+                axon: c.axon.clone(),
+                block: c.block,
+                neurons: c.neurons,
+                errors: c.errors,
+                refreshed_unix: c.refreshed_unix,
+            }),
+        }
     }
 
     /// A model went into service.

@@ -136,6 +136,7 @@ impl Miner {
         let handler = answer_handler(
             batcher.clone(),
             log.clone(),
+            metrics.clone(),
             Limits {
                 max_pixels: config.max_pixels,
                 max_aspect_ratio: config.max_aspect_ratio,
@@ -152,7 +153,11 @@ impl Miner {
             None
         } else {
             Some(serve_health(
-                &format!("{}:{}", config.host, config.metrics_port),
+                &format!("{}:{}", config.metrics_host, config.metrics_port),
+                crate::dashboard::Sources {
+                    log_dir: config.log_dir.clone(),
+                    loop_dir: config.loop_dir.clone(),
+                },
                 metrics.clone(),
                 slot.clone(),
                 batcher.clone(),
@@ -303,6 +308,7 @@ impl Miner {
 fn answer_handler(
     batcher: Arc<Batcher>,
     log: Arc<PredictionLog>,
+    metrics: Arc<Metrics>,
     limits: Limits,
     margin: Duration,
 ) -> Handler {
@@ -329,6 +335,7 @@ fn answer_handler(
                 ..
             } => {
                 synapse.set_prediction(f64::from(probability));
+                metrics.answer(probability);
                 let label = Some(request.testnet_label).filter(|l| *l >= 0);
                 log.record(
                     Entry {
@@ -650,17 +657,50 @@ fn axon_alive(axon: &Mutex<Option<server::Running>>) -> bool {
         .is_some_and(|a| a.is_alive())
 }
 
-/// `/metrics` (Prometheus text) and `/healthz` (JSON: 200 when the axon listener accepts
-/// and the inference worker runs, else 503) on their own bounded listener.
+/// `/metrics` (Prometheus text), `/healthz` (JSON: 200 when the axon listener accepts
+/// and the inference worker runs, else 503) and the dashboard (`/`, `/dashboard`, and
+/// `/dashboard/image/<sha256>` for stored challenge images) on their own bounded
+/// listener.
 fn serve_health(
     addr: &str,
+    sources: crate::dashboard::Sources,
     metrics: Arc<Metrics>,
     slot: Arc<ModelSlot>,
     batcher: Arc<Batcher>,
     axon: Arc<Mutex<Option<server::Running>>>,
 ) -> Result<HttpServer, ServeError> {
     let handler: HttpHandler = Arc::new(move |request| {
-        let (status, body, kind) = match request.path.as_str() {
+        let path = request.path.split('?').next().unwrap_or("");
+        if let Some(sha) = path.strip_prefix("/dashboard/image/") {
+            let found = crate::dashboard::image_file(&sources.log_dir, sha)
+                .and_then(|(file, kind)| Some((std::fs::read(file).ok()?, kind)));
+            return match found {
+                Some((body, kind)) => HttpResponse {
+                    status: 200,
+                    headers: vec![
+                        ("content-type".into(), kind.into()),
+                        ("cache-control".into(), "max-age=86400".into()),
+                    ],
+                    body,
+                },
+                None => HttpResponse {
+                    status: 404,
+                    headers: vec![("content-type".into(), "text/plain".into())],
+                    body: b"no such image\n".to_vec(),
+                },
+            };
+        }
+        let (status, body, kind) = match path {
+            "/" | "/dashboard" => {
+                let health = crate::dashboard::Health {
+                    listening: axon_alive(&axon),
+                    inference: batcher.is_alive(),
+                    model_age_days: slot.current().age_days(SystemTime::now()),
+                };
+                let page =
+                    crate::dashboard::page(&metrics.snapshot(), health, &sources, unix_now());
+                (200, page, "text/html; charset=utf-8")
+            }
             "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
             "/healthz" => {
                 let model = slot.current();
