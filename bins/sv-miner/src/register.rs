@@ -88,9 +88,6 @@ impl ModelRegistration<'_> {
     }
 }
 
-/// The public finney endpoint.
-pub const FINNEY: &str = "wss://entrypoint-finney.opentensor.ai:443";
-
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
     /// The wallet: its coldkey pays, its hotkey is registered.
@@ -99,10 +96,13 @@ pub struct RegisterArgs {
     /// Subnet (env NETUID).
     #[arg(long, env = "NETUID", default_value_t = 72)]
     netuid: u16,
-    /// Subtensor endpoint (env SUBTENSOR_CHAIN_ENDPOINT; test network:
-    /// wss://test.finney.opentensor.ai:443, local: ws://127.0.0.1:9944).
-    #[arg(long, env = "SUBTENSOR_CHAIN_ENDPOINT", default_value = FINNEY)]
-    endpoint: String,
+    /// Subtensor endpoint (env SUBTENSOR_CHAIN_ENDPOINT) [default: --network's].
+    #[arg(long, env = "SUBTENSOR_CHAIN_ENDPOINT")]
+    endpoint: Option<String>,
+    /// The network as the SDK names it: finney, test, archive, local, subvortex,
+    /// latent-lite, or a ws:// URL (env SUBTENSOR_NETWORK).
+    #[arg(long, env = "SUBTENSOR_NETWORK", default_value = "finney")]
+    network: String,
     /// Then register this published model (`owner/name` on Hugging Face) with the
     /// subnet operator for the new uid.
     #[arg(long)]
@@ -118,19 +118,28 @@ pub struct RegisterArgs {
     yes: bool,
 }
 
-pub fn register(args: RegisterArgs) -> Result<()> {
+pub fn register(mut args: RegisterArgs) -> Result<()> {
+    let endpoint = match args.endpoint.take() {
+        Some(e) => e,
+        None => sv_chain::network_endpoint(&args.network).with_context(|| {
+            format!(
+                "--network {:?} is not finney, test, archive, local, subvortex, latent-lite or a ws:// URL",
+                args.network
+            )
+        })?,
+    };
     if let Some(repo) = &args.model_repo {
         check_repo(repo)?;
     }
     let hotkey = args.wallet.hotkey()?;
     let wallet = sv_chain::Wallet::new(&args.wallet.root(), &args.wallet.wallet_name);
     let chain =
-        sv_chain::BlockingSubtensor::connect(&args.endpoint).context("connecting to the chain")?;
+        sv_chain::BlockingSubtensor::connect(&endpoint).context("connecting to the chain")?;
     let netuid = args.netuid;
     if !chain.subnet_exists(netuid)? {
         bail!(
             "subnet {netuid} does not exist at {}; nothing was signed",
-            args.endpoint
+            endpoint
         );
     }
     let uid = match chain.uid_of(netuid, &hotkey.ss58)? {
@@ -151,7 +160,7 @@ pub fn register(args: RegisterArgs) -> Result<()> {
                 "will register hotkey {} on subnet {netuid} at {}
   burning {} from coldkey {} (balance {})",
                 hotkey.ss58,
-                args.endpoint,
+                endpoint,
                 sv_chain::format_tao(burn as u128),
                 coldkey_ss58,
                 sv_chain::format_tao(balance),
@@ -212,9 +221,10 @@ pub fn new_hotkey(args: NewHotkeyArgs) -> Result<()> {
         .create_hotkey(&args.wallet.wallet_hotkey, args.overwrite)
         .context("creating the hotkey")?;
     println!(
-        "hotkey {} written to {}",
+        "hotkey {} written to {} (public half: {})",
         key.ss58,
-        wallet.hotkey_path(&args.wallet.wallet_hotkey).display()
+        wallet.hotkey_path(&args.wallet.wallet_hotkey).display(),
+        wallet.hotkeypub_path(&args.wallet.wallet_hotkey).display()
     );
     println!("mnemonic (write it down; it is the only backup): {mnemonic}");
     Ok(())

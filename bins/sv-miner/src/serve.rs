@@ -88,6 +88,9 @@ pub struct ServeArgs {
     /// Store each challenge image by hash beside the log (for `sv-curator`).
     #[arg(long)]
     store_images: bool,
+    /// One line per request on standard error (outcome, status, caller, time).
+    #[arg(long)]
+    log_requests: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long)]
     device: Option<String>,
@@ -152,6 +155,9 @@ fn resolve(args: &ServeArgs) -> Result<MinerConfig> {
     set!(device, args.device);
     if args.no_permit_required {
         c.force_validator_permit = false;
+    }
+    if args.log_requests {
+        c.log_requests = true;
     }
     if args.store_images {
         c.store_images = true;

@@ -188,7 +188,7 @@ fn the_dashboard_shows_every_panel_with_data_in_a_real_browser() {
         &format!(
             "model = {model:?}\nstore_images = true\nloop_dir = {work:?}\n\
              chain_endpoint = {:?}\nexternal_ip = \"203.0.113.9\"\nexternal_port = 8091\n\
-             metagraph_refresh_seconds = 1\n",
+             metagraph_refresh_seconds = 1\nlog_requests = true\n",
             node.url()
         ),
     );
@@ -223,6 +223,17 @@ fn the_dashboard_shows_every_panel_with_data_in_a_real_browser() {
     );
     assert_eq!(refused.status, 403);
     let answered = 2 * images.len();
+    // One log line per request, and the process's own figures beside the miner's.
+    let log = miner.log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("sv-miner: request answered (200) from ")
+            .count(),
+        answered,
+        "{log}"
+    );
+    assert!(log.contains("sv-miner: request blacklisted (403) from unattributed"));
+    assert!(miner.metric("process_resident_memory_bytes") > 1e6);
+    assert!(miner.metric("process_open_fds") >= 3.0);
 
     let url = format!("http://{}/dashboard", miner.metrics);
     let profile = d.join("chromium-profile");

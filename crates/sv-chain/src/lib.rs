@@ -44,3 +44,28 @@ pub fn format_tao(rao: u128) -> String {
         rao % RAO_PER_TAO as u128
     )
 }
+
+/// The endpoints of the network names the Bittensor SDK knows
+/// (`bittensor.core.settings.NETWORK_MAP`): `finney`, `test`, `archive`, `local`,
+/// `subvortex`, `latent-lite`.
+pub const NETWORKS: [(&str, &str); 6] = [
+    ("finney", "wss://entrypoint-finney.opentensor.ai:443"),
+    ("test", "wss://test.finney.opentensor.ai:443"),
+    ("archive", "wss://archive.chain.opentensor.ai:443"),
+    ("local", "ws://127.0.0.1:9944"),
+    ("subvortex", "ws://subvortex.info:9944"),
+    ("latent-lite", "wss://lite.sub.latent.to:443"),
+];
+
+/// The endpoint of `network` as `SUBTENSOR_NETWORK` holds it: a name of [`NETWORKS`],
+/// or a `ws://`/`wss://` URL itself; `None` for anything else.
+pub fn network_endpoint(network: &str) -> Option<String> {
+    let n = network.trim();
+    if n.starts_with("ws://") || n.starts_with("wss://") {
+        return Some(n.to_string());
+    }
+    NETWORKS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(n))
+        .map(|(_, url)| url.to_string())
+}

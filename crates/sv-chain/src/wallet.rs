@@ -143,7 +143,14 @@ impl Wallet {
         Ok((key, mnemonic))
     }
 
-    /// Write `key` as hotkey `hotkey` in the key-file JSON btcli reads.
+    /// The public file of hotkey `hotkey`: `hotkeys/<hotkey>pub.txt`, as
+    /// bittensor-wallet writes it beside the key.
+    pub fn hotkeypub_path(&self, hotkey: &str) -> PathBuf {
+        self.dir().join("hotkeys").join(format!("{hotkey}pub.txt"))
+    }
+
+    /// Write `key` as hotkey `hotkey` in the key-file JSON btcli reads, and its public
+    /// half as `<hotkey>pub.txt`, both mode 0600 as bittensor-wallet writes them.
     pub fn write_hotkey(
         &self,
         hotkey: &str,
@@ -164,6 +171,7 @@ impl Wallet {
             "publicKey": public,
             "privateKey": format!("0x{}", hex::encode(key.secret_key_bytes())),
             "ss58Address": key.ss58,
+            "cryptoType": 1,
         });
         if let Some(seed) = key.seed() {
             file["secretSeed"] = json!(format!("0x{}", hex::encode(seed)));
@@ -171,6 +179,16 @@ impl Wallet {
         if let Some(m) = mnemonic {
             file["secretPhrase"] = json!(m);
         }
+        let public_file = json!({
+            "publicKey": public,
+            "cryptoType": 1,
+            "accountId": public,
+            "ss58Address": key.ss58,
+        });
+        write_private(
+            &self.hotkeypub_path(hotkey),
+            &serde_json::to_vec(&public_file).expect("json"),
+        )?;
         write_private(&path, &serde_json::to_vec(&file).expect("json"))?;
         Ok(path)
     }

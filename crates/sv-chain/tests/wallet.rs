@@ -108,7 +108,8 @@ import json, sys
 from bittensor_wallet import Keyfile, Keypair
 hot = Keyfile(sys.argv[1] + "/made/hotkeys/miner", name="miner").get_keypair()
 cold = Keyfile(sys.argv[1] + "/made/coldkey", name="coldkey").get_keypair(password="{PASSWORD}")
-ok = hot.verify("{message}", bytes.fromhex(sys.argv[2][2:]))
+hotpub = Keyfile(sys.argv[1] + "/made/hotkeys/minerpub.txt", name="minerpub").get_keypair()
+ok = hotpub.ss58_address == hot.ss58_address and hot.verify("{message}", bytes.fromhex(sys.argv[2][2:]))
 print(json.dumps({{"hot": hot.ss58_address, "cold": cold.ss58_address, "ours_verifies": ok,
                   "theirs": "0x" + hot.sign("{message}").hex()}}))
 "#
@@ -131,4 +132,35 @@ print(json.dumps({{"hot": hot.ss58_address, "cold": cold.ss58_address, "ours_ver
     assert_eq!(r["cold"], cold.ss58.as_str());
     assert_eq!(r["ours_verifies"], true);
     verify_signature(&hot.ss58, message, r["theirs"].as_str().unwrap()).unwrap();
+}
+
+#[test]
+fn network_names_map_as_the_sdk_maps_them() {
+    let out = Command::new(sv_tests::test_python())
+        .args([
+            "-c",
+            "import json, os; os.environ.pop('BT_SUBTENSOR_CHAIN_ENDPOINT', None); \
+             from bittensor.core import settings; print(json.dumps(settings.NETWORK_MAP))",
+        ])
+        .env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sdk: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let sdk = sdk.as_object().unwrap();
+    assert_eq!(sdk.len(), sv_chain::NETWORKS.len());
+    for (name, url) in sv_chain::NETWORKS {
+        assert_eq!(sdk[name], url, "{name}");
+        assert_eq!(sv_chain::network_endpoint(name).as_deref(), Some(url));
+    }
+    assert_eq!(
+        sv_chain::network_endpoint("ws://10.1.2.3:9944").as_deref(),
+        Some("ws://10.1.2.3:9944")
+    );
+    assert_eq!(sv_chain::network_endpoint("mainnet"), None);
 }

@@ -33,6 +33,8 @@ pub struct MinerConfig {
     /// The improvement loop's `work_dir`, when it is on this host: the dashboard shows
     /// its journal.
     pub loop_dir: Option<PathBuf>,
+    /// One line per request on standard error (outcome, status, caller, time).
+    pub log_requests: bool,
     /// Refuse callers without a validator permit (`BLACKLIST_FORCE_VALIDATOR_PERMIT`).
     pub force_validator_permit: bool,
     /// Subtensor endpoint (`SUBTENSOR_CHAIN_ENDPOINT`): chain mode — check registration,
@@ -135,6 +137,7 @@ impl Default for MinerConfig {
             log_dir: PathBuf::from("miner-log"),
             metrics_host: "127.0.0.1".into(),
             loop_dir: None,
+            log_requests: false,
             log_max_bytes: 64 << 20,
             log_keep: 20,
             store_images: false,
@@ -145,7 +148,7 @@ impl Default for MinerConfig {
 }
 
 /// The environment variables read, in the subnet's `miner.env` names.
-pub const ENV_NAMES: [&str; 7] = [
+pub const ENV_NAMES: [&str; 9] = [
     "NETUID",
     "WALLET_NAME",
     "WALLET_HOTKEY",
@@ -153,7 +156,36 @@ pub const ENV_NAMES: [&str; 7] = [
     "BLACKLIST_FORCE_VALIDATOR_PERMIT",
     "SUBTENSOR_CHAIN_ENDPOINT",
     "BT_WALLET_PATH",
+    "SUBTENSOR_NETWORK",
+    "MODEL_URL",
 ];
+
+/// The model source of a `MODEL_URL`: `https://huggingface.co/ORG/NAME` (with an
+/// optional `/tree/REV`) or `ORG/NAME` becomes `hf://ORG/NAME[@REV]`; a local path is
+/// kept as it is.
+fn model_from_url(url: &str) -> Option<String> {
+    let u = url.trim().trim_end_matches('/');
+    let id = u
+        .strip_prefix("https://huggingface.co/")
+        .or_else(|| u.strip_prefix("http://huggingface.co/"))
+        .or_else(|| u.strip_prefix("hf://"));
+    let Some(id) = id else {
+        if u.starts_with('/') || u.starts_with('.') {
+            return Some(u.to_string());
+        }
+        let parts: Vec<&str> = u.split('/').collect();
+        return (parts.len() == 2 && parts.iter().all(|p| !p.is_empty()))
+            .then(|| format!("hf://{u}"));
+    };
+    let parts: Vec<&str> = id.split('/').collect();
+    match parts.as_slice() {
+        [org, name] if !org.is_empty() && !name.is_empty() => Some(format!("hf://{org}/{name}")),
+        [org, name, "tree", rev] if !org.is_empty() && !name.is_empty() => {
+            Some(format!("hf://{org}/{name}@{rev}"))
+        }
+        _ => None,
+    }
+}
 
 impl MinerConfig {
     /// Defaults overlaid with `file` (TOML) when given.
@@ -198,6 +230,27 @@ impl MinerConfig {
         }
         if let Some(v) = get("SUBTENSOR_CHAIN_ENDPOINT") {
             self.chain_endpoint = Some(v);
+        } else if let Some(v) = get("SUBTENSOR_NETWORK") {
+            // As the SDK maps `--subtensor.network`; an explicit endpoint wins.
+            self.chain_endpoint = Some(sv_chain::network_endpoint(&v).ok_or_else(|| {
+                bad(
+                    "SUBTENSOR_NETWORK",
+                    &v,
+                    "finney, test, archive, local, subvortex, latent-lite or a ws:// URL",
+                )
+            })?);
+        }
+        if let Some(v) = get("MODEL_URL")
+            && self.model.is_none()
+        {
+            // The base miner's model: a Hugging Face URL or id, followed on its branch.
+            self.model = Some(model_from_url(&v).ok_or_else(|| {
+                bad(
+                    "MODEL_URL",
+                    &v,
+                    "a Hugging Face model (https://huggingface.co/ORG/NAME or ORG/NAME)",
+                )
+            })?);
         }
         if let Some(v) = get("BT_WALLET_PATH") {
             self.wallet_path = Some(PathBuf::from(v));
@@ -287,5 +340,62 @@ impl MinerConfig {
         self.wallet_path
             .clone()
             .unwrap_or_else(sv_axon::keys::default_wallets_dir)
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<MinerConfig, ServeError> {
+        let mut c = MinerConfig::default();
+        c.apply_env(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })?;
+        Ok(c)
+    }
+
+    #[test]
+    fn subtensor_network_maps_as_the_sdk_and_an_endpoint_wins() {
+        let c = with(&[("SUBTENSOR_NETWORK", "test")]).unwrap();
+        assert_eq!(
+            c.chain_endpoint.as_deref(),
+            Some("wss://test.finney.opentensor.ai:443")
+        );
+        let c = with(&[
+            ("SUBTENSOR_NETWORK", "finney"),
+            ("SUBTENSOR_CHAIN_ENDPOINT", "ws://10.0.0.2:9944"),
+        ])
+        .unwrap();
+        assert_eq!(c.chain_endpoint.as_deref(), Some("ws://10.0.0.2:9944"));
+        let e = with(&[("SUBTENSOR_NETWORK", "mainnet")]).unwrap_err();
+        assert!(e.to_string().contains("SUBTENSOR_NETWORK"), "{e}");
+    }
+
+    #[test]
+    fn model_url_names_the_model_unless_one_is_set() {
+        for (url, model) in [
+            ("https://huggingface.co/org/roadwork", "hf://org/roadwork"),
+            ("https://huggingface.co/org/roadwork/", "hf://org/roadwork"),
+            (
+                "https://huggingface.co/org/roadwork/tree/v2",
+                "hf://org/roadwork@v2",
+            ),
+            ("org/roadwork", "hf://org/roadwork"),
+            ("/srv/model", "/srv/model"),
+        ] {
+            let c = with(&[("MODEL_URL", url)]).unwrap();
+            assert_eq!(c.model.as_deref(), Some(model), "{url}");
+        }
+        assert!(with(&[("MODEL_URL", "https://example.com/x")]).is_err());
+        let mut c = MinerConfig {
+            model: Some("export".into()),
+            ..MinerConfig::default()
+        };
+        c.apply_env(|k| (k == "MODEL_URL").then(|| "org/other".to_string()))
+            .unwrap();
+        assert_eq!(c.model.as_deref(), Some("export"));
     }
 }

@@ -46,6 +46,7 @@ pub mod miner;
 pub mod model;
 pub mod payload;
 pub mod predlog;
+pub mod process_metrics;
 pub mod slot;
 
 pub use config::MinerConfig;

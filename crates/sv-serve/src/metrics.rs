@@ -73,6 +73,8 @@ pub struct Metrics {
     chain: Mutex<Option<ChainInfo>>,
     http: Mutex<Option<Arc<HttpStats>>>,
     history: Mutex<crate::history::History>,
+    /// Write one line per request to standard error.
+    pub log_requests: std::sync::atomic::AtomicBool,
 }
 
 /// The chain link's state (chain mode only).
@@ -105,6 +107,7 @@ impl Default for Metrics {
             chain: Mutex::default(),
             http: Mutex::default(),
             history: Mutex::default(),
+            log_requests: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -179,6 +182,13 @@ impl Metrics {
     /// hotkey; refused requests are counted without one) after `elapsed`.
     pub fn request(&self, status: u16, validator: Option<&str>, elapsed: Duration) {
         let who = validator.unwrap_or("unattributed").to_string();
+        if self.log_requests.load(Ordering::Relaxed) {
+            eprintln!(
+                "sv-miner: request {} ({status}) from {who} in {:.1} ms",
+                outcome(status),
+                elapsed.as_secs_f64() * 1e3
+            );
+        }
         *lock(&self.requests)
             .entry((outcome(status), who))
             .or_default() += 1;
@@ -478,6 +488,7 @@ impl Metrics {
                 );
             }
         }
+        crate::process_metrics::render(&mut out);
         out
     }
 }

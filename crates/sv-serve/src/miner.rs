@@ -127,6 +127,9 @@ impl Miner {
         let mut age_warnings = crate::age::AgeWarnings::default();
         warn_of_age(&mut age_warnings, &model);
         let metrics = Arc::new(Metrics::default());
+        metrics
+            .log_requests
+            .store(config.log_requests, std::sync::atomic::Ordering::Relaxed);
         metrics.model_loaded(&model.version, model.created_unix, false);
         let slot = Arc::new(ModelSlot::new(model));
         let mut callers = CallerSource::open(config, &hotkey.ss58, &metrics)?;
