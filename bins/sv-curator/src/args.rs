@@ -62,8 +62,9 @@ pub struct IngestArgs {
     /// --synthetic folders.
     #[arg(long, value_name = "FILE")]
     pub prompts: Option<PathBuf>,
-    /// A miner's log directory (`predictions*.jsonl`, `images/` from --store-images).
-    #[arg(long, value_name = "DIR")]
+    /// A miner's log directory (`predictions*.jsonl`, `images/` from --store-images);
+    /// `--miner-log` is the old spelling.
+    #[arg(long = "log-dir", alias = "miner-log", value_name = "DIR")]
     pub miner_log: Vec<PathBuf>,
     /// Labels of the challenges sent to that miner (`sv-miner challenge --labels`),
     /// joined to its log by image id (repeatable).
@@ -135,8 +136,8 @@ pub struct DedupArgs {
 
 #[derive(Args, Debug)]
 pub struct MineArgs {
-    /// The miner's log directory.
-    #[arg(long)]
+    /// The miner's log directory (`--log` is the old spelling).
+    #[arg(long = "log-dir", alias = "log", value_name = "DIR")]
     pub log: PathBuf,
     /// Labels of challenges sent to the miner (`sv-miner challenge --labels`), joined
     /// to the log by image id so wrong answers are found, not only unsure ones

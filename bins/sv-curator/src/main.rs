@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use sv_curate::dedup::OnLeak;
 use sv_curate::mine::Reason;
 use sv_data::{Sample, ShortPolicy, Source};
@@ -17,7 +16,10 @@ mod args;
 use args::{AutolabelArgs, Cli, Command, DedupArgs, EmbedArgs, IngestArgs, MineArgs, MixArgs};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = sv_cli::parse(
+        "sv-curator",
+        &[("--miner-log", "--log-dir"), ("--log", "--log-dir")],
+    );
     let result = match cli.command {
         Command::Ingest(a) => ingest(a),
         Command::Embed(a) => embed(a),
@@ -273,16 +275,17 @@ fn autolabel(a: AutolabelArgs) -> Result<()> {
 }
 
 fn mix(a: MixArgs) -> Result<()> {
-    let mut samples = vec![];
-    for m in &a.manifest {
-        samples.extend(sv_data::read_manifest(m)?);
-    }
+    // Flags first, so a typo is reported before any file is read.
     let targets = match &a.ratios {
         None => sv_data::seed_plan(),
         Some(text) => sv_data::parse_ratios(text).context("--ratios")?,
     };
     let policy: ShortPolicy = a.policy.parse().context("--policy")?;
     let fractions: sv_data::SplitFractions = a.splits.parse().context("--splits")?;
+    let mut samples = vec![];
+    for m in &a.manifest {
+        samples.extend(sv_data::read_manifest(m)?);
+    }
     let (mut mixed, report) = sv_data::mix(samples, &targets, a.total, policy, a.seed)?;
     for line in &report.shortfalls {
         eprintln!("sv-curator: warning: {line}");

@@ -102,7 +102,7 @@ fn the_curation_loop_runs_from_files() {
         "ingest",
         "--out",
         s(&log_manifest),
-        "--miner-log",
+        "--log-dir",
         s(&log_dir),
     ]);
     let logged = sv_data::read_manifest(&log_manifest).unwrap();
@@ -141,7 +141,7 @@ fn the_curation_loop_runs_from_files() {
         "ingest",
         "--out",
         s(&joined_manifest),
-        "--miner-log",
+        "--log-dir",
         s(&log_dir),
         "--challenge-labels",
         s(&labels_file),
@@ -374,7 +374,7 @@ fn the_curation_loop_runs_from_files() {
     let hard = d.join("hard.jsonl");
     let out = ok(&[
         "mine",
-        "--log",
+        "--log-dir",
         s(&log_dir),
         "--log-index",
         s(&log_known),
@@ -479,14 +479,14 @@ fn the_curation_loop_runs_from_files() {
 fn bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().to_str().unwrap();
-    let (success, _, err) = curator(&["ingest", "--out", "x.jsonl", "--miner-log", log]);
+    let (success, _, err) = curator(&["ingest", "--out", "x.jsonl", "--log-dir", log]);
     assert!(!success && err.contains("predictions.jsonl"), "{err}");
     std::fs::write(
         dir.path().join("predictions.jsonl"),
         "{\"time\": 1}\nnot json\n",
     )
     .unwrap();
-    let (success, _, err) = curator(&["ingest", "--out", "x.jsonl", "--miner-log", log]);
+    let (success, _, err) = curator(&["ingest", "--out", "x.jsonl", "--log-dir", log]);
     assert!(!success && err.contains("predictions.jsonl:1"), "{err}");
     let (success, _, err) = curator(&["mix", "--manifest", "missing.jsonl", "--out", "y.jsonl"]);
     assert!(!success && err.contains("missing.jsonl"), "{err}");

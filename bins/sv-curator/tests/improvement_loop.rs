@@ -137,7 +137,7 @@ fn mined_failures_and_hard_negatives_fix_the_weak_models_failure_mode() {
     let log = d.join("log");
     write_log(&log, &answers);
     let log_manifest = d.join("log.jsonl");
-    ok(&["ingest", "--out", s(&log_manifest), "--miner-log", s(&log)]);
+    ok(&["ingest", "--out", s(&log_manifest), "--log-dir", s(&log)]);
 
     // A labelled pool of every kind, not yet trained on.
     let pool = sv_data::synthetic::generate(&d.join("pool"), 600, 64, 33).unwrap();
@@ -166,7 +166,7 @@ fn mined_failures_and_hard_negatives_fix_the_weak_models_failure_mode() {
     let hard = d.join("hard.jsonl");
     ok(&[
         "mine",
-        "--log",
+        "--log-dir",
         s(&log),
         "--log-index",
         s(&d.join("log.index")),

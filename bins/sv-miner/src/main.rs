@@ -116,7 +116,8 @@ mod wallet_args;
 
 fn main() {
     let done = |r: Result<()>| r.map(|()| true);
-    let result = match Cli::parse().command {
+    let cli: Cli = sv_cli::parse("sv-miner", &[("--model-repo", "--hub-repo")]);
+    let result = match cli.command {
         Command::Classify(args) => done(classify(args)),
         Command::Serve(args) => done(serve::serve(args)),
         Command::Challenge(args) => serve::challenge(args),

@@ -15,8 +15,9 @@ pub struct RegisterModelArgs {
     /// The miner's uid on the subnet.
     #[arg(long)]
     uid: u16,
-    /// The published model, `owner/name` on Hugging Face.
-    #[arg(long)]
+    /// The published model, `owner/name` on Hugging Face (`--model-repo` is the old
+    /// spelling).
+    #[arg(long = "hub-repo", alias = "model-repo", value_name = "OWNER/NAME")]
     model_repo: String,
     #[command(flatten)]
     wallet: WalletArgs,
@@ -45,7 +46,7 @@ pub fn register_model(args: RegisterModelArgs) -> Result<()> {
 fn check_repo(repo: &str) -> Result<()> {
     let parts: Vec<&str> = repo.split('/').collect();
     if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-        bail!("--model-repo {repo:?} is not owner/name");
+        bail!("--hub-repo {repo:?} is not owner/name");
     }
     Ok(())
 }
@@ -104,13 +105,13 @@ pub struct RegisterArgs {
     #[arg(long, env = "SUBTENSOR_NETWORK", default_value = "finney")]
     network: String,
     /// Then register this published model (`owner/name` on Hugging Face) with the
-    /// subnet operator for the new uid.
-    #[arg(long)]
+    /// subnet operator for the new uid (`--model-repo` is the old spelling).
+    #[arg(long = "hub-repo", alias = "model-repo", value_name = "OWNER/NAME")]
     model_repo: Option<String>,
-    /// The operator's endpoint (with --model-repo).
+    /// The operator's endpoint (with --hub-repo).
     #[arg(long, default_value = DEFAULT_BASE)]
     base_url: String,
-    /// Seconds between operator status polls (with --model-repo).
+    /// Seconds between operator status polls (with --hub-repo).
     #[arg(long, default_value_t = 3.0)]
     poll_seconds: f64,
     /// Do not ask before burning TAO (or before registering the model).

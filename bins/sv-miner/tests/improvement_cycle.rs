@@ -222,7 +222,7 @@ fn the_loop_publishes_what_the_miner_follows_survives_a_kill_and_keeps_a_worse_c
         .arg(&base_export));
     assert!(ok.status.success());
     let ok = run(hub_env(&mut Command::new(trainer()), &hub, &cache)
-        .args(["publish", "--repo", REPO, "--hotkey", &hotkey, "--yes"])
+        .args(["publish", "--hub-repo", REPO, "--hotkey", &hotkey, "--yes"])
         .arg("--export")
         .arg(&base_export));
     assert!(ok.status.success());

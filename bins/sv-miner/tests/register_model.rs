@@ -60,7 +60,7 @@ fn register(base: &str, uid: &str) -> std::process::Output {
             "register-model",
             "--uid",
             uid,
-            "--model-repo",
+            "--hub-repo",
             "streetvision/roadwork-v3",
         ])
         .arg("--wallet-path")

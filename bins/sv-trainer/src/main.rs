@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use sv_models::{Device, device_by_name};
 use sv_train::finetune::{Data, FinetuneConfig, RunDir, finetune};
 use sv_train::metrics::Report;
@@ -24,7 +23,7 @@ use progress::Progress;
 mod publish;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = sv_cli::parse("sv-trainer", &[("--repo", "--hub-repo")]);
     let result: Result<bool> = match cli.command {
         Command::Finetune(a) => run_finetune(a).map(|()| true),
         Command::Quickstart(a) => run_quickstart(a).map(|()| true),

@@ -11,8 +11,9 @@ pub struct PublishArgs {
     /// The export directory (`sv-trainer export --model-name … --hotkey …`).
     #[arg(long)]
     export: PathBuf,
-    /// The model repository, `owner/name` (created when missing).
-    #[arg(long)]
+    /// The model repository, `owner/name` (created when missing; `--repo` is the old
+    /// spelling).
+    #[arg(long = "hub-repo", alias = "repo", value_name = "OWNER/NAME")]
     repo: String,
     /// Branch to commit to.
     #[arg(long, default_value = "main")]

@@ -40,7 +40,7 @@ fn publish(base: &str, export: &Path, hotkey: &str, eval: &Path) -> std::process
     Command::new(env!("CARGO_BIN_EXE_sv-trainer"))
         .args([
             "publish",
-            "--repo",
+            "--hub-repo",
             "streetvision/owl",
             "--hotkey",
             hotkey,

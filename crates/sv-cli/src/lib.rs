@@ -34,6 +34,52 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// Parse the command line as `C`, reporting a usage error the way [`exit`] reports
+/// every error: `{program}: error: …` on one line (then clap's usage line and hint),
+/// exit 2. `--help` and `--version` print and exit 0. Before parsing, a flag spelled
+/// the old way (`renamed`: old → new, e.g. `("--repo", "--hub-repo")`) gets a note on
+/// standard error; the flag itself stays accepted as an alias.
+pub fn parse<C: clap::Parser>(program: &str, renamed: &[(&str, &str)]) -> C {
+    for arg in std::env::args().skip(1) {
+        let flag = arg.split('=').next().unwrap_or("");
+        if let Some((old, new)) = renamed.iter().find(|(old, _)| *old == flag) {
+            eprintln!("{program}: note: {old} is now {new}; the old spelling will go");
+        }
+    }
+    match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                );
+            }
+            let text = e.render().to_string();
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            let first = lines.next().unwrap_or("invalid arguments");
+            eprintln!(
+                "{program}: error: {}",
+                first.strip_prefix("error: ").unwrap_or(first)
+            );
+            for l in lines {
+                eprintln!("  {}", l.trim());
+            }
+            std::process::exit(2)
+        }
+    }
+}
+
 /// End the program with `outcome`: exit 0 for `Ok(true)`; exit 1 for `Ok(false)` (the
 /// command ran and its check failed); `{program}: error: …` on standard error and exit
 /// 2 for an error.
