@@ -524,9 +524,90 @@ pub fn python_decode(network: &str, ext: &[u8]) -> Value {
     serde_json::from_slice(&out.stdout).expect("decoder JSON")
 }
 
+/// A successful `serve_axon` stores its endpoint as the chain does:
+/// `SubtensorModule.Axons(netuid, signer)` = `AxonInfo { block, version, ip, port,
+/// ip_type, protocol, placeholder1, placeholder2 }`. The call is the extrinsic's last 30
+/// bytes (pallet and call index as in the fixture's Python-encoded `serve_axon`); the
+/// entry's key prefix is that of the fixture's `Axons` entries (82-byte keys holding
+/// 34-byte values), and the signer's `Blake2_128Concat` part comes from its `Uids` key.
+fn apply_serve_axon(s: &mut State, ext: &[u8]) {
+    let reference = unhex(
+        s.fixture.json["calls"]["serve_axon"]["hex"]
+            .as_str()
+            .unwrap_or("0x"),
+    );
+    let (Some(index), Some(call), Some(signer)) = (
+        reference.get(..2),
+        ext.get(ext.len().saturating_sub(30)..),
+        signer_of(ext),
+    ) else {
+        return;
+    };
+    if ext.len() < 30 || &call[..2] != index {
+        return;
+    }
+    let axons_prefix = s
+        .storage
+        .iter()
+        .find(|(k, v)| k.len() == 82 && v.len() == 34)
+        .map(|(k, _)| k[..32].to_vec());
+    let uids = s.fixture.uids_prefix();
+    let hashed = s
+        .storage
+        .keys()
+        .find(|k| k.starts_with(&uids) && k.ends_with(&signer) && k.len() == 82)
+        .map(|k| k[32..82].to_vec());
+    let (Some(prefix), Some(hashed)) = (axons_prefix, hashed) else {
+        return;
+    };
+    // netuid u16, version u32, ip u128, port u16, ip_type u8, protocol u8, p1 u8, p2 u8.
+    let netuid = &call[2..4];
+    if hashed[..2] != *netuid {
+        return;
+    }
+    let mut value = (s.head().number + 1).to_le_bytes().to_vec();
+    value.extend_from_slice(&call[4..8]);
+    value.extend_from_slice(&call[8..24]);
+    value.extend_from_slice(&call[24..26]);
+    value.extend_from_slice(&call[26..30]);
+    let mut key = prefix;
+    key.extend_from_slice(&hashed);
+    s.storage.insert(key, value);
+}
+
+/// Set the `Axons` entry of `account` on the fixture's subnet to `ip:port` (IPv4), as if
+/// the hotkey had been served from elsewhere. Returns whether the account is registered
+/// (has a `Uids` entry to take the key from).
+pub fn set_axon(node: &ChainNode, account: &[u8; 32], ip: [u8; 4], port: u16) -> bool {
+    let mut s = node.state.lock().unwrap();
+    let uids = s.fixture.uids_prefix();
+    let hashed = s
+        .storage
+        .keys()
+        .find(|k| k.starts_with(&uids) && k.ends_with(account) && k.len() == 82)
+        .map(|k| k[32..82].to_vec());
+    let prefix = s
+        .storage
+        .iter()
+        .find(|(k, v)| k.len() == 82 && v.len() == 34)
+        .map(|(k, _)| k[..32].to_vec());
+    let (Some(mut key), Some(hashed)) = (prefix, hashed) else {
+        return false;
+    };
+    key.extend_from_slice(&hashed);
+    let mut value = s.head().number.to_le_bytes().to_vec();
+    value.extend_from_slice(&9_012_002u32.to_le_bytes());
+    value.extend_from_slice(&u128::from(u32::from_be_bytes(ip)).to_le_bytes());
+    value.extend_from_slice(&port.to_le_bytes());
+    value.extend_from_slice(&[4, 4, 0, 0]);
+    s.storage.insert(key, value);
+    true
+}
+
 /// A successful call changes the storage as the fixture's `effects` say (a
-/// `burned_register` gives the hotkey its uid).
+/// `burned_register` gives the hotkey its uid), and a `serve_axon` stores its axon.
 fn apply_effects(s: &mut State, ext: &[u8]) {
+    apply_serve_axon(s, ext);
     let calls = s.fixture.json["calls"]
         .as_object()
         .cloned()

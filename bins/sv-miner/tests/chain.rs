@@ -260,10 +260,12 @@ fn a_deregistration_is_reported_and_a_new_registration_announces_the_axon_again(
     assert_eq!(node.submitted().len(), 1);
     assert_eq!(miner.metric("sv_miner_registered"), 1.0);
 
-    // The uid is taken away (deregistered).
+    // The uid is taken away (deregistered), with the axon the chain held for it.
     let me = sv_axon::ss58::decode(&miner.hotkey).unwrap().0;
     let removed = node.remove_storage(&f.uids_prefix(), &me);
     assert_eq!(removed.len(), 1, "the Uids entry of the miner's hotkey");
+    let axon = node.remove_storage(&axons_prefix(&f), &me);
+    assert_eq!(axon.len(), 1, "the Axons entry its serve_axon stored");
     wait_for(&miner, "sv_miner_registered 0", || {
         miner.metric("sv_miner_registered") == 0.0
     });
@@ -287,6 +289,61 @@ fn a_deregistration_is_reported_and_a_new_registration_announces_the_axon_again(
     assert!(miner.log.lock().unwrap().contains("registered again"));
     let decoded = python_decode("mainnet", &node.submitted()[1]);
     assert_eq!(decoded["call_hex"], f.json["calls"]["serve_axon"]["hex"]);
+    assert!(miner.stop().success());
+}
+
+/// The key prefix of `SubtensorModule.Axons`: the fixture's axon entries (82-byte keys
+/// holding 34-byte `AxonInfo` values).
+fn axons_prefix(f: &ChainFixture) -> Vec<u8> {
+    f.json["storage"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (sv_tests::chain_node::unhex(k), v.as_str().unwrap().len()))
+        .find(|(k, v)| k.len() == 82 && *v == 2 + 68)
+        .map(|(k, _)| k[..32].to_vec())
+        .expect("an Axons entry")
+}
+
+#[test]
+fn an_axon_the_chain_holds_elsewhere_is_announced_again() {
+    let f = ChainFixture::load("mainnet");
+    let node = ChainNode::start(f.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let miner = chain_miner(&f, &node, dir.path());
+    assert_eq!(node.submitted().len(), 1);
+    // Refreshes that find the chain holding our axon send nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(node.submitted().len(), 1, "{}", miner.log.lock().unwrap());
+
+    // The chain now holds another address for the hotkey (an IP change elsewhere).
+    let me = sv_axon::ss58::decode(&miner.hotkey).unwrap().0;
+    assert!(sv_tests::chain_node::set_axon(
+        &node,
+        &me,
+        [198, 51, 100, 7],
+        8091
+    ));
+    wait_for(&miner, "a second serve_axon", || {
+        node.submitted().len() == 2
+    });
+    assert!(
+        miner
+            .log
+            .lock()
+            .unwrap()
+            .contains("the chain holds axon 198.51.100.7:8091"),
+        "{}",
+        miner.log.lock().unwrap()
+    );
+    let decoded = python_decode("mainnet", &node.submitted()[1]);
+    assert_eq!(decoded["call_hex"], f.json["calls"]["serve_axon"]["hex"]);
+    wait_for(&miner, "sv_miner_axon_served 1", || {
+        miner.metric("sv_miner_axon_served") == 1.0
+    });
+    // Ours again on chain: no more announcements.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(node.submitted().len(), 2);
     assert!(miner.stop().success());
 }
 

@@ -7,7 +7,10 @@
 //!   retried with backoff while the miner serves;
 //! - each refresh checks that the hotkey still holds a uid: a deregistration is logged
 //!   loudly and shown as `sv_miner_registered 0`, and once the hotkey is registered
-//!   again the axon is announced again.
+//!   again the axon is announced again;
+//! - each refresh compares the chain's `Axons` entry for the hotkey with the endpoint
+//!   announced, and announces again when they differ (an IP change, the hotkey served
+//!   from elsewhere).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -178,6 +181,27 @@ impl ChainLink {
         self.registered = uid.is_some();
         self.metrics.chain_registered(self.registered);
         self.metrics.chain_uid(uid);
+        // The chain's entry for this hotkey should be ours; another (an IP change, the
+        // hotkey served from elsewhere, an entry cleared) is announced over.
+        if self.registered
+            && let Some(a) = self.announce.as_mut()
+            && a.done
+        {
+            let held = client.axon_of(self.netuid, &self.hotkey)?;
+            let ours = held
+                .as_ref()
+                .is_some_and(|h| h.ip == a.endpoint.ip && h.port == a.endpoint.port);
+            if !ours {
+                eprintln!(
+                    "sv-miner: the chain holds axon {} for this hotkey, not {}; announcing it again",
+                    held.map_or("none".to_string(), |h| h.to_string()),
+                    a.endpoint
+                );
+                a.done = false;
+                a.next_try = Instant::now();
+                self.metrics.axon_served(false);
+            }
+        }
         if !self.registered
             && let Some(a) = self.announce.as_mut()
         {
