@@ -13,19 +13,6 @@ use sv_axon::dendrite::Dendrite;
 use sv_axon::keys::Hotkey;
 use sv_tests::chain_node::{ChainFixture, ChainNode, python_decode};
 
-fn seeded(f: &ChainFixture, uid: usize) -> Hotkey {
-    let hotkey = f.json["metagraph"][uid]["hotkey"].as_str().unwrap();
-    let seed = f.json["seeds"][hotkey].as_str().unwrap();
-    let bytes: [u8; 32] = (0..32)
-        .map(|i| u8::from_str_radix(&seed[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
-    let key = Hotkey::from_seed(&bytes);
-    assert_eq!(key.ss58, hotkey);
-    key
-}
-
 fn wait_for(miner: &MinerProcess, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {

@@ -16,21 +16,8 @@ use std::process::Command;
 
 use common::*;
 use sv_axon::dendrite::Dendrite;
-use sv_axon::keys::Hotkey;
 use sv_tests::chain_node::{ChainFixture, ChainNode};
 use sv_tests::tiny_repo_files;
-
-/// The key of the fixture metagraph's `uid` (a validator with a permit at uid 0).
-fn seeded(f: &ChainFixture, uid: usize) -> Hotkey {
-    let hotkey = f.json["metagraph"][uid]["hotkey"].as_str().unwrap();
-    let seed = f.json["seeds"][hotkey].as_str().unwrap();
-    let bytes: [u8; 32] = (0..32)
-        .map(|i| u8::from_str_radix(&seed[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
-    Hotkey::from_seed(&bytes)
-}
 
 fn chromium() -> PathBuf {
     if let Some(p) = std::env::var_os("SV_CHROMIUM") {

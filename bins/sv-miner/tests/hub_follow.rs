@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use sv_axon::dendrite::Dendrite;
@@ -30,19 +30,6 @@ fn repo(model: &str) -> HashMap<&'static str, PathBuf> {
             fixture("dinov2/hub/preprocessor_config.json"),
         ),
     ])
-}
-
-/// Wait until `metric` reaches `value` (a minute at most).
-fn wait_for(miner: &MinerProcess, metric: &str, value: f64) {
-    let start = Instant::now();
-    while miner.metric(metric) < value {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{metric} stayed at {}",
-            miner.metric(metric)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -76,7 +63,7 @@ fn a_miner_follows_its_hub_branch_and_refuses_a_broken_commit() {
 
     // A new commit on main: loaded, smoke-checked and swapped in.
     hub.publish(&"2".repeat(40), repo("hf_swiglu"));
-    wait_for(&miner, "sv_miner_model_swaps_total", 1.0);
+    wait_for_metric(&miner, "sv_miner_model_swaps_total", 1.0);
     let second = answer();
     assert_ne!(first, second, "the new commit answers");
 
@@ -86,7 +73,7 @@ fn a_miner_follows_its_hub_branch_and_refuses_a_broken_commit() {
     let mut bad = repo("hf_swiglu");
     bad.insert("config.json", broken);
     hub.publish(&"3".repeat(40), bad);
-    wait_for(&miner, "sv_miner_model_swap_failures_total", 1.0);
+    wait_for_metric(&miner, "sv_miner_model_swap_failures_total", 1.0);
     assert_eq!(answer(), second);
     // Refused once, not retried every poll.
     std::thread::sleep(Duration::from_secs(3));

@@ -128,19 +128,6 @@ poll_seconds = 0.05
     file
 }
 
-/// Wait until `metric` reaches `value` (two minutes at most).
-fn wait_for(miner: &MinerProcess, metric: &str, value: f64) {
-    let start = Instant::now();
-    while miner.metric(metric) < value {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{metric} stayed at {}",
-            miner.metric(metric)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn mtime(path: &Path) -> SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
 }
@@ -296,7 +283,7 @@ fn the_loop_publishes_what_the_miner_follows_survives_a_kill_and_keeps_a_worse_c
     // Mining saw wrong answers from the challenge labels.
     let log = std::fs::read_to_string(cycle1.join("log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), challenges.len() + probes.len());
-    wait_for(&miner, "sv_miner_model_swaps_total", 1.0);
+    wait_for_metric(&miner, "sv_miner_model_swaps_total", 1.0);
     let after_first = answers(-1);
     assert_ne!(
         before, after_first,

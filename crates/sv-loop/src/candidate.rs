@@ -18,19 +18,24 @@ pub(crate) fn run_dir(c: &Cycle) -> RunDir {
 /// loop's overrides; the seed moves with the cycle.
 fn config(c: &Cycle) -> Result<FinetuneConfig> {
     let t = &c.config.train;
-    let mut cfg = FinetuneConfig::continuing(&c.journal.production)
+    let overrides = sv_train::overrides::FinetuneOverrides {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        lr: t.lr,
+        backbone_lr: t.backbone_lr,
+        augment: t.augment.clone(),
+        seed: Some(t.seed.wrapping_add(u64::from(c.journal.cycle))),
+        checkpoint_every: t.checkpoint_every,
+        hard_negatives: t.hard_negatives,
+        ..Default::default()
+    };
+    let source = FinetuneConfig::continuing(&c.journal.production)
         .map_err(|e| step_error(Step::Finetune, e))?;
-    cfg.epochs = t.epochs.unwrap_or(cfg.epochs);
-    cfg.lr = t.lr.unwrap_or(cfg.lr);
-    cfg.backbone_lr = t.backbone_lr.unwrap_or(cfg.backbone_lr);
-    cfg.batch_size = t.batch_size.unwrap_or(cfg.batch_size);
+    let mut cfg = overrides.apply(source);
     cfg.warmup_steps = t.warmup_steps.unwrap_or(cfg.warmup_steps);
-    cfg.checkpoint_every = t.checkpoint_every.unwrap_or(cfg.checkpoint_every);
-    if let Some(a) = &t.augment {
-        cfg.augment = a.clone();
+    if !t.hard_negatives {
+        cfg.hard_negatives = None;
     }
-    cfg.hard_negatives = t.hard_negatives.then(Default::default);
-    cfg.seed = t.seed.wrapping_add(u64::from(c.journal.cycle));
     cfg.validate("[train]")
         .map_err(|e| step_error(Step::Finetune, e))?;
     Ok(cfg)

@@ -231,3 +231,30 @@ pub fn allowlist(dir: &Path) -> PathBuf {
     std::fs::write(&path, format!("{} 1000\n", validator().ss58)).unwrap();
     path
 }
+
+/// The key of the chain fixture's neuron `uid` (its seed is in the fixture).
+pub fn seeded(f: &sv_tests::chain_node::ChainFixture, uid: usize) -> Hotkey {
+    let hotkey = f.json["metagraph"][uid]["hotkey"].as_str().unwrap();
+    let seed = f.json["seeds"][hotkey].as_str().unwrap();
+    let bytes: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&seed[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let key = Hotkey::from_seed(&bytes);
+    assert_eq!(key.ss58, hotkey);
+    key
+}
+
+/// Wait until the miner's `metric` reaches `value` (two minutes at most).
+pub fn wait_for_metric(miner: &MinerProcess, metric: &str, value: f64) {
+    let start = Instant::now();
+    while miner.metric(metric) < value {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{metric} stayed at {}",
+            miner.metric(metric)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
