@@ -1,7 +1,8 @@
 //! The improvement loop end to end, as a miner runs it: `sv-trainer loop` (a real
 //! process) against a loopback Hub and subnet operator, and a real `sv-miner serve`
 //! following `hf://…` on that Hub, answering labelled challenges that become the loop's
-//! input. The first cycle publishes a better model and the miner swaps to it; the second
+//! input. The first cycle, stopped at `publish` by a Hub that does not answer, continues
+//! there once it does, publishes a better model and the miner swaps to it; the second
 //! cycle (trained on a mislabelled pool) is killed with SIGKILL during training, rerun to
 //! its end from the first unfinished step, and kept out: nothing is published and the
 //! miner keeps answering with the first cycle's model. Everything is asserted from files,
@@ -253,10 +254,36 @@ fn the_loop_publishes_what_the_miner_follows_survives_a_kill_and_keeps_a_worse_c
         .arg(&config1));
     assert!(dry.status.success());
     assert!(String::from_utf8_lossy(&dry.stdout).contains("to do: read the miner's log"));
+    // A Hub that does not answer: the cycle trains, passes the gate and exports, then
+    // stops at `publish` (exit 2, named); nothing is recorded or sent.
+    let dead = run(
+        hub_env(&mut Command::new(trainer()), "http://127.0.0.1:9", &cache)
+            .args(["loop", "--config"])
+            .arg(&config1),
+    );
+    assert_eq!(dead.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("error: step publish"));
+    assert!(!d.join("work/production.json").exists());
+    assert_eq!(store.lock().unwrap().commits.len(), 1);
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("work/cycles/0001/journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        journal["steps"].as_array().unwrap().last().unwrap()["step"],
+        "export"
+    );
+    assert!(journal["outcome"].is_null());
+    // The Hub is back: the rerun continues at `publish`, without training again.
     let first = run(hub_env(&mut Command::new(trainer()), &hub, &cache)
         .args(["loop", "--config"])
         .arg(&config1));
     assert_eq!(first.status.code(), Some(0), "the first cycle publishes");
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("continuing at its first unfinished step"),
+        "{said}"
+    );
+    assert!(!said.contains("finetune: done"), "{said}");
     let (commits, card) = {
         let st = store.lock().unwrap();
         let (id, files) = st.commits.last().unwrap();

@@ -293,7 +293,9 @@ impl LoopConfig {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let base = std::path::absolute(base).map_err(|e| LoopError::io(base, e))?;
+        // The folder exists (the file was just read), so it has a canonical form, free
+        // of `..` and links, for every path the loop prints.
+        let base = base.canonicalize().map_err(|e| LoopError::io(base, e))?;
         config.resolve(&base);
         config.check().map_err(|reason| LoopError::Config {
             file: path.to_path_buf(),

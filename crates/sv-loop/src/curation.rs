@@ -23,10 +23,22 @@ fn read_manifest(step: Step, path: &Path) -> Result<Vec<Sample>> {
 pub(crate) fn ingest(c: &Cycle) -> Result<String> {
     let log = &c.config.miner_log;
     if !log.is_dir() {
-        return Err(LoopError::Config {
-            file: log.clone(),
-            reason: "miner_log is not a folder (the miner's log_dir, synced here)".into(),
+        return Err(LoopError::Input {
+            key: "miner_log",
+            path: log.clone(),
+            reason: "not a folder (give the miner's log_dir, synced to this host)".into(),
         });
+    }
+    let nothing_logged = !log.join(sv_records::predlog::CURRENT).exists()
+        && sv_records::predlog::rotated_files(log).is_empty();
+    if nothing_logged {
+        // A miner's first day: the cycle trains on the pool alone.
+        sv_data::write_manifest(&c.file("log.jsonl"), std::iter::empty())
+            .map_err(|e| step_error(Step::Ingest, e))?;
+        return Ok(format!(
+            "{}: no answers logged yet; the pool alone is curated",
+            log.display()
+        ));
     }
     let labels = sv_records::labels::read_labels(&c.config.challenge_labels)
         .map_err(|e| step_error(Step::Ingest, e))?;

@@ -21,6 +21,16 @@ pub enum LoopError {
         /// What was wrong, naming the key.
         reason: String,
     },
+    /// An input the configuration names is missing or unusable.
+    #[error("{key} {path}: {reason}")]
+    Input {
+        /// The configuration key.
+        key: &'static str,
+        /// The path it names.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The journal or production record is unreadable.
     #[error("{path}: {reason}")]
     Record {

@@ -117,7 +117,8 @@ impl FinetuneConfig {
     /// starts with: the source run's own config, pointing at it.
     pub fn continuing(source: &Path) -> Result<Self> {
         let file = incremental_source(source);
-        let mut cfg = Self::of_checkpoint(&Checkpoint::load(&file)?, &file)?;
+        let mut cfg = Self::of_checkpoint(&Checkpoint::load(&file)?, &file)?
+            .found_from(file.parent().unwrap_or(Path::new(".")));
         cfg.incremental = Some(source.to_string_lossy().into_owned());
         Ok(cfg)
     }
@@ -141,6 +142,39 @@ impl FinetuneConfig {
             incremental: None,
             ..self.clone()
         }
+    }
+
+    /// This config with a pipeline file named relative to the working directory made
+    /// absolute, so that the run it is saved with reads the same from anywhere.
+    pub fn anchored(&self) -> Self {
+        let augment = Path::new(&self.augment);
+        let mut out = self.clone();
+        if augment.is_relative()
+            && augment.is_file()
+            && let Ok(abs) = std::path::absolute(augment)
+        {
+            out.augment = abs.to_string_lossy().into_owned();
+        }
+        out
+    }
+
+    /// This config as read with the run in `dir`: a run written before pipeline paths
+    /// were stored absolute names its pipeline relative to where it was started, so a
+    /// relative path that is not a file from here is looked for beside the run and
+    /// above it.
+    fn found_from(mut self, dir: &Path) -> Self {
+        let augment = Path::new(&self.augment);
+        if augment.is_relative() && !augment.is_file() {
+            let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            if let Some(found) = root
+                .ancestors()
+                .map(|a| a.join(augment))
+                .find(|p| p.is_file())
+            {
+                self.augment = found.to_string_lossy().into_owned();
+            }
+        }
+        self
     }
 
     /// The config as TOML.
@@ -320,7 +354,8 @@ impl RunDir {
             source_name: self.root.display().to_string(),
             reason: format!("reading {} (is this a run directory?): {e}", path.display()),
         })?;
-        FinetuneConfig::from_toml(&text, &path.display().to_string())
+        let config = FinetuneConfig::from_toml(&text, &path.display().to_string())?;
+        Ok(config.found_from(&self.root))
     }
     /// Metrics, one JSON object per line.
     pub fn metrics(&self) -> PathBuf {
@@ -839,4 +874,34 @@ pub fn write_plots(run: &RunDir, report: &Report, pairs: &[(f64, bool)]) -> Resu
         "confusion.png",
         crate::plot::confusion_chart(&report.confusion),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_path_reads_the_same_from_any_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let qs = dir.path().join("qs");
+        std::fs::create_dir_all(qs.join("run")).unwrap();
+        std::fs::write(qs.join("augment.toml"), "").unwrap();
+        // A run written with a path relative to where it was started (`qs/…`), read
+        // from elsewhere: found beside the run's folder.
+        let legacy = FinetuneConfig {
+            augment: "qs/augment.toml".into(),
+            ..FinetuneConfig::default()
+        };
+        let found = legacy.clone().found_from(&qs.join("run"));
+        assert_eq!(Path::new(&found.augment), qs.join("augment.toml"));
+        // A preset stays a preset; a file relative to here is stored absolute.
+        let preset = FinetuneConfig::default().found_from(&qs.join("run"));
+        assert_eq!(preset.augment, "heavy");
+        assert_eq!(FinetuneConfig::default().anchored().augment, "heavy");
+        let here = FinetuneConfig {
+            augment: "Cargo.toml".into(),
+            ..FinetuneConfig::default()
+        };
+        assert!(Path::new(&here.anchored().augment).is_absolute());
+    }
 }

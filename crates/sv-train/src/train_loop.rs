@@ -176,7 +176,7 @@ impl<'a, M: Family> Training<'a, M> {
             config,
             run,
             device,
-            config_text: config.to_toml(),
+            config_text: config.anchored().to_toml(),
             optim: AdamW::new(settings, model.param_groups()),
             ema: (config.ema > 0.0).then(|| params_of(model)),
             term: config
