@@ -81,8 +81,10 @@ pub struct EmbedArgs {
     /// Manifest to embed.
     #[arg(long)]
     pub manifest: PathBuf,
-    /// Backbone checkpoint (with config.json / preprocessor_config.json beside it).
-    #[arg(long)]
+    /// The model whose backbone embeds: a checkpoint (with config.json /
+    /// preprocessor_config.json beside it) or an export directory (`--checkpoint` is the
+    /// old spelling).
+    #[arg(long = "model", alias = "checkpoint", value_name = "FILE_OR_DIR")]
     pub checkpoint: PathBuf,
     /// Output index file.
     #[arg(long)]

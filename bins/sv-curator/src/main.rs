@@ -18,7 +18,11 @@ use args::{AutolabelArgs, Cli, Command, DedupArgs, EmbedArgs, IngestArgs, MineAr
 fn main() {
     let cli: Cli = sv_cli::parse(
         "sv-curator",
-        &[("--miner-log", "--log-dir"), ("--log", "--log-dir")],
+        &[
+            ("--miner-log", "--log-dir"),
+            ("--log", "--log-dir"),
+            ("--checkpoint", "--model"),
+        ],
     );
     let result = match cli.command {
         Command::Ingest(a) => ingest(a),
@@ -117,8 +121,13 @@ fn embed(a: EmbedArgs) -> Result<()> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| sv_cli::cache_dir("features"));
+    let checkpoint = if a.checkpoint.is_dir() {
+        a.checkpoint.join("model.safetensors")
+    } else {
+        a.checkpoint.clone()
+    };
     let job = sv_train::embed::EmbedJob {
-        checkpoint: &a.checkpoint,
+        checkpoint: &checkpoint,
         cache_dir: &cache_dir,
         kind: &a.kind,
         out: &a.out,

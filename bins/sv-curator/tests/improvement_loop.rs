@@ -155,7 +155,7 @@ fn mined_failures_and_hard_negatives_fix_the_weak_models_failure_mode() {
             "embed",
             "--manifest",
             s(manifest),
-            "--checkpoint",
+            "--model",
             s(&backbone),
             "--out",
             s(&index),

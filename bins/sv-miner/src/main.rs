@@ -58,11 +58,16 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ClassifyArgs {
+    /// The model, as `serve --model` takes it: an export directory, an ensemble file, a
+    /// checkpoint, or a Hugging Face repository `owner/name[@revision]`.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["checkpoint", "hub", "ensemble"])]
+    model: Option<String>,
+
     /// Local checkpoint (.safetensors, .bin or .pth): DINOv2 with registers (HF
     /// transformers, timm or original layout) or ConvNeXt-V2 (HF transformers or timm).
     /// `config.json` and `preprocessor_config.json` beside it (or `<stem>.config.json`)
     /// are used when present.
-    #[arg(long, conflicts_with_all = ["hub", "ensemble"], required_unless_present_any = ["hub", "ensemble"])]
+    #[arg(long, conflicts_with_all = ["hub", "ensemble"], required_unless_present_any = ["hub", "ensemble", "model"])]
     checkpoint: Option<PathBuf>,
 
     /// Ensemble file (JSON) instead: members' checkpoints, weights (default DINOv2 0.6,
@@ -128,7 +133,36 @@ fn main() {
     sv_cli::exit("sv-miner", result)
 }
 
-fn classify(args: ClassifyArgs) -> Result<()> {
+/// `--model SOURCE` as the flags it stands for: an ensemble file or an export directory
+/// holding `ensemble.json` → `--ensemble`; an export directory → its
+/// `model.safetensors`; another file → `--checkpoint`; `owner/name[@rev]` → `--hub`.
+fn resolve_model(args: &mut ClassifyArgs) -> Result<()> {
+    let Some(spec) = args.model.take() else {
+        return Ok(());
+    };
+    match sv_models::ModelSource::parse(&spec).with_context(|| format!("--model {spec}"))? {
+        sv_models::ModelSource::Local(path) => {
+            let ensemble = path.join("ensemble.json");
+            if path.is_dir() && ensemble.is_file() {
+                args.ensemble = Some(ensemble);
+            } else if path.is_dir() {
+                args.checkpoint = Some(path.join("model.safetensors"));
+            } else if path.extension().is_some_and(|e| e == "json") {
+                args.ensemble = Some(path);
+            } else {
+                args.checkpoint = Some(path);
+            }
+        }
+        sv_models::ModelSource::Hub { repo, revision } => {
+            args.hub = Some(repo);
+            args.revision = revision;
+        }
+    }
+    Ok(())
+}
+
+fn classify(mut args: ClassifyArgs) -> Result<()> {
+    resolve_model(&mut args)?;
     let device = device_by_name(&args.device)?;
     if let Some(path) = &args.ensemble {
         return classify_ensemble(path, &args, device);
@@ -155,7 +189,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             )
             .with_context(|| format!("loading {repo} from the Hugging Face Hub"))?
         }
-        (None, None) => unreachable!("clap requires --checkpoint, --hub or --ensemble"),
+        (None, None) => unreachable!("clap requires --model, --checkpoint, --hub or --ensemble"),
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let predictions = classifier

@@ -237,6 +237,33 @@ fn old_spellings_work_with_a_note_and_a_failed_check_exits_1() {
     );
     assert!(stderr.contains("sv-curator: error: ") && stderr.contains("no-such-log"));
 
+    // `--model` names any model source: the same answer as the file given as
+    // `--checkpoint`.
+    let ckpt = fixture("dinov2/hf_mlp.safetensors");
+    let image = fixture("images/chelsea.png");
+    let probability = |flag: &str| -> f64 {
+        let out = run(
+            "sv-miner",
+            &[
+                "classify",
+                flag,
+                ckpt.to_str().unwrap(),
+                "--json",
+                image.to_str().unwrap(),
+            ],
+            d,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value =
+            serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        line["roadwork_probability"].as_f64().unwrap()
+    };
+    assert_eq!(probability("--model"), probability("--checkpoint"));
+
     // A challenge nobody answers is a check that failed: exit 1.
     for (label, file) in [
         ("roadwork", "chelsea.png"),
