@@ -233,6 +233,9 @@ pub struct ChallengeArgs {
     /// Write the full report (every exchange) as JSON here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Print the full report as JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
     /// Write each challenge's label here (JSON Lines), keyed by the SHA-256 of the bytes
     /// sent, the id the miner logs: `sv-curator ingest --challenge-labels` and `mine
     /// --challenge-labels` join it to the miner's log to find its wrong answers.
@@ -295,6 +298,37 @@ pub fn challenge(args: ChallengeArgs) -> Result<bool> {
         bar.set_position(n as u64)
     });
     bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_challenge_summary(&report, &args);
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        sv_fs::atomic_write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.labels {
+        let labels = report.labels();
+        sv_records::labels::write_labels(path, &labels)?;
+        println!(
+            "{} challenge labels written to {}",
+            labels.len(),
+            path.display()
+        );
+    }
+    let answered = report.answered as f64 / report.sent.max(1) as f64;
+    if answered < args.min_answered {
+        eprintln!(
+            "sv-miner: {} of {} challenges answered, below --min-answered {}",
+            report.answered, report.sent, args.min_answered
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The challenge report as text.
+fn print_challenge_summary(report: &sv_serve::challenge::ChallengeReport, args: &ChallengeArgs) {
     println!(
         "{} challenges to {} ({}), {} answered",
         report.sent, args.miner, args.miner_hotkey, report.answered
@@ -330,28 +364,6 @@ pub fn challenge(args: ChallengeArgs) -> Result<bool> {
     }
     let [p50, p95, p99, max] = report.latency_ms;
     println!("latency ms: p50 {p50:.1}  p95 {p95:.1}  p99 {p99:.1}  max {max:.1}");
-    if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        sv_fs::atomic_write(path, &json).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.labels {
-        let labels = report.labels();
-        sv_records::labels::write_labels(path, &labels)?;
-        println!(
-            "{} challenge labels written to {}",
-            labels.len(),
-            path.display()
-        );
-    }
-    let answered = report.answered as f64 / report.sent.max(1) as f64;
-    if answered < args.min_answered {
-        eprintln!(
-            "sv-miner: {} of {} challenges answered, below --min-answered {}",
-            report.answered, report.sent, args.min_answered
-        );
-        return Ok(false);
-    }
-    Ok(true)
 }
 
 /// A dataset sample as a challenge image.

@@ -203,6 +203,21 @@ fn a_challenge_the_miner_refuses_exits_1_with_the_reason_and_ignores_the_miners_
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // --json: the whole report on standard output.
+    let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
+        .args(["challenge", "--json", "--miner", &miner.axon.to_string()])
+        .args(["--miner-hotkey", &miner_key().ss58])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--wallet-path")
+        .arg(wallets())
+        .args(["--wallet-name", "fixture", "--wallet-hotkey", "seeded"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["answered"], 4, "{report}");
+    assert_eq!(report["exchanges"].as_array().unwrap().len(), 4);
     // WALLET_HOTKEY=seeded alone does not make the challenger the validator.
     let out = challenge(("UNUSED", ""));
     assert_eq!(

@@ -20,6 +20,10 @@ pub struct LoopArgs {
     /// Print a commented example configuration and exit.
     #[arg(long)]
     example_config: bool,
+    /// Print the outcome as JSON (the cycle's journal, or why nothing ran) instead of a
+    /// sentence.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run_loop(a: LoopArgs) -> Result<bool> {
@@ -60,7 +64,24 @@ pub fn run_loop(a: LoopArgs) -> Result<bool> {
     if let Some(mut p) = progress.take() {
         p.finish();
     }
-    match finish? {
+    let finish = finish?;
+    if a.json {
+        let value = match &finish {
+            Finish::NotDue {
+                age_days,
+                retrain_after_days,
+            } => serde_json::json!({
+                "not_due": { "age_days": age_days, "retrain_after_days": retrain_after_days }
+            }),
+            Finish::Done(journal) => serde_json::json!({ "journal": journal }),
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(!matches!(
+            &finish,
+            Finish::Done(j) if matches!(j.outcome, Some(Outcome::Kept { .. }))
+        ));
+    }
+    match finish {
         Finish::NotDue {
             age_days,
             retrain_after_days,

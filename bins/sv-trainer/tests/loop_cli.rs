@@ -89,6 +89,15 @@ fn the_example_config_drives_a_dry_run_from_any_directory() {
     let out = trainer(&["loop", "--config", file.to_str().unwrap()], &elsewhere);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    let out = trainer(
+        &["loop", "--json", "--config", file.to_str().unwrap()],
+        &elsewhere,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let age = v["not_due"]["age_days"].as_f64().unwrap();
+    assert!(age > 0.0 && age < 0.1, "{v}");
+    assert_eq!(v["not_due"]["retrain_after_days"], 1.0);
 }
 
 #[test]
