@@ -181,11 +181,7 @@ fn dedup(a: DedupArgs) -> Result<()> {
             );
         }
     }
-    let order: Vec<String> = a
-        .source_order
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
+    let order = sv_curate::dedup::parse_source_order(&a.source_order);
     let before = samples.len();
     let (kept, resolved) = sv_curate::dedup::dedup(samples, index, &groups, &order);
     write_manifest(&a.out, &kept)?;

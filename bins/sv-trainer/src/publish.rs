@@ -41,13 +41,7 @@ pub struct PublishArgs {
 
 pub fn run_publish(a: PublishArgs) -> Result<bool> {
     let taken: Vec<String> = match &a.taken_names {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect(),
+        Some(p) => sv_train::publish::read_taken_names(p)?,
         None => Vec::new(),
     };
     let report: Option<Report> = match &a.eval {

@@ -8,6 +8,12 @@ use sv_index::{EmbeddingIndex, near_duplicate_groups};
 
 use crate::error::CurateError;
 
+/// A source preference as written on the command line or in a config,
+/// `natix,miner_log,…`, for [`keeper`] and [`dedup`].
+pub fn parse_source_order(text: &str) -> Vec<String> {
+    text.split(',').map(|s| s.trim().to_string()).collect()
+}
+
 /// Which sample of a near-duplicate group is kept: one in the test split, else in the
 /// validation split (so a group that spans train and a held-out split keeps the
 /// held-out copy and drops the train copies); then labelled before unlabelled, then the

@@ -33,8 +33,7 @@ pub(crate) fn ingest(c: &Cycle) -> Result<String> {
         && sv_records::predlog::rotated_files(log).is_empty();
     if nothing_logged {
         // A miner's first day: the cycle trains on the pool alone.
-        sv_data::write_manifest(&c.file("log.jsonl"), std::iter::empty())
-            .map_err(|e| step_error(Step::Ingest, e))?;
+        write_manifest(Step::Ingest, &c.file("log.jsonl"), &[])?;
         return Ok(format!(
             "{}: no answers logged yet; the pool alone is curated",
             log.display()
@@ -45,8 +44,7 @@ pub(crate) fn ingest(c: &Cycle) -> Result<String> {
     let (samples, count) = sv_curate::ingest::from_prediction_log(log, &labels)
         .map_err(|e| step_error(Step::Ingest, e))?;
     let (samples, _) = sv_curate::ingest::merge(vec![samples]);
-    sv_data::write_manifest(&c.file("log.jsonl"), samples.iter())
-        .map_err(|e| step_error(Step::Ingest, e))?;
+    write_manifest(Step::Ingest, &c.file("log.jsonl"), &samples)?;
     let labelled = samples.iter().filter(|s| s.label != Label::Unknown).count();
     let hint = if count.stored == 0 && count.answers > 0 {
         " (the miner stores no images: set store_images = true in its config)"
@@ -118,13 +116,7 @@ pub(crate) fn dedup(c: &Cycle) -> Result<String> {
             .map_err(|e| step_error(Step::Dedup, e))?;
         let groups = sv_curate::dedup::groups(index.as_ref(), c.config.curate.dedup_threshold)
             .map_err(|e| step_error(Step::Dedup, e))?;
-        let order: Vec<String> = c
-            .config
-            .curate
-            .source_order
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .collect();
+        let order = sv_curate::dedup::parse_source_order(&c.config.curate.source_order);
         let (kept, resolved) =
             sv_curate::dedup::dedup(samples.clone(), index.as_ref(), &groups, &order);
         let dropped = before - kept.len();

@@ -285,20 +285,23 @@ pub fn run(config: &LoopConfig, events: &mut dyn FnMut(Event)) -> Result<Finish>
     Ok(Finish::Done(cycle.journal))
 }
 
-fn finish(c: &mut Cycle, step: Step, note: String, events: &mut dyn FnMut(Event)) -> Result<()> {
+/// Journal `step` as done (and the cycle's `outcome` when it ends it) in one atomic
+/// write, so that no kill can leave a last step done without its outcome.
+fn finish(
+    c: &mut Cycle,
+    step: Step,
+    note: String,
+    outcome: Option<Outcome>,
+    events: &mut dyn FnMut(Event),
+) -> Result<()> {
     c.journal.steps.push(Entry {
         step,
         finished: now(),
-        note,
+        note: note.clone(),
     });
+    c.journal.outcome = outcome;
     c.journal.save(&c.dir)?;
-    let note = &c
-        .journal
-        .steps
-        .last()
-        .map(|e| e.note.clone())
-        .unwrap_or_default();
-    events(Event::Finished(step, note));
+    events(Event::Finished(step, &note));
     Ok(())
 }
 
@@ -320,9 +323,10 @@ fn run_steps(c: &mut Cycle, events: &mut dyn FnMut(Event)) -> Result<()> {
                 let report = crate::candidate::gate(c)?;
                 let note = report.reason.clone();
                 if !report.pass {
-                    finish(c, step, note.clone(), events)?;
-                    c.journal.outcome = Some(Outcome::Kept { reason: note });
-                    return c.journal.save(&c.dir);
+                    let kept = Outcome::Kept {
+                        reason: note.clone(),
+                    };
+                    return finish(c, step, note, Some(kept), events);
                 }
                 note
             }
@@ -331,15 +335,14 @@ fn run_steps(c: &mut Cycle, events: &mut dyn FnMut(Event)) -> Result<()> {
             Step::Register => crate::deploy::register(c)?,
             Step::Record => {
                 let (note, production) = crate::deploy::record(c)?;
-                finish(c, step, note, events)?;
-                c.journal.outcome = Some(Outcome::Published {
+                let published = Outcome::Published {
                     repo: production.repo.unwrap_or_default(),
                     commit: production.commit.unwrap_or_default(),
-                });
-                return c.journal.save(&c.dir);
+                };
+                return finish(c, step, note, Some(published), events);
             }
         };
-        finish(c, step, note, events)?;
+        finish(c, step, note, None, events)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use sv_hub::operator::{Operator, Registration};
 use sv_hub::publish::{Published, Publisher, Upload};
 
 use crate::cycle::{Cycle, step_error};
-use crate::error::{LoopError, Result};
+use crate::error::Result;
 use crate::journal::{Production, read_json, write_json};
 use crate::step::Step;
 
@@ -54,16 +54,10 @@ pub fn publish_plan(
 }
 
 fn taken_names(c: &Cycle) -> Result<Vec<String>> {
-    let Some(p) = &c.config.publish.taken_names else {
-        return Ok(Vec::new());
-    };
-    Ok(std::fs::read_to_string(p)
-        .map_err(|e| LoopError::io(p, e))?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
+    match &c.config.publish.taken_names {
+        Some(p) => sv_train::publish::read_taken_names(p).map_err(|e| step_error(Step::Publish, e)),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `export/` → one Hub commit → `published.json`.

@@ -45,6 +45,15 @@ struct Announce {
     backoff: Backoff,
 }
 
+impl Announce {
+    /// Announce again, now, with a fresh backoff.
+    fn again(&mut self) {
+        self.done = false;
+        self.next_try = Instant::now();
+        self.backoff.reset();
+    }
+}
+
 impl ChainLink {
     /// Connect, check that `hotkey` holds a uid on `netuid`, and fill `metagraph`.
     pub fn open(
@@ -171,9 +180,7 @@ impl ChainLink {
                     self.hotkey, self.netuid
                 );
                 if let Some(a) = self.announce.as_mut() {
-                    a.done = false;
-                    a.next_try = Instant::now();
-                    a.backoff.reset();
+                    a.again();
                 }
             }
             _ => {}
@@ -197,8 +204,7 @@ impl ChainLink {
                     held.map_or("none".to_string(), |h| h.to_string()),
                     a.endpoint
                 );
-                a.done = false;
-                a.next_try = Instant::now();
+                a.again();
                 self.metrics.axon_served(false);
             }
         }

@@ -1,5 +1,6 @@
 //! The process's own figures in Prometheus's standard names (`process_*`), read from
-//! `/proc/self` at each scrape: resident memory, CPU time, open descriptors, start time.
+//! `/proc/self` at each scrape: resident memory (`status`), CPU time and start time
+//! (`stat`), open descriptors (`fd`).
 //! On systems without `/proc` nothing is written.
 
 use std::fmt::Write;
@@ -19,7 +20,7 @@ pub fn render(out: &mut String) {
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     // f[0] is field 3 (state): utime 14 → f[11], stime 15 → f[12], starttime 22 →
-    // f[19], rss 24 (pages) → f[21].
+    // f[19].
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
     let mut metric = |name: &str, kind: &str, help: &str, v: f64| {
         let _ = writeln!(
@@ -35,13 +36,20 @@ pub fn render(out: &mut String) {
             (u + s) / TICKS,
         );
     }
-    let page = 4096.0;
-    if let Some(rss) = num(21) {
+    // VmRSS is in KiB whatever the page size (stat's rss counts pages).
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        });
+    if let Some(kib) = rss_kib {
         metric(
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size, bytes.",
-            rss * page,
+            kib * 1024.0,
         );
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {

@@ -44,6 +44,18 @@ fn refuse(reason: String) -> TrainError {
     }
 }
 
+/// The model names other miners use, from a file of one name per line (blank lines and
+/// `#` comments skipped): what [`plan`] refuses as `taken`.
+pub fn read_taken_names(path: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| TrainError::io(path, e))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
 /// Check `export` for publication by `hotkey` at `now` (Unix seconds); `taken` lists
 /// model names other miners use; `metrics` is an evaluation if known, with the name of
 /// the split it was measured on (a run's `eval.json` is its `validation` split).
