@@ -246,6 +246,21 @@ fn the_loop_publishes_what_the_miner_follows_survives_a_kill_and_keeps_a_worse_c
     let answers =
         |miner_label: i64| -> Vec<f64> { probes.iter().map(|s| ask(s, miner_label)).collect() };
     let before = answers(-1);
+    // The miner's log writer is a thread of its own: wait until every answer is on disk
+    // before a loop reads the log.
+    let logged = || {
+        std::fs::read_to_string(miner_dir.join("log/predictions.jsonl"))
+            .map_or(0, |t| t.lines().count())
+    };
+    let started = Instant::now();
+    while logged() < challenges.len() + probes.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} logged",
+            logged()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Cycle 1: published, registered, recorded; the miner swaps to it.
     let config1 = loop_config(d, "pool", 16, &operator);
