@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use sv_cli::Output;
 use sv_curate::dedup::OnLeak;
 use sv_curate::mine::Reason;
 use sv_data::{Sample, ShortPolicy, Source};
@@ -24,13 +25,14 @@ fn main() {
             ("--checkpoint", "--model"),
         ],
     );
+    let out = Output::new(cli.json);
     let result = match cli.command {
-        Command::Ingest(a) => ingest(a),
-        Command::Embed(a) => embed(a),
-        Command::Dedup(a) => dedup(a),
-        Command::Mine(a) => mine(a),
-        Command::Autolabel(a) => autolabel(a),
-        Command::Mix(a) => mix(a),
+        Command::Ingest(a) => ingest(a, out),
+        Command::Embed(a) => embed(a, out),
+        Command::Dedup(a) => dedup(a, out),
+        Command::Mine(a) => mine(a, out),
+        Command::Autolabel(a) => autolabel(a, out),
+        Command::Mix(a) => mix(a, out),
     };
     sv_cli::exit("sv-curator", result.map(|()| true))
 }
@@ -70,7 +72,7 @@ fn read_folder(
     Ok(samples)
 }
 
-fn ingest(a: IngestArgs) -> Result<()> {
+fn ingest(a: IngestArgs, out: Output) -> Result<()> {
     let mut batches = vec![];
     for dir in &a.folder {
         batches.push(read_folder(
@@ -108,12 +110,20 @@ fn ingest(a: IngestArgs) -> Result<()> {
     }
     let (samples, report) = sv_curate::ingest::merge(batches);
     write_manifest(&a.out, &samples)?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    println!("{} samples written to {}", samples.len(), a.out.display());
-    Ok(())
+    out.line(serde_json::to_string_pretty(&report)?);
+    out.line(format!(
+        "{} samples written to {}",
+        samples.len(),
+        a.out.display()
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "samples": samples.len(),
+        "report": report,
+    }))
 }
 
-fn embed(a: EmbedArgs) -> Result<()> {
+fn embed(a: EmbedArgs, out: Output) -> Result<()> {
     let device =
         sv_models::device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let samples = sv_data::read_manifest(&a.manifest)?;
@@ -144,7 +154,7 @@ fn embed(a: EmbedArgs) -> Result<()> {
         b.finish_and_clear();
     }
     let e = done.with_context(|| format!("--kind {}", a.kind))?;
-    println!(
+    out.line(format!(
         "{} embeddings ({} computed, {} from the cache, {} unreadable images left out) of dimension {} in a {} index {}",
         e.count,
         e.computed,
@@ -153,11 +163,19 @@ fn embed(a: EmbedArgs) -> Result<()> {
         e.dim,
         a.kind,
         a.out.display()
-    );
-    Ok(())
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "kind": a.kind,
+        "embeddings": e.count,
+        "computed": e.computed,
+        "cached": e.count.saturating_sub(e.computed),
+        "left_out": e.missing,
+        "dim": e.dim,
+    }))
 }
 
-fn dedup(a: DedupArgs) -> Result<()> {
+fn dedup(a: DedupArgs, out: Output) -> Result<()> {
     let on_leak: OnLeak = a.on_leak.parse().context("--on-leak")?;
     let samples = sv_data::read_manifest(&a.manifest)?;
     let index = sv_index::store::load_any(&a.index)?;
@@ -187,7 +205,7 @@ fn dedup(a: DedupArgs) -> Result<()> {
     write_manifest(&a.out, &kept)?;
     write_json(&report, &serde_json::to_value(&resolved)?)?;
     let leaks = resolved.iter().filter(|g| g.leak).count();
-    println!(
+    out.line(format!(
         "{} near-duplicate groups at cosine ≥ {}: {} of {before} samples dropped; {leaks} groups spanned train and a held-out split (their train copies dropped); {} written to {}, groups to {}",
         resolved.len(),
         a.threshold,
@@ -195,11 +213,20 @@ fn dedup(a: DedupArgs) -> Result<()> {
         kept.len(),
         a.out.display(),
         report.display()
-    );
-    Ok(())
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "report": report,
+        "threshold": a.threshold,
+        "groups": resolved.len(),
+        "leak_groups": leaks,
+        "before": before,
+        "kept": kept.len(),
+        "dropped": before - kept.len(),
+    }))
 }
 
-fn mine(a: MineArgs) -> Result<()> {
+fn mine(a: MineArgs, out: Output) -> Result<()> {
     let mut answers = sv_records::predlog::read_log(&a.log)?;
     let labels = sv_records::labels::read_labels(&a.challenge_labels)?;
     let joined = sv_records::labels::apply_labels(&mut answers, &labels);
@@ -230,7 +257,7 @@ fn mine(a: MineArgs) -> Result<()> {
         .iter()
         .filter(|s| s.source == Source::HardNegative)
         .count();
-    println!(
+    out.line(format!(
         "{} answers, {} failures ({} wrong, {} unsure; {embedded} embedded) → {} hard cases ({negatives} hard negatives) in {}; neighbours held out, left out: {} val, {} test",
         answers.len(),
         failures.len(),
@@ -240,11 +267,23 @@ fn mine(a: MineArgs) -> Result<()> {
         a.out.display(),
         cases.left_out_val,
         cases.left_out_test
-    );
-    Ok(())
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "answers": answers.len(),
+        "failures": failures.len(),
+        "wrong": Reason::Wrong.count(&failures),
+        "unsure": Reason::Unsure.count(&failures),
+        "embedded": embedded,
+        "hard_cases": cases.samples.len(),
+        "hard_negatives": negatives,
+        "left_out_val": cases.left_out_val,
+        "left_out_test": cases.left_out_test,
+        "challenge_labels_joined": joined,
+    }))
 }
 
-fn autolabel(a: AutolabelArgs) -> Result<()> {
+fn autolabel(a: AutolabelArgs, out: Output) -> Result<()> {
     let device =
         sv_models::device_by_name(&a.device).with_context(|| format!("--device {}", a.device))?;
     let ensemble = sv_models::Ensemble::load(&a.ensemble, &device)?;
@@ -268,18 +307,25 @@ fn autolabel(a: AutolabelArgs) -> Result<()> {
         sv_curate::autolabel::autolabel(samples, &probabilities, a.min_confidence);
     write_manifest(&a.out, &labelled)?;
     sv_curate::autolabel::write_review(&a.review, &review)?;
-    println!(
+    out.line(format!(
         "{} candidates: {} labelled by agreement ≥ {}, {} to review ({})",
         candidates,
         candidates - review.len(),
         a.min_confidence,
         review.len(),
         a.review.display()
-    );
-    Ok(())
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "review_file": a.review,
+        "candidates": candidates,
+        "labelled": candidates - review.len(),
+        "review": review.len(),
+        "min_confidence": a.min_confidence,
+    }))
 }
 
-fn mix(a: MixArgs) -> Result<()> {
+fn mix(a: MixArgs, out: Output) -> Result<()> {
     // Flags first, so a typo is reported before any file is read.
     let targets = match &a.ratios {
         None => sv_data::seed_plan(),
@@ -308,7 +354,15 @@ fn mix(a: MixArgs) -> Result<()> {
     if let Some(p) = &a.report {
         write_json(p, &report)?;
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    println!("{} samples written to {}", mixed.len(), a.out.display());
-    Ok(())
+    out.line(serde_json::to_string_pretty(&report)?);
+    out.line(format!(
+        "{} samples written to {}",
+        mixed.len(),
+        a.out.display()
+    ));
+    out.result(&serde_json::json!({
+        "out": a.out,
+        "samples": mixed.len(),
+        "report": report,
+    }))
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use sv_cli::Output;
 use sv_hub::operator::{DEFAULT_BASE, Operator, Registration, State};
 
 use crate::wallet_args::WalletArgs;
@@ -30,17 +31,29 @@ pub struct RegisterModelArgs {
     /// Seconds between status polls.
     #[arg(long, default_value_t = 3.0)]
     poll_seconds: f64,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn register_model(args: RegisterModelArgs) -> Result<()> {
     check_repo(&args.model_repo)?;
     let hotkey = args.wallet.hotkey()?;
+    let out = Output::new(args.json);
     let operator = ModelRegistration {
         base_url: &args.base_url,
         poll_seconds: args.poll_seconds,
         yes: args.yes,
+        out,
     };
-    operator.run(&hotkey, args.uid, &args.model_repo)
+    let reply = operator.run(&hotkey, args.uid, &args.model_repo)?;
+    out.result(&serde_json::json!({
+        "uid": args.uid,
+        "hotkey": hotkey.ss58,
+        "hub_repo": args.model_repo,
+        "operator": args.base_url,
+        "reply": reply,
+    }))
 }
 
 fn check_repo(repo: &str) -> Result<()> {
@@ -56,19 +69,22 @@ struct ModelRegistration<'a> {
     base_url: &'a str,
     poll_seconds: f64,
     yes: bool,
+    out: Output,
 }
 
 impl ModelRegistration<'_> {
-    fn run(&self, hotkey: &sv_axon::Hotkey, uid: u16, model_repo: &str) -> Result<()> {
+    /// Registers `model_repo` for `uid`; the operator's final answer.
+    fn run(&self, hotkey: &sv_axon::Hotkey, uid: u16, model_repo: &str) -> Result<String> {
+        let out = self.out;
         let registration = Registration {
             uid,
             hotkey: hotkey.ss58.clone(),
             model_repo: model_repo.to_string(),
         };
-        println!(
+        out.line(format!(
             "will register model {model_repo} for uid {uid} (hotkey {}) with {}",
             hotkey.ss58, self.base_url
-        );
+        ));
         sv_cli::confirm("go ahead?", self.yes, "model not registered")?;
         let mut operator = Operator::new(self.base_url);
         operator.poll_every = Duration::from_secs_f64(self.poll_seconds.max(0.01));
@@ -77,15 +93,15 @@ impl ModelRegistration<'_> {
                 &registration,
                 |m| hotkey.sign(m),
                 |state| match state {
-                    State::Pending(s) => println!("status: {s}"),
-                    State::Succeeded => println!("status: succeeded"),
-                    State::Failed(m) => println!("status: failed ({m})"),
+                    State::Pending(s) => out.line(format!("status: {s}")),
+                    State::Succeeded => out.line("status: succeeded"),
+                    State::Failed(m) => out.line(format!("status: failed ({m})")),
                 },
             )
             .context("registering the model with the operator")?;
-        println!("the operator answered {reply}");
-        println!("model {model_repo} registered for uid {uid}");
-        Ok(())
+        out.line(format!("the operator answered {reply}"));
+        out.line(format!("model {model_repo} registered for uid {uid}"));
+        Ok(reply.to_string())
     }
 }
 
@@ -117,6 +133,9 @@ pub struct RegisterArgs {
     /// Do not ask before burning TAO (or before registering the model).
     #[arg(long)]
     yes: bool,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn register(mut args: RegisterArgs) -> Result<()> {
@@ -132,6 +151,7 @@ pub fn register(mut args: RegisterArgs) -> Result<()> {
     if let Some(repo) = &args.model_repo {
         check_repo(repo)?;
     }
+    let out = Output::new(args.json);
     let hotkey = args.wallet.hotkey()?;
     let wallet = sv_chain::Wallet::new(&args.wallet.root(), &args.wallet.wallet_name);
     let chain =
@@ -143,12 +163,13 @@ pub fn register(mut args: RegisterArgs) -> Result<()> {
             endpoint
         );
     }
+    let mut block = None;
     let uid = match chain.uid_of(netuid, &hotkey.ss58)? {
         Some(uid) => {
-            println!(
+            out.line(format!(
                 "hotkey {} is already registered on subnet {netuid} as uid {uid}; nothing to burn",
                 hotkey.ss58
-            );
+            ));
             uid
         }
         None => {
@@ -157,7 +178,7 @@ pub fn register(mut args: RegisterArgs) -> Result<()> {
                 .context("reading the coldkey's address")?;
             let burn = chain.burn(netuid)?;
             let balance = chain.free_balance(&coldkey_ss58)?;
-            println!(
+            out.line(format!(
                 "will register hotkey {} on subnet {netuid} at {}
   burning {} from coldkey {} (balance {})",
                 hotkey.ss58,
@@ -165,7 +186,7 @@ pub fn register(mut args: RegisterArgs) -> Result<()> {
                 sv_chain::format_tao(burn as u128),
                 coldkey_ss58,
                 sv_chain::format_tao(balance),
-            );
+            ));
             if balance < burn as u128 {
                 bail!(
                     "the coldkey's balance {} is below the burn {}",
@@ -191,19 +212,29 @@ pub fn register(mut args: RegisterArgs) -> Result<()> {
                     hotkey.ss58
                 );
             };
-            println!("registered as uid {uid} (block {})", done.block);
+            out.line(format!("registered as uid {uid} (block {})", done.block));
+            block = Some(done.block);
             uid
         }
     };
+    let mut model = None;
     if let Some(repo) = &args.model_repo {
-        ModelRegistration {
+        let reply = ModelRegistration {
             base_url: &args.base_url,
             poll_seconds: args.poll_seconds,
             yes: args.yes,
+            out,
         }
         .run(&hotkey, uid, repo)?;
+        model = Some(serde_json::json!({ "hub_repo": repo, "reply": reply }));
     }
-    Ok(())
+    out.result(&serde_json::json!({
+        "netuid": netuid,
+        "hotkey": hotkey.ss58,
+        "uid": uid,
+        "registered_in_block": block,
+        "model": model,
+    }))
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +245,9 @@ pub struct NewHotkeyArgs {
     /// Replace an existing hotkey of that name (its key is lost unless backed up).
     #[arg(long)]
     overwrite: bool,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn new_hotkey(args: NewHotkeyArgs) -> Result<()> {
@@ -221,12 +255,24 @@ pub fn new_hotkey(args: NewHotkeyArgs) -> Result<()> {
     let (key, mnemonic) = wallet
         .create_hotkey(&args.wallet.wallet_hotkey, args.overwrite)
         .context("creating the hotkey")?;
-    println!(
+    let out = Output::new(args.json);
+    let path = wallet.hotkey_path(&args.wallet.wallet_hotkey);
+    let public = wallet.hotkeypub_path(&args.wallet.wallet_hotkey);
+    out.line(format!(
         "hotkey {} written to {} (public half: {})",
         key.ss58,
-        wallet.hotkey_path(&args.wallet.wallet_hotkey).display(),
-        wallet.hotkeypub_path(&args.wallet.wallet_hotkey).display()
-    );
-    println!("mnemonic (write it down; it is the only backup): {mnemonic}");
-    Ok(())
+        path.display(),
+        public.display()
+    ));
+    if !out.is_json() {
+        out.line(format!(
+            "mnemonic (write it down; it is the only backup): {mnemonic}"
+        ));
+    }
+    out.result(&serde_json::json!({
+        "ss58": key.ss58,
+        "file": path,
+        "public_file": public,
+        "mnemonic": mnemonic.to_string(),
+    }))
 }

@@ -152,19 +152,21 @@ fn register_burns_once_with_the_coldkey_and_reports_the_uid() {
     assert!(node.submitted().is_empty());
 
     // With --yes: one burned_register, signed by the coldkey, equal to Python's call.
+    // The node has no `transactionWatch_v1` (as subtensor's runtime): the client falls
+    // back to `author_submitAndWatchExtrinsic` without a line on standard error, even
+    // with RUST_LOG asking for everything.
     let out = sv_miner(
         &["register", "--wallet-hotkey", "phrase", "--yes"],
         &node.url(),
     )
     .env("SV_WALLET_PASSWORD", password)
+    .env("RUST_LOG", "trace")
     .output()
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(err.trim().is_empty(), "{err}");
     assert!(text.contains("registered as uid 5"), "{text}");
     let sent = node.submitted();
     assert_eq!(sent.len(), 1);

@@ -288,3 +288,116 @@ fn old_spellings_work_with_a_note_and_a_failed_check_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("below --min-answered"), "{stderr}");
 }
+
+/// Every command that prints a result takes `--json`; with it, standard output is one
+/// JSON document a script can read, and the lines for people go to standard error.
+#[test]
+fn every_result_is_available_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let commands: &[(&str, &[&str])] = &[
+        (
+            "sv-miner",
+            &[
+                "classify",
+                "challenge",
+                "register",
+                "register-model",
+                "new-hotkey",
+            ],
+        ),
+        (
+            "sv-trainer",
+            &[
+                "finetune",
+                "probe",
+                "eval",
+                "ab",
+                "fit-ensemble",
+                "export",
+                "publish",
+                "quickstart",
+                "loop",
+            ],
+        ),
+        (
+            "sv-curator",
+            &["ingest", "embed", "dedup", "mine", "autolabel", "mix"],
+        ),
+    ];
+    for (program, subcommands) in commands {
+        for sub in *subcommands {
+            let out = run(program, &[sub, "--help"], d);
+            let help = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{program} {sub} --help");
+            assert!(
+                help.contains("--json"),
+                "{program} {sub} has no --json:\n{help}"
+            );
+        }
+    }
+
+    // new-hotkey: the address, files and mnemonic as JSON; the files are there.
+    let wallets = d.join("wallets");
+    let out = run(
+        "sv-miner",
+        &[
+            "new-hotkey",
+            "--wallet-path",
+            wallets.to_str().unwrap(),
+            "--wallet-name",
+            "w",
+            "--wallet-hotkey",
+            "h",
+            "--json",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(Path::new(v["file"].as_str().unwrap()).is_file(), "{v}");
+    assert!(
+        Path::new(v["public_file"].as_str().unwrap()).is_file(),
+        "{v}"
+    );
+    assert_eq!(v["mnemonic"].as_str().unwrap().split(' ').count(), 12);
+    assert!(v["ss58"].as_str().unwrap().starts_with('5'));
+
+    // ingest then mix: counts as JSON, the human lines on standard error.
+    for (label, file) in [
+        ("roadwork", "chelsea.png"),
+        ("no_roadwork", "camera_grey.png"),
+    ] {
+        let folder = d.join("pool").join(label);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(fixture(&format!("images/{file}")), folder.join(file)).unwrap();
+    }
+    let out = run(
+        "sv-curator",
+        &["ingest", "--folder", "pool", "--out", "all.jsonl", "--json"],
+        d,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["samples"], 2, "{v}");
+    assert_eq!(v["report"]["sources"]["folder"]["kept"], 2, "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 samples written"));
+    let out = run(
+        "sv-curator",
+        &[
+            "mix",
+            "--manifest",
+            "all.jsonl",
+            "--out",
+            "mixed.jsonl",
+            "--ratios",
+            "folder=1",
+            "--json",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["out"], "mixed.jsonl", "{v}");
+    assert!(v["samples"].as_u64().unwrap() >= 2, "{v}");
+}

@@ -122,6 +122,9 @@ pub(crate) struct FinetuneArgs {
     /// them in the [hard_negatives] table of --config).
     #[arg(long)]
     pub(crate) hard_negatives: bool,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
@@ -153,6 +156,9 @@ pub(crate) struct ProbeArgs {
     /// Weight decay.
     #[arg(long, default_value_t = 1e-4)]
     pub(crate) weight_decay: f64,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
@@ -240,6 +246,9 @@ pub(crate) struct FitEnsembleArgs {
     /// Where to save the fitted file [default: over --ensemble].
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
@@ -268,6 +277,9 @@ pub(crate) struct ExportArgs {
         default_value = "Roadwork classifier for StreetVision (netuid 72), trained with streetvision-rs"
     )]
     pub(crate) description: String,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -284,4 +296,7 @@ pub(crate) struct QuickstartArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Print the result as JSON on standard output (other lines go to standard error).
+    #[arg(long)]
+    pub(crate) json: bool,
 }

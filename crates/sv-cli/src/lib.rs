@@ -1,7 +1,8 @@
 //! What `sv-miner`, `sv-trainer` and `sv-curator` share on the command line, so that
 //! they behave alike: errors reported on one line with their causes ([`error_line`],
 //! [`exit`]), the cache directory ([`cache_dir`]), progress bars that only draw on a
-//! terminal ([`progress_bar`]) and the y/N question ([`confirm`]).
+//! terminal ([`progress_bar`]), the y/N question ([`confirm`]) and `--json` results
+//! ([`Output`]).
 //!
 //! ```
 //! let e = anyhow::anyhow!("no such file").context("reading runs/a/config.toml");
@@ -122,7 +123,8 @@ pub fn progress_bar(what: &str, len: u64) -> Option<ProgressBar> {
 }
 
 /// Ask `question` with `[y/N]` and go on only on yes; `yes` (a `--yes` flag) answers
-/// without asking. Off a terminal the question cannot be asked: an error saying to pass
+/// without asking. The question goes to standard error, so `--json` output stays clean.
+/// Off a terminal the question cannot be asked: an error saying to pass
 /// `--yes`. A no is an error with `refused`.
 pub fn confirm(question: &str, yes: bool, refused: &str) -> Result<()> {
     if yes {
@@ -131,14 +133,52 @@ pub fn confirm(question: &str, yes: bool, refused: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         bail!("not on a terminal: pass --yes to go ahead without being asked");
     }
-    print!("{question} [y/N] ");
-    std::io::stdout().flush()?;
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
         bail!("{refused}");
     }
     Ok(())
+}
+
+/// Where a command's result goes. With `--json`, the result is one JSON document on
+/// standard output and the lines written for a person go to standard error, so a script
+/// reads stdout as it is; without it, those lines go to standard output and no JSON is
+/// printed.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// The output of a command run with (`json`) or without `--json`.
+    pub fn new(json: bool) -> Self {
+        Output { json }
+    }
+
+    /// Whether `--json` was given.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A line for a person: standard output, or standard error under `--json`.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// The command's result: printed (pretty JSON) under `--json`, nothing otherwise.
+    pub fn result(&self, value: &impl serde::Serialize) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
