@@ -96,7 +96,7 @@ pub struct EmbedArgs {
     /// Feature cache directory (default ~/.cache/streetvision-rs/features).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Images per forward pass.
@@ -190,7 +190,7 @@ pub struct AutolabelArgs {
     /// Every member must pick the class with at least this probability.
     #[arg(long, default_value_t = 0.8)]
     pub min_confidence: f32,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

@@ -102,7 +102,8 @@ struct ClassifyArgs {
     #[arg(long)]
     roadwork_index: Option<usize>,
 
-    /// Device: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (a GPU backend needs a build with its
+    /// feature, e.g. `--features vulkan`).
     #[arg(long, default_value = "cpu")]
     device: String,
 

@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// One line per request on standard error (outcome, status, caller, time).
     #[arg(long)]
     log_requests: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long)]
     device: Option<String>,
 }

@@ -20,7 +20,8 @@ pub(crate) enum Command {
     /// Fine-tune a classifier on a manifest's train split, validating each epoch on its
     /// val split. The run directory gets config.toml, metrics.jsonl, checkpoint.safetensors
     /// (atomic, every --checkpoint-every steps and each epoch), model.safetensors and
-    /// eval.json.
+    /// eval.json. SIGTERM (a spot instance's preemption notice) or Ctrl-C writes a
+    /// checkpoint at the next step boundary and exits 75; `--resume` continues.
     Finetune(FinetuneArgs),
     /// Linear probe on a frozen backbone: features of the un-augmented images are cached
     /// on disk (keyed by architecture, checkpoint hash and preprocessing), so later probes
@@ -76,8 +77,22 @@ pub(crate) struct FinetuneArgs {
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
     /// Continue the run in --run-dir from its last checkpoint (with its own config.toml).
-    #[arg(long, conflicts_with = "force")]
-    pub(crate) resume: bool,
+    /// With hf://ORG/NAME[@BRANCH] (a --checkpoint-sync target), first download that
+    /// branch's newest checkpoint, config.toml and metrics.jsonl into a new --run-dir: a
+    /// run preempted on one machine continues on another, bit for bit on the CPU.
+    #[arg(
+        long,
+        conflicts_with = "force",
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_name = "hf://ORG/NAME[@BRANCH]"
+    )]
+    pub(crate) resume: Option<String>,
+    /// Push every checkpoint, with config.toml and metrics.jsonl, and at the end the
+    /// model and eval.json, to this Hub branch (a private repository, created when
+    /// missing) from a background thread. Needs HF_TOKEN; HF_ENDPOINT selects the server.
+    #[arg(long, value_name = "hf://ORG/NAME[@BRANCH]")]
+    pub(crate) checkpoint_sync: Option<String>,
     /// Start a new run in a --run-dir that holds one already, replacing it (without
     /// this or --resume, such a directory is refused).
     #[arg(long)]
@@ -125,7 +140,7 @@ pub(crate) struct FinetuneArgs {
     /// Print the result as JSON on standard output (other lines go to standard error).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
 }
@@ -159,7 +174,7 @@ pub(crate) struct ProbeArgs {
     /// Print the result as JSON on standard output (other lines go to standard error).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
 }
@@ -181,7 +196,7 @@ pub(crate) struct EvalArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
 }
@@ -221,7 +236,7 @@ pub(crate) struct AbArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
 }
@@ -249,7 +264,7 @@ pub(crate) struct FitEnsembleArgs {
     /// Print the result as JSON on standard output (other lines go to standard error).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
 }

@@ -15,6 +15,7 @@ mod loop_cmd;
 mod progress;
 mod publish;
 mod score_cmd;
+mod spot;
 mod train_cmd;
 
 use args::{Cli, Command};

@@ -3,12 +3,14 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use sv_cli::Output;
+use sv_cli::{Interrupted, Output};
+use sv_train::TrainError;
 use sv_train::finetune::{Data, FinetuneConfig, RunDir, finetune};
 use sv_train::quickstart;
 
 use crate::args::{FinetuneArgs, QuickstartArgs};
 use crate::progress::Progress;
+use crate::spot;
 use crate::{report_line, training_device};
 
 pub(crate) fn run_finetune(a: FinetuneArgs) -> Result<()> {
@@ -28,26 +30,53 @@ pub(crate) fn run_finetune(a: FinetuneArgs) -> Result<()> {
         incremental: a.incremental,
         hard_negatives: a.hard_negatives,
     };
-    let config = FinetuneConfig::layered(&run, a.resume, a.config.as_deref(), &overrides)?;
-    if !a.resume {
+    let resume = a.resume.is_some();
+    let from_hub = spot::resume_source(a.resume.as_deref())?;
+    if let Some(source) = &from_hub {
+        spot::restore(source, &run)?;
+    }
+    let config = FinetuneConfig::layered(&run, resume, a.config.as_deref(), &overrides)?;
+    if !resume {
         sv_train::finetune::refuse_own_source(&config, &run)?;
         run.prepare_new(a.force)?;
     }
     let samples = sv_data::read_manifest(&a.manifest)?;
     let data = Data::from_samples(samples)?;
     let device = training_device(&a.device)?;
+    let sync = spot::start_sync(a.checkpoint_sync.as_deref())?;
+    spot::stop_on_signals()?;
     let mut progress = Progress::new();
-    let report = finetune(&config, &data, &run, a.resume, &device, &mut |e| {
+    let report = finetune(&config, &data, &run, resume, &device, &mut |e| {
+        spot::on_event(sync.as_ref(), &run, &e);
         progress.event(e)
     });
     progress.finish();
-    let report = report?;
+    if let (Some(sync), Ok(_)) = (&sync, &report)
+        && let Err(e) = sync.push_final(&run)
+    {
+        eprintln!("sv-trainer: warning: the final model was not pushed: {e}");
+    }
+    let pushed = spot::finish_sync(sync);
+    let report = match report {
+        Ok(report) => report,
+        Err(e @ TrainError::Stopped { .. }) => {
+            let again = match &a.checkpoint_sync {
+                Some(target) => format!(
+                    "; `--resume` with the same --run-dir continues, or `--resume {target}` on another machine"
+                ),
+                None => "; `--resume` with the same --run-dir continues".to_string(),
+            };
+            return Err(Interrupted(format!("{e}{again}")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     out.line(report_line("validation", &report));
     out.line(format!("run: {}", run.root.display()));
     out.result(&serde_json::json!({
         "run": run.root,
         "model": run.model(),
         "validation": report,
+        "checkpoint_sync": pushed,
     }))
 }
 

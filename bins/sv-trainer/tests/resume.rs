@@ -626,3 +626,138 @@ fn an_incremental_run_starts_from_the_source_runs_weights() {
         .arg(dir.path().join("no-such-run"));
     fails(&mut c, &["no-such-run"]);
 }
+
+/// A spot instance's preemption: SIGTERM mid-epoch makes the run write its checkpoint at
+/// the next step boundary, push it (with config and metrics) to the loopback Hub and
+/// exit 75; a fresh run directory with an empty Hub cache — another machine — resumes
+/// from the Hub and ends with the weights and metric log of a run never interrupted.
+#[test]
+fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (manifest, config) = setup(d);
+    let whole = d.join("whole");
+    succeed(&mut finetune(&manifest, &config, &whole));
+
+    let (base, store) = sv_tests::hub_writer::fake_hub();
+    let hub_env = |c: &mut Command, cache: &str| {
+        c.env("HF_ENDPOINT", &base)
+            .env("HF_TOKEN", "hf_test")
+            .env("HF_HUB_CACHE", d.join(cache))
+            .env_remove("HF_HUB_OFFLINE");
+    };
+    let first = d.join("first");
+    let mut command = finetune(&manifest, &config, &first);
+    command.args(["--checkpoint-sync", "hf://me/spot"]);
+    hub_env(&mut command, "cache-1");
+    let mut child = command.spawn().unwrap();
+    let steps = |run: &Path| {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"loss\""))
+            .count()
+    };
+    let started = Instant::now();
+    while steps(&first) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no steps");
+        assert!(child.try_wait().unwrap().is_none(), "finished too early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("sv-trainer: stopped: stopped at step"),
+        "{err}"
+    );
+    assert!(err.contains("--resume hf://me/spot"), "{err}");
+    assert!(!first.join("model.safetensors").exists());
+    let ck = Checkpoint::load(&first.join("checkpoint.safetensors")).unwrap();
+    assert!(ck.position.step >= 3, "{:?}", ck.position);
+    assert_eq!(
+        steps(&first) as u64,
+        ck.position.step,
+        "no step lost or redone"
+    );
+    {
+        // The newest commit holds exactly the checkpoint on disk, with its config.
+        let st = store.lock().unwrap();
+        let (_, files) = st.commits.last().expect("a commit");
+        assert_eq!(
+            files["checkpoint.safetensors"],
+            std::fs::read(first.join("checkpoint.safetensors")).unwrap()
+        );
+        assert_eq!(
+            files["config.toml"],
+            std::fs::read(first.join("config.toml")).unwrap()
+        );
+        assert!(st.repos.contains(&"me/spot".to_string()));
+        assert!(st.unauthorised.is_empty(), "{:?}", st.unauthorised);
+    }
+
+    // Another machine: a new run directory and an empty Hub cache.
+    let second = d.join("second");
+    let mut command = Command::new(BIN);
+    command
+        .args(["finetune", "--resume", "hf://me/spot", "--manifest"])
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&second)
+        .args(["--checkpoint-sync", "hf://me/spot"]);
+    hub_env(&mut command, "cache-2");
+    let out = succeed(&mut command);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "restored the checkpoint at step {}",
+            ck.position.step
+        )),
+        "{err}"
+    );
+    let weights = |run: &Path| {
+        Checkpoint::load(&run.join("model.safetensors"))
+            .unwrap()
+            .model
+    };
+    let (a, b) = (weights(&whole), weights(&second));
+    assert_eq!(a.len(), b.len());
+    for (k, (shape, values)) in &a {
+        assert_eq!(&b[k].0, shape, "{k}");
+        assert!(
+            values
+                .iter()
+                .zip(&b[k].1)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{k} differs after resuming from the Hub"
+        );
+    }
+    let log = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(log(&whole), log(&second));
+    // The finished model went to the Hub too.
+    let st = store.lock().unwrap();
+    let (_, files) = st.commits.last().unwrap();
+    assert_eq!(
+        files["model.safetensors"],
+        std::fs::read(second.join("model.safetensors")).unwrap()
+    );
+
+    // A run directory that holds a run is not overwritten by a restore.
+    drop(st);
+    let mut command = Command::new(BIN);
+    command
+        .args(["finetune", "--resume", "hf://me/spot", "--manifest"])
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&second);
+    hub_env(&mut command, "cache-3");
+    let out = command.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("already holds a run"), "{err}");
+}

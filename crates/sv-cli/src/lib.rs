@@ -81,13 +81,36 @@ pub fn parse<C: clap::Parser>(program: &str, renamed: &[(&str, &str)]) -> C {
     }
 }
 
+/// Exit status of a command stopped on request with its state saved ([`Interrupted`]):
+/// 75, `EX_TEMPFAIL` — run it again to continue.
+pub const EXIT_INTERRUPTED: i32 = 75;
+
+/// A command stopped on request (SIGTERM, SIGINT) after saving what it had done, so
+/// running it again continues: [`exit`] reports it as `{program}: stopped: …` with
+/// [`EXIT_INTERRUPTED`]. The text says what was saved and how to continue.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// End the program with `outcome`: exit 0 for `Ok(true)`; exit 1 for `Ok(false)` (the
-/// command ran and its check failed); `{program}: error: …` on standard error and exit
-/// 2 for an error.
+/// command ran and its check failed); `{program}: stopped: …` and exit 75 for an
+/// [`Interrupted`] command; `{program}: error: …` on standard error and exit 2 for any
+/// other error.
 pub fn exit(program: &str, outcome: Result<bool>) -> ! {
     match outcome {
         Ok(true) => std::process::exit(0),
         Ok(false) => std::process::exit(1),
+        Err(e) if e.chain().any(|c| c.is::<Interrupted>()) => {
+            eprintln!("{program}: stopped: {}", error_line(&e));
+            std::process::exit(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("{program}: error: {}", error_line(&e));
             std::process::exit(2)

@@ -24,6 +24,7 @@ mod cycle;
 mod deploy;
 pub mod error;
 pub mod journal;
+pub mod spot;
 pub mod step;
 
 pub use config::LoopConfig;

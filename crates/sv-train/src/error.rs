@@ -53,6 +53,21 @@ pub enum TrainError {
     /// Nothing to train or evaluate on.
     #[error("{0}")]
     Empty(String),
+    /// A stop was requested ([`crate::stop`]); the run's checkpoint holds every finished
+    /// step, and resuming continues from it.
+    #[error(
+        "stopped at step {step} (epoch {epoch}, batch {batch}); checkpoint {checkpoint} written"
+    )]
+    Stopped {
+        /// Steps done.
+        step: u64,
+        /// The epoch it was in.
+        epoch: u64,
+        /// Batches of that epoch done.
+        batch: u64,
+        /// The checkpoint written.
+        checkpoint: PathBuf,
+    },
 }
 
 impl TrainError {

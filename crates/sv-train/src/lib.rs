@@ -47,6 +47,7 @@ pub mod plot;
 pub mod probe;
 pub mod publish;
 pub mod quickstart;
+pub mod stop;
 mod train_loop;
 
 pub use error::{Result, TrainError};

@@ -77,6 +77,9 @@ pub(crate) fn train_loop<M: Family>(
             step: training.position.step,
         };
         training.checkpoint(&model, events)?;
+        if crate::stop::requested() && epoch + 1 < config.epochs {
+            return Err(training.stopped());
+        }
         last = Some((report, pairs));
     }
     training.finish(&model, data, plain, last)
@@ -284,10 +287,15 @@ impl<'a, M: Family> Training<'a, M> {
                 loss,
                 lr,
             });
-            if self.position.step.is_multiple_of(config.checkpoint_every)
-                && batch_index < epochs.per_epoch
+            let stop = crate::stop::requested();
+            if stop
+                || (self.position.step.is_multiple_of(config.checkpoint_every)
+                    && batch_index < epochs.per_epoch)
             {
                 self.checkpoint(&model, events)?;
+            }
+            if stop {
+                return Err(self.stopped());
             }
         }
         Ok(model)
@@ -391,6 +399,16 @@ impl<'a, M: Family> Training<'a, M> {
             self.config.batch_size,
             &self.device.clone().inner(),
         )
+    }
+
+    /// The error of a run stopped at its position (its checkpoint written).
+    fn stopped(&self) -> TrainError {
+        TrainError::Stopped {
+            step: self.position.step,
+            epoch: self.position.epoch,
+            batch: self.position.batch,
+            checkpoint: self.run.checkpoint(),
+        }
     }
 
     /// Write the run's checkpoint at its position (atomically).
