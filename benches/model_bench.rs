@@ -21,6 +21,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Args {
     model: String,
+    device: String,
     batch: usize,
     size: usize,
     iters: usize,
@@ -30,6 +31,7 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut args = Args {
         model: "small".into(),
+        device: "cpu".into(),
         batch: 1,
         size: 224,
         iters: 10,
@@ -40,13 +42,14 @@ fn parse() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--model" => args.model = value()?,
+            "--device" => args.device = value()?,
             "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
             "--iters" => args.iters = value()?.parse().map_err(|e| format!("--iters: {e}"))?,
             "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--help" | "-h" => {
                 println!(
-                    "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--batch N] [--size PX] [--iters N] [--warmup N]"
+                    "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]"
                 );
                 std::process::exit(0);
             }
@@ -69,7 +72,10 @@ fn main() {
         eprintln!("model_bench: {e}");
         std::process::exit(2);
     });
-    let device = Device::default();
+    let device = sv_models::device_by_name(&args.device).unwrap_or_else(|e| {
+        eprintln!("model_bench: --device {}: {e}", args.device);
+        std::process::exit(2);
+    });
     let model = Model::build(&args.model, &device).unwrap_or_else(|| {
         eprintln!("model_bench: unknown model {}", args.model);
         std::process::exit(2);
@@ -92,7 +98,8 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let line = serde_json::json!({
-        "impl": "burn-flex",
+        "impl": if args.device == "cpu" { "burn-flex".to_string() } else { format!("burn-{}", args.device) },
+        "device": args.device,
         "model": args.model,
         "batch": args.batch,
         "size": args.size,

@@ -63,24 +63,40 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"], help="autocast precision")
     args = ap.parse_args()
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    model = build(args.model)
-    x = torch.randn(args.batch, 3, args.size, args.size)
+    device = torch.device(args.device)
+    if args.device == "cpu":
+        model = build(args.model)
+    else:
+        with torch.device(device):
+            model = build(args.model)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+
+    def run():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            # Reading the answer back waits for the device.
+            return model(x).float().cpu().numpy()
+
     with torch.inference_mode():
         for _ in range(args.warmup):
-            model(x).numpy()
+            run()
         times = []
         for _ in range(args.iters):
             t = time.perf_counter()
-            model(x).numpy()
+            run()
             times.append(time.perf_counter() - t)
     median = statistics.median_low(times)
     print(json.dumps({
         "impl": f"pytorch-{torch.__version__}",
         "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
         "batch": args.batch,
         "size": args.size,
         "iters": args.iters,

@@ -1,0 +1,160 @@
+//! Fine-tune step throughput on burn's Flex CPU backend: one AdamW step (forward,
+//! cross-entropy, backward, the update over the model's parameter groups) of DINOv2 with
+//! registers (`small`, `base`) or ConvNeXt-V2 (`convnextv2-tiny`, …) with random weights
+//! and a new two-label head, on a random batch.
+//!
+//! `train_bench --model small --batch 8 --iters 3` prints one JSON line with images/s
+//! and peak resident memory; `benches/run_train.sh` runs it beside
+//! `benches/torch_train.py` (PyTorch, the same step) and writes the comparison table.
+
+use std::time::Instant;
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use sv_models::{
+    ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
+    Family,
+};
+use sv_train::optim::{AdamW, AdamWSettings};
+
+/// As in `sv-trainer`: see the workspace manifest.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Args {
+    model: String,
+    device: String,
+    batch: usize,
+    size: usize,
+    iters: usize,
+    warmup: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        model: "small".into(),
+        device: "cpu".into(),
+        batch: 8,
+        size: 224,
+        iters: 3,
+        warmup: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => args.model = value()?,
+            "--device" => args.device = value()?,
+            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
+            "--iters" => args.iters = value()?.parse().map_err(|e| format!("--iters: {e}"))?,
+            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--help" | "-h" => {
+                println!(
+                    "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.batch == 0 || args.iters == 0 {
+        return Err("--batch and --iters must be at least 1".into());
+    }
+    Ok(args)
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Seconds of the first step (on a GPU: kernel compilation and autotuning included)
+/// and the median of `args.iters` steps after `args.warmup` untimed ones.
+fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f64) {
+    let settings = AdamWSettings {
+        weight_decay: 0.05,
+        ..AdamWSettings::default()
+    };
+    let mut optim = AdamW::new(settings, model.param_groups());
+    let b = args.batch;
+    let pixels = Tensor::<4>::random(
+        [b, 3, args.size, args.size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let mut onehot = vec![0f32; b * 2];
+    for i in 0..b {
+        onehot[i * 2 + i % 2] = 1.0;
+    }
+    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
+    let mut times = Vec::with_capacity(args.iters);
+    let mut first = 0.0;
+    for i in 0..args.warmup.max(1) + args.iters {
+        let started = Instant::now();
+        let logits = model.logits(pixels.clone());
+        let loss = (log_softmax(logits, 1) * onehot.clone())
+            .sum()
+            .div_scalar(-(b as f32));
+        let grads = loss.backward();
+        let (next, report) = optim.step(model, 1e-4, &grads);
+        model = next;
+        // The gradient norm is read back, so the whole step has run.
+        std::hint::black_box(report.grad_norm);
+        let seconds = started.elapsed().as_secs_f64();
+        if i == 0 {
+            first = seconds;
+        } else if i >= args.warmup.max(1) {
+            times.push(seconds);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (first, times[(times.len() - 1) / 2])
+}
+
+fn main() {
+    let args = parse().unwrap_or_else(|e| {
+        eprintln!("train_bench: {e}");
+        std::process::exit(2);
+    });
+    let device = match sv_models::device_by_name(&args.device) {
+        Ok(d) => d.autodiff(),
+        Err(e) => {
+            eprintln!("train_bench: --device {}: {e}", args.device);
+            std::process::exit(2);
+        }
+    };
+    let (first, median) = if let Some(cfg) = Dinov2Config::by_name(&args.model) {
+        let model = Dinov2Classifier::with_new_head(Dinov2::random(&cfg, &device), 2);
+        time_steps(model, &args, &device)
+    } else if let Some(cfg) = ConvNextV2Config::by_name(&args.model) {
+        let backbone = ConvNextV2::random(&cfg, &device).unwrap_or_else(|e| {
+            eprintln!("train_bench: {e}");
+            std::process::exit(2);
+        });
+        time_steps(
+            ConvNextV2Classifier::with_new_head(backbone, 2),
+            &args,
+            &device,
+        )
+    } else {
+        eprintln!("train_bench: unknown model {}", args.model);
+        std::process::exit(2);
+    };
+    let line = serde_json::json!({
+        "impl": if args.device == "cpu" { "burn-flex".to_string() } else { format!("burn-{}", args.device) },
+        "model": args.model,
+        "device": args.device,
+        "first_step_s": first,
+        "batch": args.batch,
+        "size": args.size,
+        "iters": args.iters,
+        "median_s": median,
+        "images_per_s": args.batch as f64 / median,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{line}");
+}
