@@ -102,7 +102,7 @@ struct ClassifyArgs {
     #[arg(long)]
     roadwork_index: Option<usize>,
 
-    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (a GPU backend needs a build with its
+    /// Device: cpu, cuda or cuda:N, vulkan or vulkan:N, or wgpu (a GPU backend needs a build with its
     /// feature, e.g. `--features vulkan`).
     #[arg(long, default_value = "cpu")]
     device: String,

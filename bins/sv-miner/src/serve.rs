@@ -91,7 +91,8 @@ pub struct ServeArgs {
     /// One line per request on standard error (outcome, status, caller, time).
     #[arg(long)]
     log_requests: bool,
-    /// Device: cpu, cuda[:N], vulkan[:N] or wgpu (GPU backends need their build feature).
+    /// Device: cpu, cuda or cuda:N, vulkan or vulkan:N, or wgpu (GPU backends need their
+    /// build feature).
     #[arg(long)]
     device: Option<String>,
 }
