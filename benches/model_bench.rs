@@ -15,67 +15,28 @@ use sv_models::{
     softmax_rows,
 };
 
+#[path = "network_args.rs"]
+mod network_args;
+use network_args::Args;
+
 /// As in `sv-miner`: see the workspace manifest.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Args {
-    model: String,
-    device: String,
-    batch: usize,
-    size: usize,
-    iters: usize,
-    warmup: usize,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        model: "small".into(),
-        device: "cpu".into(),
-        batch: 1,
-        size: 224,
-        iters: 10,
-        warmup: 2,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--model" => args.model = value()?,
-            "--device" => args.device = value()?,
-            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
-            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--iters" => args.iters = value()?.parse().map_err(|e| format!("--iters: {e}"))?,
-            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
-            "--help" | "-h" => {
-                println!(
-                    "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
-/// Peak resident set size of this process in MiB (Linux `VmHWM`).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 fn main() {
-    let args = parse().unwrap_or_else(|e| {
-        eprintln!("model_bench: {e}");
-        std::process::exit(2);
-    });
-    let device = sv_models::device_by_name(&args.device).unwrap_or_else(|e| {
-        eprintln!("model_bench: --device {}: {e}", args.device);
-        std::process::exit(2);
-    });
+    let args = network_args::parse(
+        "model_bench",
+        "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]",
+        Args {
+            model: "small".into(),
+            device: "cpu".into(),
+            batch: 1,
+            size: 224,
+            iters: 10,
+            warmup: 2,
+        },
+    );
+    let device = network_args::device("model_bench", &args.device);
     let model = Model::build(&args.model, &device).unwrap_or_else(|| {
         eprintln!("model_bench: unknown model {}", args.model);
         std::process::exit(2);
@@ -98,7 +59,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let line = serde_json::json!({
-        "impl": if args.device == "cpu" { "burn-flex".to_string() } else { format!("burn-{}", args.device) },
+        "impl": network_args::implementation(&args.device),
         "device": args.device,
         "model": args.model,
         "batch": args.batch,
@@ -106,7 +67,7 @@ fn main() {
         "iters": args.iters,
         "median_s": median,
         "images_per_s": args.batch as f64 / median,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": network_args::peak_rss_mib(),
     });
     println!("{line}");
 }

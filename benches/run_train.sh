@@ -24,21 +24,4 @@ for round in $(seq "$rounds"); do
     done
   done
 done
-"$py" - "$out" <<'PY'
-import json, sys, collections
-rows = [json.loads(l) for l in open(sys.argv[1])]
-best = collections.defaultdict(dict)
-for r in rows:
-    key = (r["model"], r["batch"])
-    kind = "burn" if r["impl"] == "burn-flex" else "torch"
-    prev = best[key].get(kind)
-    if prev is None or r["images_per_s"] > prev["images_per_s"]:
-        best[key][kind] = r
-print("| model | batch | burn img/s | PyTorch img/s | burn / PyTorch | burn peak RSS MiB | PyTorch peak RSS MiB |")
-print("|---|---|---|---|---|---|---|")
-NAMES = {"small": "DINOv2-S/14", "base": "DINOv2-B/14", "convnextv2-tiny": "ConvNeXt-V2-T"}
-for (model, batch), v in sorted(best.items()):
-    b, t = v["burn"], v["torch"]
-    print(f"| {NAMES.get(model, model)} | {batch} | {b['images_per_s']:.2f} | {t['images_per_s']:.2f} | "
-          f"{b['images_per_s'] / t['images_per_s']:.2f}× | {b['peak_rss_mib']:.0f} | {t['peak_rss_mib']:.0f} |")
-PY
+"$py" "$root/benches/compare_table.py" "$out"

@@ -56,16 +56,24 @@ def build(name: str):
     return lambda x: m(pixel_values=x).logits.softmax(-1)[:, 1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default="small", choices=sorted(SIZES) + sorted(CONVNEXT) + ["ensemble"])
-    ap.add_argument("--batch", type=int, default=1)
+DTYPES = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}
+
+
+def bench_args(description: str, models: list, batch: int, iters: int, warmup: int):
+    """The flags every PyTorch bench takes, as the Rust benches spell them."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--model", default="small", choices=models)
+    ap.add_argument("--batch", type=int, default=batch)
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=iters)
+    ap.add_argument("--warmup", type=int, default=warmup)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"], help="autocast precision")
-    args = ap.parse_args()
+    ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES), help="autocast precision")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = bench_args(__doc__, sorted(SIZES) + sorted(CONVNEXT) + ["ensemble"], 1, 10, 2)
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -76,7 +84,7 @@ def main() -> None:
         with torch.device(device):
             model = build(args.model)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+    dtype = DTYPES[args.dtype]
 
     def run():
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):

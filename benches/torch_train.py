@@ -6,7 +6,6 @@ the median of N steps).
 Prints one JSON line per run, like train_bench. Run through benches/run_train.sh.
 """
 
-import argparse
 import json
 import os
 import resource
@@ -15,19 +14,11 @@ import time
 
 import torch
 
-from torch_models import CONVNEXT, SIZES, convnext, dinov2
+from torch_models import CONVNEXT, DTYPES, SIZES, bench_args, convnext, dinov2
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default="small", choices=sorted(SIZES) + sorted(CONVNEXT))
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--iters", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"], help="autocast precision")
-    args = ap.parse_args()
+    args = bench_args(__doc__, sorted(SIZES) + sorted(CONVNEXT), 8, 3, 1)
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -37,7 +28,7 @@ def main() -> None:
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.arange(args.batch, device=device) % 2
-    dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     times = []
     first = 0.0

@@ -17,60 +17,13 @@ use sv_models::{
 };
 use sv_train::optim::{AdamW, AdamWSettings};
 
+#[path = "network_args.rs"]
+mod network_args;
+use network_args::Args;
+
 /// As in `sv-trainer`: see the workspace manifest.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Args {
-    model: String,
-    device: String,
-    batch: usize,
-    size: usize,
-    iters: usize,
-    warmup: usize,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        model: "small".into(),
-        device: "cpu".into(),
-        batch: 8,
-        size: 224,
-        iters: 3,
-        warmup: 1,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--model" => args.model = value()?,
-            "--device" => args.device = value()?,
-            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
-            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--iters" => args.iters = value()?.parse().map_err(|e| format!("--iters: {e}"))?,
-            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
-            "--help" | "-h" => {
-                println!(
-                    "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if args.batch == 0 || args.iters == 0 {
-        return Err("--batch and --iters must be at least 1".into());
-    }
-    Ok(args)
-}
-
-/// Peak resident set size of this process in MiB (Linux `VmHWM`).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
 
 /// Seconds of the first step (on a GPU: kernel compilation and autotuning included)
 /// and the median of `args.iters` steps after `args.warmup` untimed ones.
@@ -116,17 +69,19 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
 }
 
 fn main() {
-    let args = parse().unwrap_or_else(|e| {
-        eprintln!("train_bench: {e}");
-        std::process::exit(2);
-    });
-    let device = match sv_models::device_by_name(&args.device) {
-        Ok(d) => d.autodiff(),
-        Err(e) => {
-            eprintln!("train_bench: --device {}: {e}", args.device);
-            std::process::exit(2);
-        }
-    };
+    let args = network_args::parse(
+        "train_bench",
+        "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]",
+        Args {
+            model: "small".into(),
+            device: "cpu".into(),
+            batch: 8,
+            size: 224,
+            iters: 3,
+            warmup: 1,
+        },
+    );
+    let device = network_args::device("train_bench", &args.device).autodiff();
     let (first, median) = if let Some(cfg) = Dinov2Config::by_name(&args.model) {
         let model = Dinov2Classifier::with_new_head(Dinov2::random(&cfg, &device), 2);
         time_steps(model, &args, &device)
@@ -145,7 +100,7 @@ fn main() {
         std::process::exit(2);
     };
     let line = serde_json::json!({
-        "impl": if args.device == "cpu" { "burn-flex".to_string() } else { format!("burn-{}", args.device) },
+        "impl": network_args::implementation(&args.device),
         "model": args.model,
         "device": args.device,
         "first_step_s": first,
@@ -154,7 +109,7 @@ fn main() {
         "iters": args.iters,
         "median_s": median,
         "images_per_s": args.batch as f64 / median,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": network_args::peak_rss_mib(),
     });
     println!("{line}");
 }

@@ -97,6 +97,27 @@ fn finetune(manifest: &Path, config: &Path, run: &Path) -> Command {
     c
 }
 
+/// The final weights of runs `a` and `b` are equal bit for bit.
+fn assert_same_weights(a: &Path, b: &Path) {
+    let weights = |run: &Path| {
+        Checkpoint::load(&run.join("model.safetensors"))
+            .unwrap()
+            .model
+    };
+    let (a, b) = (weights(a), weights(b));
+    assert_eq!(a.len(), b.len());
+    for (k, (shape, values)) in &a {
+        assert_eq!(&b[k].0, shape, "{k}");
+        assert!(
+            values
+                .iter()
+                .zip(&b[k].1)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{k} differs after resuming"
+        );
+    }
+}
+
 #[test]
 fn a_killed_run_resumes_to_the_same_weights() {
     kill_and_resume("");
@@ -176,23 +197,7 @@ fn kill_and_resume(extra: &str) -> Checkpoint {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming at epoch 1"));
 
-    let a = Checkpoint::load(&whole.join("model.safetensors"))
-        .unwrap()
-        .model;
-    let b = Checkpoint::load(&killed.join("model.safetensors"))
-        .unwrap()
-        .model;
-    assert_eq!(a.len(), b.len());
-    for (k, (shape, values)) in &a {
-        assert_eq!(&b[k].0, shape, "{k}");
-        assert!(
-            values
-                .iter()
-                .zip(&b[k].1)
-                .all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{k} differs after resuming"
-        );
-    }
+    assert_same_weights(&whole, &killed);
     let log = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(
         log(&whole),
@@ -720,23 +725,7 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
         )),
         "{err}"
     );
-    let weights = |run: &Path| {
-        Checkpoint::load(&run.join("model.safetensors"))
-            .unwrap()
-            .model
-    };
-    let (a, b) = (weights(&whole), weights(&second));
-    assert_eq!(a.len(), b.len());
-    for (k, (shape, values)) in &a {
-        assert_eq!(&b[k].0, shape, "{k}");
-        assert!(
-            values
-                .iter()
-                .zip(&b[k].1)
-                .all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{k} differs after resuming from the Hub"
-        );
-    }
+    assert_same_weights(&whole, &second);
     let log = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(log(&whole), log(&second));
     // The finished model went to the Hub too.
