@@ -58,18 +58,7 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let line = serde_json::json!({
-        "impl": network_args::implementation(&args.device),
-        "device": args.device,
-        "model": args.model,
-        "batch": args.batch,
-        "size": args.size,
-        "iters": args.iters,
-        "median_s": median,
-        "images_per_s": args.batch as f64 / median,
-        "peak_rss_mib": network_args::peak_rss_mib(),
-    });
-    println!("{line}");
+    network_args::print_result(&args, median, serde_json::Value::Null);
 }
 
 /// The network under test, with random weights.

@@ -72,3 +72,23 @@ pub fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// Print the run's JSON line: the flags, the median step `median` seconds, images/s and
+/// peak memory, with `extra` fields added.
+pub fn print_result(args: &Args, median: f64, extra: serde_json::Value) {
+    let mut line = serde_json::json!({
+        "impl": implementation(&args.device),
+        "device": args.device,
+        "model": args.model,
+        "batch": args.batch,
+        "size": args.size,
+        "iters": args.iters,
+        "median_s": median,
+        "images_per_s": args.batch as f64 / median,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    println!("{line}");
+}

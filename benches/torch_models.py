@@ -72,6 +72,23 @@ def bench_args(description: str, models: list, batch: int, iters: int, warmup: i
     return ap.parse_args()
 
 
+def print_result(args, median: float, **extra) -> None:
+    """The run's JSON line, as the Rust benches print theirs."""
+    print(json.dumps({
+        "impl": f"pytorch-{torch.__version__}",
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "batch": args.batch,
+        "size": args.size,
+        "iters": args.iters,
+        "median_s": median,
+        "images_per_s": args.batch / median,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **extra,
+    }))
+
+
 def main() -> None:
     args = bench_args(__doc__, sorted(SIZES) + sorted(CONVNEXT) + ["ensemble"], 1, 10, 2)
 
@@ -100,19 +117,7 @@ def main() -> None:
             run()
             times.append(time.perf_counter() - t)
     median = statistics.median_low(times)
-    print(json.dumps({
-        "impl": f"pytorch-{torch.__version__}",
-        "model": args.model,
-        "device": args.device,
-        "dtype": args.dtype,
-        "batch": args.batch,
-        "size": args.size,
-        "iters": args.iters,
-        "median_s": median,
-        "images_per_s": args.batch / median,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
-
+    print_result(args, median)
 
 if __name__ == "__main__":
     main()

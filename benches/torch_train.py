@@ -6,15 +6,13 @@ the median of N steps).
 Prints one JSON line per run, like train_bench. Run through benches/run_train.sh.
 """
 
-import json
 import os
-import resource
 import statistics
 import time
 
 import torch
 
-from torch_models import CONVNEXT, DTYPES, SIZES, bench_args, convnext, dinov2
+from torch_models import CONVNEXT, DTYPES, SIZES, bench_args, convnext, dinov2, print_result
 
 
 def main() -> None:
@@ -47,20 +45,7 @@ def main() -> None:
         elif i >= max(args.warmup, 1):
             times.append(seconds)
     median = statistics.median_low(times)
-    print(json.dumps({
-        "impl": f"pytorch-{torch.__version__}",
-        "model": args.model,
-        "device": args.device,
-        "dtype": args.dtype,
-        "first_step_s": first,
-        "batch": args.batch,
-        "size": args.size,
-        "iters": args.iters,
-        "median_s": median,
-        "images_per_s": args.batch / median,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
-
+    print_result(args, median, first_step_s=first)
 
 if __name__ == "__main__":
     main()

@@ -99,17 +99,5 @@ fn main() {
         eprintln!("train_bench: unknown model {}", args.model);
         std::process::exit(2);
     };
-    let line = serde_json::json!({
-        "impl": network_args::implementation(&args.device),
-        "model": args.model,
-        "device": args.device,
-        "first_step_s": first,
-        "batch": args.batch,
-        "size": args.size,
-        "iters": args.iters,
-        "median_s": median,
-        "images_per_s": args.batch as f64 / median,
-        "peak_rss_mib": network_args::peak_rss_mib(),
-    });
-    println!("{line}");
+    network_args::print_result(&args, median, serde_json::json!({ "first_step_s": first }));
 }
