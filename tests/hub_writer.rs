@@ -21,12 +21,16 @@ pub struct Store {
     pub unauthorised: Vec<String>,
     /// Every commit: its id and the repository's files after it.
     pub commits: Vec<(String, HashMap<String, Vec<u8>>)>,
+    /// Branches created besides `main` (`repo@branch`); commits go to one history, so
+    /// every branch resolves to the latest commit.
+    pub branches: Vec<String>,
 }
 
 impl Store {
     /// The commit `rev` names (`main`: the latest) and its files.
     fn resolve(&self, rev: &str) -> Option<&(String, HashMap<String, Vec<u8>>)> {
-        if rev == "main" {
+        let branch = |b: &String| b.rsplit_once('@').is_some_and(|(_, name)| name == rev);
+        if rev == "main" || self.branches.iter().any(branch) {
             return self.commits.last();
         }
         self.commits.iter().find(|(id, _)| id == rev)
@@ -50,6 +54,17 @@ fn answer(st: &mut Store, url: &str, body: &[u8], base: &str) -> (u16, Value) {
         }
         st.repos.push(id);
         return (200, json!({"url": "x"}));
+    }
+    if let Some((repo, branch)) = url
+        .strip_prefix("/api/models/")
+        .and_then(|rest| rest.split_once("/branch/"))
+    {
+        let id = format!("{repo}@{branch}");
+        if st.branches.contains(&id) {
+            return (409, json!({"error": "exists"}));
+        }
+        st.branches.push(id);
+        return (200, json!({}));
     }
     if url.starts_with("/api/models/") && url.contains("/preupload/") {
         let files: Vec<Value> = json_body["files"]

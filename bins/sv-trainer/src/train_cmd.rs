@@ -33,6 +33,12 @@ pub(crate) fn run_finetune(a: FinetuneArgs) -> Result<()> {
     let resume = a.resume.is_some();
     let from_hub = spot::resume_source(a.resume.as_deref())?;
     if let Some(source) = &from_hub {
+        // Refused before anything is downloaded, as a local resume refuses it.
+        if a.config.is_some() || !overrides.is_empty() {
+            anyhow::bail!(
+                "--resume {source}: a resumed run continues with its own config.toml; drop the other settings"
+            );
+        }
         spot::restore(source, &run)?;
     }
     let config = FinetuneConfig::layered(&run, resume, a.config.as_deref(), &overrides)?;

@@ -653,7 +653,7 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
     };
     let first = d.join("first");
     let mut command = finetune(&manifest, &config, &first);
-    command.args(["--checkpoint-sync", "hf://me/spot"]);
+    command.args(["--checkpoint-sync", "hf://me/spot@preempt"]);
     hub_env(&mut command, "cache-1");
     let mut child = command.spawn().unwrap();
     let steps = |run: &Path| {
@@ -681,7 +681,7 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
         err.contains("sv-trainer: stopped: stopped at step"),
         "{err}"
     );
-    assert!(err.contains("--resume hf://me/spot"), "{err}");
+    assert!(err.contains("--resume hf://me/spot@preempt"), "{err}");
     assert!(!first.join("model.safetensors").exists());
     let ck = Checkpoint::load(&first.join("checkpoint.safetensors")).unwrap();
     assert!(ck.position.step >= 3, "{:?}", ck.position);
@@ -703,6 +703,7 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
             std::fs::read(first.join("config.toml")).unwrap()
         );
         assert!(st.repos.contains(&"me/spot".to_string()));
+        assert_eq!(st.branches, ["me/spot@preempt"], "the branch is made first");
         assert!(st.unauthorised.is_empty(), "{:?}", st.unauthorised);
     }
 
@@ -710,11 +711,11 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
     let second = d.join("second");
     let mut command = Command::new(BIN);
     command
-        .args(["finetune", "--resume", "hf://me/spot", "--manifest"])
+        .args(["finetune", "--resume", "hf://me/spot@preempt", "--manifest"])
         .arg(&manifest)
         .arg("--run-dir")
         .arg(&second)
-        .args(["--checkpoint-sync", "hf://me/spot"]);
+        .args(["--checkpoint-sync", "hf://me/spot@preempt"]);
     hub_env(&mut command, "cache-2");
     let out = succeed(&mut command);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -740,7 +741,7 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
     drop(st);
     let mut command = Command::new(BIN);
     command
-        .args(["finetune", "--resume", "hf://me/spot", "--manifest"])
+        .args(["finetune", "--resume", "hf://me/spot@preempt", "--manifest"])
         .arg(&manifest)
         .arg("--run-dir")
         .arg(&second);

@@ -25,7 +25,8 @@ pub enum PublishError {
     /// The Hub refused or did not answer a step (names it).
     #[error("{step} ({url}): {message}")]
     Http {
-        /// Which step: create, preupload, lfs batch, lfs upload, lfs verify, commit.
+        /// Which step: create, create branch, preupload, lfs batch, lfs upload, lfs
+        /// verify, commit.
         step: &'static str,
         /// The URL.
         url: String,
@@ -121,6 +122,15 @@ impl Publisher {
         match self.auth(self.agent.post(&url)).send_json(body) {
             Ok(_) | Err(ureq::Error::Status(409, _)) => Ok(()),
             Err(e) => Err(status_error("create", &url, e)),
+        }
+    }
+
+    /// Create branch `branch` of `repo` from its main branch; an existing one is fine.
+    pub fn create_branch(&self, repo: &str, branch: &str) -> Result<(), PublishError> {
+        let url = format!("{}/api/models/{repo}/branch/{branch}", self.endpoint);
+        match self.auth(self.agent.post(&url)).send_json(json!({})) {
+            Ok(_) | Err(ureq::Error::Status(409, _)) => Ok(()),
+            Err(e) => Err(status_error("create branch", &url, e)),
         }
     }
 

@@ -52,10 +52,7 @@ impl std::str::FromStr for HubBranch {
         if parts.len() != 2 || !parts.iter().all(|p| name_ok(p)) {
             return Err(bad("the repository is not ORG/NAME"));
         }
-        let branch_ok = branch
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-        if branch.is_empty() || !branch_ok {
+        if !name_ok(branch) {
             return Err(bad("the branch is empty or not a name"));
         }
         Ok(Self {
@@ -110,6 +107,12 @@ impl CheckpointSync {
         let publisher =
             Publisher::new(&settings.endpoint, settings.token.as_deref()).map_err(hub)?;
         publisher.create_repo(&target.repo, true).map_err(hub)?;
+        if target.branch != "main" {
+            // The Hub commits only to a branch that exists.
+            publisher
+                .create_branch(&target.repo, &target.branch)
+                .map_err(hub)?;
+        }
         let (jobs, queue) = mpsc::channel::<Job>();
         let to = target.clone();
         let worker = std::thread::Builder::new()
