@@ -121,12 +121,7 @@ pub fn exit(program: &str, outcome: Result<bool>) -> ! {
 /// `$XDG_CACHE_HOME/streetvision-rs/<what>`, else `~/.cache/streetvision-rs/<what>`
 /// (`.cache/…` in the working directory when neither is set).
 pub fn cache_dir(what: &str) -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("streetvision-rs")
-        .join(what)
+    sv_fs::cache_dir(what)
 }
 
 /// A progress bar of `len` steps labelled `what`, or `None` when standard error is not

@@ -157,6 +157,19 @@ fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
     opts.open(path)
 }
 
+/// `$XDG_CACHE_HOME/streetvision-rs/<what>`, else `~/.cache/streetvision-rs/<what>`
+/// (`.cache/…` in the working directory when neither is set): where the programs keep
+/// what they can compute again.
+pub fn cache_dir(what: &str) -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".cache"))
+        .join("streetvision-rs")
+        .join(what)
+}
+
 /// Remove the temporary files beside `path` that processes no longer running left (a
 /// write killed half way); returns how many were removed. Files of live processes,
 /// including this one, are kept.

@@ -45,16 +45,10 @@ pub fn device_by_name(name: &str) -> Result<Device> {
 /// first-step warm-up is paid once per machine: `$SV_GPU_CACHE`, else
 /// `$XDG_CACHE_HOME/streetvision-rs/gpu`, else `~/.cache/streetvision-rs/gpu`.
 pub fn gpu_cache_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("SV_GPU_CACHE").filter(|d| !d.is_empty()) {
-        return dir.into();
+    match std::env::var_os("SV_GPU_CACHE").filter(|d| !d.is_empty()) {
+        Some(dir) => dir.into(),
+        None => sv_fs::cache_dir("gpu"),
     }
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| std::path::PathBuf::from(".cache"))
-        .join("streetvision-rs")
-        .join("gpu")
 }
 
 #[cfg(any(feature = "cuda", feature = "vulkan", feature = "wgpu"))]
