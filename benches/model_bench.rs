@@ -26,7 +26,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let args = network_args::parse(
         "model_bench",
-        "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]",
+        "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16]",
         Args {
             model: "small".into(),
             device: "cpu".into(),
@@ -34,13 +34,17 @@ fn main() {
             size: 224,
             iters: 10,
             warmup: 2,
+            precision: Default::default(),
+            checkpointing: false,
         },
     );
     let device = network_args::device("model_bench", &args.device);
-    let model = Model::build(&args.model, &device).unwrap_or_else(|| {
-        eprintln!("model_bench: unknown model {}", args.model);
-        std::process::exit(2);
-    });
+    let model = Model::build(&args.model, &device)
+        .unwrap_or_else(|| {
+            eprintln!("model_bench: unknown model {}", args.model);
+            std::process::exit(2);
+        })
+        .in_precision(args.precision);
     let input: Tensor<4> = Tensor::random(
         [args.batch, 3, args.size, args.size],
         Distribution::Normal(0.0, 1.0),
@@ -90,6 +94,22 @@ impl Model {
             return Some(Model::Dinov2(dino(&cfg)));
         }
         ConvNextV2Config::by_name(name).and_then(|cfg| convnext(&cfg).map(Model::ConvNext))
+    }
+
+    /// The networks computing in `precision`.
+    fn in_precision(self, precision: sv_models::Precision) -> Self {
+        use sv_models::in_precision;
+        match self {
+            Model::Dinov2(m) => Model::Dinov2(in_precision(m, precision)),
+            Model::ConvNext(m) => Model::ConvNext(in_precision(m, precision)),
+            Model::Ensemble(pair) => {
+                let (d, c) = *pair;
+                Model::Ensemble(Box::new((
+                    in_precision(d, precision),
+                    in_precision(c, precision),
+                )))
+            }
+        }
     }
 
     /// Roadwork probabilities; reading them back forces the whole graph to execute.

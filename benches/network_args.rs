@@ -9,6 +9,9 @@ pub struct Args {
     pub size: usize,
     pub iters: usize,
     pub warmup: usize,
+    pub precision: sv_models::Precision,
+    /// Gradient checkpointing (training only).
+    pub checkpointing: bool,
 }
 
 /// Parse the command line over `defaults`; `--help` prints `usage` and exits. Exits 2
@@ -35,6 +38,12 @@ pub fn parse(program: &str, usage: &str, mut args: Args) -> Args {
             "--size" => args.size = number(value(), "--size"),
             "--iters" => args.iters = number(value(), "--iters"),
             "--warmup" => args.warmup = number(value(), "--warmup"),
+            "--gradient-checkpointing" => args.checkpointing = true,
+            "--precision" => {
+                args.precision = value()
+                    .parse()
+                    .unwrap_or_else(|e| fail(format!("--precision: {e}")))
+            }
             "--help" | "-h" => {
                 println!("{usage}");
                 std::process::exit(0);
@@ -80,6 +89,7 @@ pub fn print_result(args: &Args, median: f64, extra: serde_json::Value) {
         "impl": implementation(&args.device),
         "device": args.device,
         "model": args.model,
+        "dtype": args.precision.name(),
         "batch": args.batch,
         "size": args.size,
         "iters": args.iters,

@@ -13,8 +13,9 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use sv_models::{
     ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
-    Family,
+    Family, Precision, in_precision,
 };
+use sv_train::loss_scale::LossScaler;
 use sv_train::optim::{AdamW, AdamWSettings};
 
 #[path = "network_args.rs"]
@@ -46,14 +47,21 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
     let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
     let mut times = Vec::with_capacity(args.iters);
     let mut first = 0.0;
+    // As `sv-trainer finetune`: the forward pass on the weights cast to the precision,
+    // the loss scaled in f16.
+    let mut scaler = (args.precision == Precision::F16).then(LossScaler::new);
     for i in 0..args.warmup.max(1) + args.iters {
         let started = Instant::now();
-        let logits = model.logits(pixels.clone());
+        let logits = in_precision(model.clone(), args.precision).logits(pixels.clone());
         let loss = (log_softmax(logits, 1) * onehot.clone())
             .sum()
             .div_scalar(-(b as f32));
-        let grads = loss.backward();
-        let (next, report) = optim.step(model, 1e-4, &grads);
+        let scale = scaler.as_ref().map_or(1.0, LossScaler::scale);
+        let grads = loss.mul_scalar(scale).backward();
+        let (next, report) = optim.step_scaled(model, 1e-4, &grads, scale);
+        if let Some(s) = scaler.as_mut() {
+            s.update(!report.skipped);
+        }
         model = next;
         // The gradient norm is read back, so the whole step has run.
         std::hint::black_box(report.grad_norm);
@@ -71,7 +79,7 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
 fn main() {
     let args = network_args::parse(
         "train_bench",
-        "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N]",
+        "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16] [--gradient-checkpointing]",
         Args {
             model: "small".into(),
             device: "cpu".into(),
@@ -79,9 +87,14 @@ fn main() {
             size: 224,
             iters: 3,
             warmup: 1,
+            precision: Default::default(),
+            checkpointing: false,
         },
     );
-    let device = network_args::device("train_bench", &args.device).autodiff();
+    let mut device = network_args::device("train_bench", &args.device).autodiff();
+    if args.checkpointing {
+        device = device.gradient_checkpointing();
+    }
     let (first, median) = if let Some(cfg) = Dinov2Config::by_name(&args.model) {
         let model = Dinov2Classifier::with_new_head(Dinov2::random(&cfg, &device), 2);
         time_steps(model, &args, &device)
@@ -99,5 +112,9 @@ fn main() {
         eprintln!("train_bench: unknown model {}", args.model);
         std::process::exit(2);
     };
-    network_args::print_result(&args, median, serde_json::json!({ "first_step_s": first }));
+    network_args::print_result(
+        &args,
+        median,
+        serde_json::json!({ "first_step_s": first, "gradient_checkpointing": args.checkpointing }),
+    );
 }

@@ -182,7 +182,21 @@ u = [float(x) for x in open(sys.argv[2]).read().split() if x.strip().replace("."
 r.update(check="train", cache="cold", gpu_util=(sum(u) / len(u) if u else None))
 print(json.dumps(r))
 PY
-  note "bf16/f16 in burn: not run (no --precision yet); PyTorch rows show the autocast figures"
+  #    Then both in bf16 (the weights cast each step, as `finetune --precision bf16`).
+  for model in small convnextv2-tiny; do
+    gpu_util "$out/util-$model-bf16.txt" timeout "$(budget 90)" "$bin/train_bench" --model "$model" \
+      --device "$device" --batch "$batch" --size "$size" --iters "$iters" --precision bf16 \
+      > "$out/train-$model-bf16.json" 2> "$out/train-$model-bf16.err"
+    [ -s "$out/train-$model-bf16.json" ] \
+      || note "$model bf16 fine-tune: no result within the limit $(tail -1 "$out/train-$model-bf16.err")"
+    python3 - "$out/train-$model-bf16.json" "$out/util-$model-bf16.txt" >> "$rows" <<'PY' || true
+import json, sys
+r = json.load(open(sys.argv[1]))
+u = [float(x) for x in open(sys.argv[2]).read().split() if x.strip().replace(".", "").isdigit()]
+r.update(check="train", cache="cold", gpu_util=(sum(u) / len(u) if u else None))
+print(json.dumps(r))
+PY
+  done
 
   # 3. Batch-1 latency.
   timeout "$(budget 120)" "$bin/model_bench" --model small --device "$device" --batch 1 --size "$size" \
@@ -194,6 +208,8 @@ PY
   local torch_device=cuda
   [ "$dry" = 1 ] && torch_device=cpu
   local py="${SV_PYTHON:-python3}"
+  # A relative path is taken from here, not from benches/ where the scripts run.
+  if [[ "$py" == */* && "$py" != /* ]]; then py="$PWD/$py"; fi
   if "$py" -c 'import torch, transformers' 2>/dev/null; then
     for model in small convnextv2-tiny; do
       for dtype in f32 bf16; do
@@ -209,6 +225,7 @@ PY
         --dtype "$dtype" --batch 1 --size "$size" --iters "$lat_iters") 2>> "$out/torch.err" \
         | python3 -c 'import json,sys; [print(json.dumps(dict(json.loads(l), check="latency"))) for l in sys.stdin]' >> "$rows" || true
     done
+    grep -q '"pytorch' "$rows" || note "PyTorch: no rows: $(tail -1 "$out/torch.err" 2>/dev/null)"
   else
     note "PyTorch: $py has no torch and transformers (SV_PYTHON names another); its rows are missing"
   fi

@@ -107,6 +107,11 @@ struct ClassifyArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
 
+    /// What the networks compute in: f32, bf16 or f16 (half precision is for GPUs; the
+    /// answers stay within about 0.03 for bf16 or 0.005 for f16 of f32's).
+    #[arg(long, default_value = "f32")]
+    precision: sv_models::Precision,
+
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     json: bool,
@@ -178,6 +183,7 @@ fn classify(mut args: ClassifyArgs) -> Result<()> {
             };
             RoadworkClassifier::load(path, &opts, args.roadwork_index, device)
                 .with_context(|| format!("loading checkpoint {}", path.display()))?
+                .in_precision(args.precision)
         }
         (None, Some(repo)) => {
             let client = sv_hub::HubClient::from_env().context("setting up the Hub client")?;
@@ -189,6 +195,7 @@ fn classify(mut args: ClassifyArgs) -> Result<()> {
                 device,
             )
             .with_context(|| format!("loading {repo} from the Hugging Face Hub"))?
+            .in_precision(args.precision)
         }
         (None, None) => unreachable!("clap requires --model, --checkpoint, --hub or --ensemble"),
     };
@@ -224,7 +231,8 @@ fn classify(mut args: ClassifyArgs) -> Result<()> {
 fn classify_ensemble(path: &std::path::Path, args: &ClassifyArgs, device: Device) -> Result<()> {
     let t0 = std::time::Instant::now();
     let ensemble = Ensemble::load(path, &device)
-        .with_context(|| format!("loading ensemble {}", path.display()))?;
+        .with_context(|| format!("loading ensemble {}", path.display()))?
+        .in_precision(args.precision);
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let predictions = ensemble
         .classify_files(&args.images)

@@ -117,12 +117,9 @@ fn hub_model_follows_python_environment_variables() {
     );
 }
 
-#[test]
-fn ensemble_prints_the_reference_pipelines_probabilities() {
-    // DINOv2 + ConvNeXt-V2 with the fixture temperatures and default weights; the
-    // reference ran each member's HF processor and model in transformers.
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("ensemble.json");
+/// The fixture ensemble (DINOv2 + ConvNeXt-V2, with temperatures) written into `dir`.
+fn fixture_ensemble(dir: &std::path::Path) -> std::path::PathBuf {
+    let spec = dir.join("ensemble.json");
     let processor = fixture("dinov2/hub/preprocessor_config.json");
     let text = serde_json::json!({"members": [
         {"name": "dino", "checkpoint": fixture("dinov2/hf_mlp.safetensors"),
@@ -131,6 +128,65 @@ fn ensemble_prints_the_reference_pipelines_probabilities() {
          "preprocessor": processor, "temperature": 0.7},
     ]});
     std::fs::write(&spec, text.to_string()).unwrap();
+    spec
+}
+
+/// `classify --json` of chelsea and camera_grey with `args` added: the combined
+/// probabilities.
+fn classify_pair(args: &[&str], model: &std::path::Path) -> Vec<f32> {
+    let stdout = stdout_of(
+        miner()
+            .arg("classify")
+            .args(args)
+            .arg(model)
+            .arg(fixture("images/chelsea.png"))
+            .arg(fixture("images/camera_grey.png")),
+    );
+    String::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| v["roadwork_probability"].as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn half_precision_answers_stay_near_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture_ensemble(dir.path());
+    let expected = read_expected("ensemble/expected.safetensors");
+    let want = &expected["shared.combined"].data;
+    for (precision, tolerance) in [("bf16", 3e-2), ("f16", 5e-3)] {
+        let got = classify_pair(&["--json", "--precision", precision, "--ensemble"], &spec);
+        for (s, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            assert!(
+                (g - w).abs() <= tolerance,
+                "{precision} image {s}: {g} vs transformers' {w}"
+            );
+        }
+        let got = classify_pair(
+            &["--json", "--precision", precision, "--checkpoint"],
+            &fixture("convnext/hf_cls.safetensors"),
+        );
+        assert_eq!(got.len(), 2, "{precision}: single checkpoint");
+    }
+    let out = miner()
+        .args(["classify", "--precision", "f8", "--checkpoint"])
+        .arg(fixture("convnext/hf_cls.safetensors"))
+        .arg(fixture("images/chelsea.png"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("f8") && err.contains("bf16"), "{err}");
+}
+
+#[test]
+fn ensemble_prints_the_reference_pipelines_probabilities() {
+    // DINOv2 + ConvNeXt-V2 with the fixture temperatures and default weights; the
+    // reference ran each member's HF processor and model in transformers.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture_ensemble(dir.path());
     let stdout = stdout_of(
         miner()
             .args(["classify", "--json", "--ensemble"])

@@ -112,6 +112,7 @@ pub(crate) fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
 pub(crate) fn run_eval(a: EvalArgs) -> Result<bool> {
     let device = device(&a.device)?;
     let (model, input) = sv_train::finetune::load_scored(&a.model, &device)?;
+    let model = model.in_precision(a.precision);
     let samples = sv_data::read_labelled_split(&a.manifest, &a.split)?;
     let e = sv_train::evaluate::evaluate(&model, &samples, input, 32, &device, a.latency)?;
     if a.json {
@@ -144,6 +145,10 @@ pub(crate) fn run_ab(a: AbArgs) -> Result<bool> {
     let device = device(&a.device)?;
     let (cand, cand_pipe) = sv_train::finetune::load_scored(&a.candidate, &device)?;
     let (prod, prod_pipe) = sv_train::finetune::load_scored(&a.production, &device)?;
+    let (cand, prod) = (
+        cand.in_precision(a.precision),
+        prod.in_precision(a.precision),
+    );
     let mut sets = Vec::new();
     for spec in &a.sets {
         let Some((name, path)) = spec.split_once('=') else {

@@ -29,6 +29,8 @@ pub(crate) fn run_finetune(a: FinetuneArgs) -> Result<()> {
         checkpoint_every: a.checkpoint_every,
         incremental: a.incremental,
         hard_negatives: a.hard_negatives,
+        precision: a.precision,
+        gradient_checkpointing: a.gradient_checkpointing,
     };
     let resume = a.resume.is_some();
     let from_hub = spot::resume_source(a.resume.as_deref())?;

@@ -135,6 +135,26 @@ fn a_killed_run_with_hard_negatives_resumes_to_the_same_weights() {
     assert_eq!(ids.len(), shape[0]);
 }
 
+/// An f16 run's loss scale travels in the checkpoint, so the resumed run scales (and
+/// skips overflowing steps) as the whole run did.
+#[test]
+fn a_killed_f16_run_resumes_to_the_same_weights() {
+    let ck = kill_and_resume("precision = \"f16\"\n");
+    let (shape, state) = &ck.extra["loss_scale"];
+    assert_eq!(shape, &vec![2]);
+    assert!(
+        state[0] > 0.0 && state[0].log2().fract() == 0.0,
+        "{state:?}"
+    );
+}
+
+/// A resumed run with gradient checkpointing keeps it: the restored weights carry the
+/// device's strategy, so the first step after the resume runs.
+#[test]
+fn a_killed_run_with_gradient_checkpointing_resumes_to_the_same_weights() {
+    kill_and_resume("gradient_checkpointing = true\n");
+}
+
 /// Run the setup's config (plus `extra` TOML) whole, and again killed with SIGKILL after
 /// its first mid-epoch checkpoint and resumed: the final weights must be equal bit for
 /// bit and the metric logs line for line. Returns the checkpoint the kill left.

@@ -259,6 +259,12 @@ impl RoadworkClassifier {
         })
     }
 
+    /// This classifier computing in `precision` (its answers still f32).
+    pub fn in_precision(mut self, precision: crate::Precision) -> Self {
+        self.model = self.model.in_precision(precision);
+        self
+    }
+
     /// Roadwork probabilities of a preprocessed batch `[B, 3, H, W]`.
     pub fn roadwork_probabilities(&self, pixels: Tensor<4>) -> Vec<f32> {
         crate::softmax_rows(self.model.forward(pixels))

@@ -324,6 +324,15 @@ macro_rules! families {
             pub fn into_backbone(self) -> Backbone {
                 match self { $(Network::$variant(m) => Backbone::$variant(m.into_backbone()),)+ }
             }
+            /// The network computing in `precision` ([`crate::in_precision`]); its
+            /// logits still come out in f32.
+            pub fn in_precision(self, precision: crate::Precision) -> Network {
+                match self {
+                    $(Network::$variant(m) => {
+                        Network::$variant(crate::in_precision(m, precision))
+                    })+
+                }
+            }
             pub(crate) fn as_dyn(&self) -> &dyn DynClassifier {
                 match self { $(Network::$variant(m) => m,)+ }
             }

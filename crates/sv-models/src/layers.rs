@@ -4,8 +4,9 @@
 use burn::module::{Flag, Module, Param};
 use burn::nn::Linear;
 use burn::tensor::module::layer_norm;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor};
 
+use crate::precision::{cast_to, f32};
 use crate::weights::{RawTensor, WeightTaker};
 
 /// LayerNorm over the last axis with weight and bias.
@@ -23,8 +24,24 @@ pub struct Norm {
 impl Norm {
     /// Normalise `x` over its last axis.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.eps)
+        layer_norm_f32(x, self.gamma.val(), self.beta.val(), self.eps)
     }
+}
+
+/// LayerNorm over the last axis, its statistics in f32 whatever `x`'s precision; the
+/// result in `x`'s type.
+pub(crate) fn layer_norm_f32<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    eps: f64,
+) -> Tensor<D> {
+    let dtype = x.dtype();
+    if dtype == DType::F32 {
+        return layer_norm(x, gamma, Some(beta), eps);
+    }
+    let y = layer_norm(f32(x), f32(gamma), Some(f32(beta)), eps);
+    cast_to(y, dtype)
 }
 
 /// Apply a row-wise map to `[B, T, D]` tokens viewed as one `[B·T, D]` matrix, so a
@@ -95,6 +112,7 @@ impl DropPath {
         let [b, _, _] = x.dims();
         let keep = 1.0 - self.prob;
         let mask = Tensor::<3>::random([b, 1, 1], Distribution::Bernoulli(keep), &x.device());
+        let mask = cast_to(mask, x.dtype());
         x * mask / keep
     }
 }

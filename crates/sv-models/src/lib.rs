@@ -50,6 +50,7 @@ mod flex_ops;
 pub mod hub;
 pub mod labels;
 pub mod layers;
+pub mod precision;
 pub mod preprocess;
 pub mod resample;
 pub mod source;
@@ -64,13 +65,18 @@ pub use dinov2::{Dinov2, Dinov2Classifier, Dinov2Config, Dinov2Output, Layout, L
 pub use ensemble::{Ensemble, EnsembleSpec};
 pub use error::{ModelError, Result};
 pub use family::{BackboneModel, Family, FamilyFn, Logits, ParamGroup, ParamGroups};
+pub use precision::{PRECISION_NAMES, Precision, in_precision};
 pub use preprocess::Preprocessor;
 pub use source::{LocalModel, Model, ModelSource};
 
 /// Softmax over the last axis of a `[batch, labels]` logits tensor, as plain rows.
 pub fn softmax_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
     let [batch, labels] = logits.shape().dims();
-    let data = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let data = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
     (0..batch)
         .map(|b| {
             let row = &data[b * labels..(b + 1) * labels];

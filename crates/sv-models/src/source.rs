@@ -124,6 +124,14 @@ impl Model {
             Self::Ensemble(e) => e.probabilities(images),
         }
     }
+
+    /// The model computing in `precision` (answers still f32).
+    pub fn in_precision(self, precision: crate::Precision) -> Self {
+        match self {
+            Self::Single(c) => Self::Single(Box::new(c.in_precision(precision))),
+            Self::Ensemble(e) => Self::Ensemble(Box::new(e.in_precision(precision))),
+        }
+    }
 }
 
 /// A model loaded from a local path, with the files it was read from.

@@ -57,8 +57,12 @@ pub struct MinerConfig {
     pub metagraph: Option<PathBuf>,
     /// The model: an export directory, ensemble file, checkpoint, or `owner/name[@rev]`.
     pub model: Option<String>,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: `cpu`, `cuda[:N]`, `vulkan[:N]` or `wgpu` (GPU backends need their build
+    /// feature).
     pub device: String,
+    /// What the networks compute in: `f32`, `bf16` or `f16` (answers are f32 either
+    /// way; half precision is for GPUs, where it is faster).
+    pub precision: sv_models::Precision,
     /// Most images per forward pass.
     pub max_batch: usize,
     /// Longest a request waits for others to join its batch (ms). At 0 a batch is what
@@ -122,6 +126,7 @@ impl Default for MinerConfig {
             metagraph: None,
             model: None,
             device: "cpu".into(),
+            precision: sv_models::Precision::F32,
             max_batch: 8,
             max_wait_ms: 0,
             deadline_margin_ms: 500,

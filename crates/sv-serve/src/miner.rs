@@ -17,7 +17,7 @@ use sv_axon::metagraph::{Metagraph, read_allowlist};
 use sv_axon::server::{self, Handler};
 use sv_axon::synapse::IMAGE_ROUTES;
 use sv_axon::{Caller, Hotkey};
-use sv_models::{Device, device_by_name};
+use sv_models::{Device, Precision, device_by_name};
 
 use crate::batcher::{BatchSettings, Batcher, Outcome};
 use crate::chain_link::ChainLink;
@@ -59,6 +59,7 @@ struct Reloader {
     /// one is swapped in.
     source: Mutex<ModelSource>,
     device: Device,
+    precision: Precision,
     slot: Arc<ModelSlot>,
     metrics: Arc<Metrics>,
     busy: Mutex<()>,
@@ -81,6 +82,7 @@ impl Reloader {
     fn swap_in(&self, source: &ModelSource, smoke: bool) -> Result<String, ServeError> {
         let _one_at_a_time = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let loaded = LoadedModel::load(source, &self.device).and_then(|model| {
+            let model = model.in_precision(self.precision);
             if smoke {
                 crate::hub_follow::smoke_check(&model)?;
             }
@@ -123,7 +125,7 @@ impl Miner {
         let (source, follower) = follow_start(source, config.hub_poll_seconds);
         let device = device_by_name(&config.device)
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
-        let model = LoadedModel::load(&source, &device)?;
+        let model = LoadedModel::load(&source, &device)?.in_precision(config.precision);
         let mut age_warnings = crate::age::AgeWarnings::default();
         warn_of_age(&mut age_warnings, &model);
         let metrics = Arc::new(Metrics::default());
@@ -170,6 +172,7 @@ impl Miner {
         let reloader = Arc::new(Reloader {
             source: Mutex::new(source.clone()),
             device,
+            precision: config.precision,
             slot: slot.clone(),
             metrics: metrics.clone(),
             busy: Mutex::new(()),

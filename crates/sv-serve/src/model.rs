@@ -84,6 +84,14 @@ impl LoadedModel {
         }
     }
 
+    /// The model computing in `precision` (answers still f32).
+    pub fn in_precision(self, precision: sv_models::Precision) -> Self {
+        Self {
+            predictor: self.predictor.in_precision(precision),
+            ..self
+        }
+    }
+
     /// Age in days at `now` (None when the creation time is unknown).
     pub fn age_days(&self, now: SystemTime) -> Option<f64> {
         let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();

@@ -56,15 +56,10 @@ pub fn load_params<M: Module>(module: M, values: &Values, source: &Path) -> Resu
                         .push(format!("{key}: shape {shape:?}, model has {:?}", t.dims()));
                     return t;
                 }
-                let require_grad = t.is_require_grad();
-                let device = t.device();
+                let device = t.device().inner();
                 let fresh =
                     Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
-                if require_grad {
-                    fresh.require_grad()
-                } else {
-                    fresh
-                }
+                leaf_like(fresh, &t)
             })
         }
     }
@@ -90,6 +85,24 @@ pub fn load_params<M: Module>(module: M, values: &Values, source: &Path) -> Resu
                 l.problems.join(", ")
             ),
         })
+    }
+}
+
+/// `value` (a tensor without autodiff) as a parameter in place of `original`: on
+/// autodiff with `original`'s gradient-checkpointing strategy when `original` was, and
+/// a leaf requiring gradients when `original` required them.
+pub(crate) fn leaf_like<const D: usize>(value: Tensor<D>, original: &Tensor<D>) -> Tensor<D> {
+    if !original.is_autodiff() {
+        return value;
+    }
+    let mut t = Tensor::from_inner(value);
+    if let Some(strategy) = original.gradient_checkpointing_strategy() {
+        t = t.with_gradient_checkpointing_strategy(strategy);
+    }
+    if original.is_require_grad() {
+        t.require_grad()
+    } else {
+        t
     }
 }
 

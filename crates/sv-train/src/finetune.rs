@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use sv_augment::{Pipeline, Step};
 use sv_data::{ImageBatcher, Label, Sample, SampleDataset, Split, epoch_batches};
 use sv_models::preprocess::Preprocessor;
-use sv_models::{ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Family, FamilyFn, Network};
+use sv_models::{
+    ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Family, FamilyFn, Network, Precision,
+};
 
 use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, values_of};
 use crate::error::{Result, TrainError};
@@ -74,6 +76,24 @@ pub struct FinetuneConfig {
     pub incremental: Option<String>,
     /// The auxiliary contrastive loss with synthetic hard negatives (off when absent).
     pub hard_negatives: Option<HardNegatives>,
+    /// What the forward and backward passes compute in: `f32`, `bf16` or `f16` (with
+    /// dynamic loss scaling). The weights, optimizer moments and loss stay f32, and
+    /// validation runs in this precision. Written to `config.toml` only when not f32.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub precision: Precision,
+    /// Recompute the memory-bound activations (element-wise ops, norms) in the backward
+    /// pass instead of keeping them: less memory for large models or batches, more
+    /// compute. The weights come out the same. Written to `config.toml` only when on.
+    #[serde(skip_serializing_if = "is_false")]
+    pub gradient_checkpointing: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 impl Default for FinetuneConfig {
@@ -98,6 +118,8 @@ impl Default for FinetuneConfig {
             checkpoint_every: 200,
             incremental: None,
             hard_negatives: None,
+            precision: Precision::F32,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -660,6 +682,11 @@ pub fn finetune(
     config.validate("<config>")?;
     refuse_own_source(config, run)?;
     std::fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
+    let device = &if config.gradient_checkpointing {
+        device.clone().gradient_checkpointing()
+    } else {
+        device.clone()
+    };
     device.seed(config.seed);
     // A resumed run takes its weights from its checkpoint: an incremental run's source
     // is not read again (it may be gone by now).

@@ -13,6 +13,7 @@
 //! - [`finetune`]: the resumable fine-tuning run, its config and run directory; the
 //!   loop itself is `train_loop`'s named steps.
 //! - [`hard_negatives`]: the auxiliary contrastive term with synthetic hard negatives.
+//! - [`loss_scale`]: dynamic loss scaling for f16 training (`precision = "f16"`).
 //! - [`plot`]: PNG charts of a run (loss, validation metrics, ROC, confusion matrix).
 //! - [`probe`]: the linear probe on a frozen backbone, with its on-disk feature cache.
 //! - [`quickstart`]: synthetic data and a tiny model that train on a CPU in minutes.
@@ -39,6 +40,7 @@ pub mod export;
 pub mod finetune;
 pub mod gate;
 pub mod hard_negatives;
+pub mod loss_scale;
 /// Scores of a set of predictions, shared with the miner ([`sv_records::metrics`]).
 pub use sv_records::metrics;
 pub mod optim;

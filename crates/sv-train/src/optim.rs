@@ -67,7 +67,7 @@ impl Default for AdamWSettings {
     }
 }
 
-/// One parameter's moments and step count.
+/// One parameter's moments and step count, on the host (as checkpoints hold them).
 #[derive(Debug, Clone)]
 pub struct Moments {
     /// First moment, flattened.
@@ -78,15 +78,30 @@ pub struct Moments {
     pub step: u64,
 }
 
-/// AdamW over a module's float parameters, with state keyed by parameter path.
+/// One parameter's moments where the optimizer keeps them: on the parameter's device
+/// once it has stepped, or on the host as restored from a checkpoint until then.
+// One per parameter (a few hundred): the variants' inline sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum State {
+    Host(Moments),
+    Device {
+        m: Tensor<1>,
+        v: Tensor<1>,
+        step: u64,
+    },
+}
+
+/// AdamW over a module's float parameters, with state keyed by parameter path. The
+/// update runs on the parameters' own device: gradients, moments and weights never
+/// travel to the host during a step; only the global gradient norm (one number) does.
 #[derive(Debug, Clone)]
 pub struct AdamW<G: Grouping> {
     /// Settings.
     pub settings: AdamWSettings,
     /// Parameter grouping.
     pub grouping: G,
-    /// State by parameter path.
-    pub state: HashMap<String, Moments>,
+    state: HashMap<String, State>,
 }
 
 /// What one step did.
@@ -96,6 +111,8 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Factor the gradients were scaled by (1 when not clipped).
     pub clip_scale: f64,
+    /// The step was skipped: its loss-scaled gradients were not finite.
+    pub skipped: bool,
 }
 
 impl<G: Grouping> AdamW<G> {
@@ -106,6 +123,40 @@ impl<G: Grouping> AdamW<G> {
             grouping,
             state: HashMap::new(),
         }
+    }
+
+    /// The moments by parameter path, read back to the host (for a checkpoint).
+    pub fn moments(&self) -> HashMap<String, Moments> {
+        let host = |t: &Tensor<1>| -> Vec<f32> {
+            t.clone()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default()
+        };
+        self.state
+            .iter()
+            .map(|(path, state)| {
+                let moments = match state {
+                    State::Host(m) => m.clone(),
+                    State::Device { m, v, step } => Moments {
+                        m: host(m),
+                        v: host(v),
+                        step: *step,
+                    },
+                };
+                (path.clone(), moments)
+            })
+            .collect()
+    }
+
+    /// Continue from `moments` (read from a checkpoint); they move to each parameter's
+    /// device at its next step.
+    pub fn set_moments(&mut self, moments: HashMap<String, Moments>) {
+        self.state = moments
+            .into_iter()
+            .map(|(path, m)| (path, State::Host(m)))
+            .collect();
     }
 
     /// The learning-rate scale of a layer id.
@@ -119,6 +170,20 @@ impl<G: Grouping> AdamW<G> {
     /// One step at base learning rate `lr` with the gradients of `grads` (from the loss's
     /// `backward()`); parameters without a gradient are left alone.
     pub fn step<M: Module>(&mut self, module: M, lr: f64, grads: &Gradients) -> (M, StepReport) {
+        self.step_scaled(module, lr, grads, 1.0)
+    }
+
+    /// [`step`](Self::step) with gradients of a loss multiplied by `loss_scale`
+    /// ([`crate::loss_scale::LossScaler`]): they are divided by it first, and when the
+    /// scale is not 1 and any of them is not finite the step is skipped (`skipped` in
+    /// the report, the module and moments unchanged).
+    pub fn step_scaled<M: Module>(
+        &mut self,
+        module: M,
+        lr: f64,
+        grads: &Gradients,
+        loss_scale: f32,
+    ) -> (M, StepReport) {
         let mut collect = GradCollector {
             grads,
             path: Vec::new(),
@@ -126,20 +191,40 @@ impl<G: Grouping> AdamW<G> {
         };
         module.visit(&mut collect);
         let mut grad_values = collect.out;
+        if loss_scale != 1.0 {
+            let inverse = 1.0 / loss_scale;
+            for g in grad_values.values_mut() {
+                *g = g.clone().mul_scalar(inverse);
+            }
+        }
         // clip_grad_norm_: the norm of the per-tensor norms, in f32, in a fixed (path)
-        // order so that runs repeat bit for bit.
-        let norms: Vec<f32> = grad_values
+        // order so that runs repeat bit for bit; the one number read back per step.
+        let norms: Vec<Tensor<1>> = grad_values
             .values()
-            .map(|(g, _)| g.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .map(|g| (g.clone() * g.clone()).sum().sqrt())
             .collect();
-        let total = norms.iter().map(|n| n * n).sum::<f32>().sqrt();
+        let total = match norms.is_empty() {
+            true => 0.0,
+            false => {
+                let norms = Tensor::cat(norms, 0);
+                (norms.clone() * norms).sum().sqrt().into_scalar::<f32>()
+            }
+        };
+        if loss_scale != 1.0 && !total.is_finite() {
+            let report = StepReport {
+                grad_norm: f64::from(total),
+                clip_scale: 1.0,
+                skipped: true,
+            };
+            return (module, report);
+        }
         let mut scale = 1.0f32;
         if let Some(max) = self.settings.clip {
             let coef = (max as f32 / (total + 1e-6)).min(1.0);
             if coef < 1.0 {
                 scale = coef;
-                for (g, _) in grad_values.values_mut() {
-                    g.iter_mut().for_each(|v| *v *= coef);
+                for g in grad_values.values_mut() {
+                    *g = g.clone().mul_scalar(coef);
                 }
             }
         }
@@ -155,13 +240,21 @@ impl<G: Grouping> AdamW<G> {
             StepReport {
                 grad_norm: f64::from(total),
                 clip_scale: f64::from(scale),
+                skipped: false,
             },
         )
     }
 
-    /// The AdamW update of one flattened parameter, in place, as PyTorch's single-tensor
-    /// path orders it.
-    fn update(&mut self, path: &str, rank: usize, value: &mut [f32], grad: &[f32], lr: f64) {
+    /// The AdamW update of one flattened parameter on its device, as PyTorch's
+    /// single-tensor path orders it: the updated value.
+    fn update(
+        &mut self,
+        path: &str,
+        rank: usize,
+        value: Tensor<1>,
+        grad: Tensor<1>,
+        lr: f64,
+    ) -> Tensor<1> {
         let group = self.grouping.group(path, rank);
         let lr = (lr * self.lr_scale(group.layer)) as f32;
         let wd = if group.decay {
@@ -170,37 +263,41 @@ impl<G: Grouping> AdamW<G> {
             0.0
         };
         let s = self.settings;
-        let st = self
-            .state
-            .entry(path.to_string())
-            .or_insert_with(|| Moments {
-                m: vec![0.0; value.len()],
-                v: vec![0.0; value.len()],
-                step: 0,
-            });
-        st.step += 1;
+        let device = value.device();
+        let [n] = value.dims();
+        let on_device = |values: Vec<f32>| {
+            Tensor::<1>::from_data(burn::tensor::TensorData::new(values, [n]), &device)
+        };
+        let (m, v, step) = match self.state.remove(path) {
+            Some(State::Device { m, v, step }) => (m, v, step),
+            Some(State::Host(h)) if h.m.len() == n && h.v.len() == n => {
+                (on_device(h.m), on_device(h.v), h.step)
+            }
+            _ => (Tensor::zeros([n], &device), Tensor::zeros([n], &device), 0),
+        };
+        let step = step + 1;
         let (b1, b2, eps) = (s.beta1 as f32, s.beta2 as f32, s.eps as f32);
-        let bc1 = 1.0 - s.beta1.powi(st.step as i32);
-        let bc2 = 1.0 - s.beta2.powi(st.step as i32);
+        let bc1 = 1.0 - s.beta1.powi(step as i32);
+        let bc2 = 1.0 - s.beta2.powi(step as i32);
         let step_size = (f64::from(lr) / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let decay = 1.0 - lr * wd;
-        for i in 0..value.len() {
-            let g = grad[i];
-            value[i] *= decay;
-            st.m[i] += (g - st.m[i]) * (1.0 - b1);
-            st.v[i] = st.v[i] * b2 + (1.0 - b2) * g * g;
-            let denom = st.v[i].sqrt() / bc2_sqrt + eps;
-            value[i] -= step_size * st.m[i] / denom;
-        }
+        let value = value.mul_scalar(decay);
+        let m = m.clone() + (grad.clone() - m).mul_scalar(1.0 - b1);
+        let v = v.mul_scalar(b2) + grad.clone().mul_scalar(1.0 - b2) * grad;
+        let denom = v.clone().sqrt().div_scalar(bc2_sqrt).add_scalar(eps);
+        let value = value - m.clone().mul_scalar(step_size) / denom;
+        self.state
+            .insert(path.to_string(), State::Device { m, v, step });
+        value
     }
 }
 
-/// Collects every float parameter's gradient (flattened) by path.
+/// Collects every float parameter's gradient (flattened, on its device) by path.
 struct GradCollector<'a> {
     grads: &'a Gradients,
     path: Vec<String>,
-    out: BTreeMap<String, (Vec<f32>, usize)>,
+    out: BTreeMap<String, Tensor<1>>,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
@@ -214,10 +311,9 @@ impl ModuleVisitor for GradCollector<'_> {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = param.val().grad(self.grads) {
-            let values = g.into_data().convert::<f32>().try_into_vec::<f32>();
-            if let Ok(values) = values {
-                self.out.insert(self.path.join("."), (values, D));
-            }
+            let n = g.shape().num_elements();
+            let g = g.cast(burn::tensor::FloatDType::F32).reshape([n]);
+            self.out.insert(self.path.join("."), g);
         }
     }
 }
@@ -225,7 +321,7 @@ impl ModuleVisitor for GradCollector<'_> {
 /// Writes the updated values back into the module.
 struct Updater<'a, G: Grouping> {
     optim: &'a mut AdamW<G>,
-    grads: BTreeMap<String, (Vec<f32>, usize)>,
+    grads: BTreeMap<String, Tensor<1>>,
     path: Vec<String>,
     lr: f64,
 }
@@ -241,26 +337,16 @@ impl<G: Grouping> ModuleMapper for Updater<'_, G> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let path = self.path.join(".");
-        let Some((grad, _)) = self.grads.remove(&path) else {
+        let Some(grad) = self.grads.remove(&path) else {
             return param;
         };
         let (lr, optim) = (self.lr, &mut *self.optim);
         param.map(|tensor| {
-            let require_grad = tensor.is_require_grad();
-            let device = tensor.device();
             let shape = tensor.shape();
-            let inner = tensor.inner();
-            let mut values = inner
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("float parameter");
-            optim.update(&path, D, &mut values, &grad, lr);
-            let inner_device = device.clone().inner();
-            let updated =
-                Tensor::<D>::from_data(burn::tensor::TensorData::new(values, shape), &inner_device);
-            let t = Tensor::from_inner(updated);
-            if require_grad { t.require_grad() } else { t }
+            let value = tensor.clone().inner();
+            let n = shape.num_elements();
+            let updated = optim.update(&path, D, value.reshape([n]), grad, lr);
+            crate::checkpoint::leaf_like(updated.reshape(shape), &tensor)
         })
     }
 }

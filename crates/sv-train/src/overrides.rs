@@ -29,6 +29,10 @@ pub struct FinetuneOverrides {
     pub incremental: Option<PathBuf>,
     /// Add the contrastive hard-negative term with its default settings.
     pub hard_negatives: bool,
+    /// Precision of the forward and backward passes.
+    pub precision: Option<sv_models::Precision>,
+    /// Turn gradient checkpointing on.
+    pub gradient_checkpointing: bool,
 }
 
 impl FinetuneOverrides {
@@ -48,6 +52,8 @@ impl FinetuneOverrides {
         config.augment = o.augment.unwrap_or(config.augment);
         config.seed = o.seed.unwrap_or(config.seed);
         config.checkpoint_every = o.checkpoint_every.unwrap_or(config.checkpoint_every);
+        config.precision = o.precision.unwrap_or(config.precision);
+        config.gradient_checkpointing |= o.gradient_checkpointing;
         if let Some(v) = o.incremental {
             let v = std::path::absolute(&v).unwrap_or(v);
             config.incremental = Some(v.to_string_lossy().into_owned());

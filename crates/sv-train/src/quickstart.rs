@@ -99,6 +99,8 @@ pub fn prepare(
         checkpoint_every: 25,
         incremental: None,
         hard_negatives: None,
+        precision: sv_models::Precision::F32,
+        gradient_checkpointing: false,
     };
     Ok((Data::from_samples(samples)?, test, config))
 }

@@ -11,7 +11,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, SampleDataset, epoch_batches};
-use sv_models::{Family, ParamGroups};
+use sv_models::{Family, ParamGroups, Precision, in_precision};
 
 use crate::checkpoint::values_of;
 use crate::checkpoint::{Checkpoint, Position, Values, atomic_write, load_params, params_of};
@@ -21,6 +21,7 @@ use crate::finetune::{
     truncate_metrics, write_plots,
 };
 use crate::hard_negatives::HardNegativeTerm;
+use crate::loss_scale::LossScaler;
 use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWSettings, StepReport, warmup_cosine};
 
@@ -159,6 +160,8 @@ struct Training<'a, M: Family> {
     /// The exponential moving average of the parameters, when the run keeps one.
     ema: Option<Values>,
     term: Option<HardNegativeTerm>,
+    /// The loss scale of an f16 run.
+    scaler: Option<LossScaler>,
     position: Position,
     /// Steps in the whole run.
     total: u64,
@@ -186,6 +189,7 @@ impl<'a, M: Family> Training<'a, M> {
                 .hard_negatives
                 .clone()
                 .map(|h| HardNegativeTerm::new(h, config.seed)),
+            scaler: (config.precision == Precision::F16).then(LossScaler::new),
             position: Position {
                 epoch: 0,
                 batch: 0,
@@ -213,8 +217,11 @@ impl<'a, M: Family> Training<'a, M> {
         if let Some(term) = self.term.as_mut() {
             term.restore(&ck, &path)?;
         }
+        if self.scaler.is_some() {
+            self.scaler = Some(LossScaler::restore(&ck, &path)?);
+        }
         let model = load_params(model, &ck.model, &path)?;
-        self.optim.state = ck.moments;
+        self.optim.set_moments(ck.moments);
         if self.config.ema > 0.0 {
             self.ema = Some(ck.ema);
         }
@@ -276,6 +283,12 @@ impl<'a, M: Family> Training<'a, M> {
                 "step": self.position.step, "epoch": epoch, "loss": loss, "lr": lr,
                 "grad_norm": report.grad_norm,
             });
+            if let Some(scaler) = &self.scaler {
+                line["loss_scale"] = scaler.scale().into();
+            }
+            if report.skipped {
+                line["skipped"] = true.into();
+            }
             if let Some(c) = contrastive {
                 line["ce"] = ce.into();
                 line["contrastive"] = c.into();
@@ -322,17 +335,24 @@ impl<'a, M: Family> Training<'a, M> {
             onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
         }
         let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), self.device);
+        // The forward pass on the weights cast to the run's precision: the casts are on
+        // the graph, so the gradients come back to the f32 weights. Logits and features
+        // come out in f32.
+        let forward = in_precision(model.clone(), config.precision);
         let (features, logits) = match self.term {
             Some(_) => {
-                let (f, l) = model.features_logits(pixels);
+                let (f, l) = forward.features_logits(pixels);
                 (Some(f), l)
             }
-            None => (None, model.logits(pixels)),
+            None => (None, forward.logits(pixels)),
         };
+        drop(forward);
         let mut loss = (log_softmax(logits, 1) * onehot)
             .sum()
             .div_scalar(-(b.max(1) as f32));
-        let ce = f64::from(loss.clone().into_scalar::<f32>());
+        // The loss is read back once per step (a single number); the contrastive term
+        // needs the cross-entropy part on its own.
+        let ce_tensor = self.term.is_some().then(|| loss.clone());
         let mut contrastive = None;
         if let (Some(term), Some(features)) = (self.term.as_mut(), features) {
             let labels: Vec<u8> = targets.iter().map(|t| u8::from(*t > 0.5)).collect();
@@ -341,7 +361,16 @@ impl<'a, M: Family> Training<'a, M> {
             contrastive = Some(part.value);
         }
         let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-        let grads = loss.backward();
+        let ce = match ce_tensor {
+            Some(ce) => f64::from(ce.into_scalar::<f32>()),
+            None => loss_value,
+        };
+        let loss_scale = self.scaler.as_ref().map_or(1.0, LossScaler::scale);
+        let grads = if loss_scale == 1.0 {
+            loss.backward()
+        } else {
+            loss.mul_scalar(loss_scale).backward()
+        };
         let lr = warmup_cosine(
             self.position.step,
             config.warmup_steps,
@@ -349,7 +378,10 @@ impl<'a, M: Family> Training<'a, M> {
             config.lr,
             config.lr * config.min_lr_ratio,
         );
-        let (next, report) = self.optim.step(model, lr, &grads);
+        let (next, report) = self.optim.step_scaled(model, lr, &grads, loss_scale);
+        if let Some(scaler) = self.scaler.as_mut() {
+            scaler.update(!report.skipped);
+        }
         let outcome = StepOutcome {
             loss: loss_value,
             ce,
@@ -375,13 +407,14 @@ impl<'a, M: Family> Training<'a, M> {
         }
     }
 
-    /// The model evaluated: the moving average when the run keeps one (read as if from
-    /// `source`, for errors), else the current weights.
+    /// The model evaluated, in the run's precision: the moving average when the run
+    /// keeps one (read as if from `source`, for errors), else the current weights.
     fn evaluated(&self, model: &M, source: &std::path::Path) -> Result<M> {
-        match &self.ema {
-            Some(avg) => load_params(model.valid(), avg, source),
-            None => Ok(model.valid()),
-        }
+        let weights = match &self.ema {
+            Some(avg) => load_params(model.valid(), avg, source)?,
+            None => model.valid(),
+        };
+        Ok(in_precision(weights, self.config.precision))
     }
 
     /// Roadwork probabilities and labels of the validation split.
@@ -417,7 +450,7 @@ impl<'a, M: Family> Training<'a, M> {
         meta.insert("config".to_string(), self.config_text.clone());
         let mut ck = Checkpoint {
             model: params_of(model),
-            moments: self.optim.state.clone(),
+            moments: self.optim.moments(),
             ema: self.ema.clone().unwrap_or_default(),
             extra: Default::default(),
             position: self.position,
@@ -425,6 +458,9 @@ impl<'a, M: Family> Training<'a, M> {
         };
         if let Some(term) = &self.term {
             term.save_into(&mut ck);
+        }
+        if let Some(scaler) = &self.scaler {
+            scaler.save_into(&mut ck);
         }
         ck.save(&self.run.checkpoint())?;
         events(Event::Checkpoint {

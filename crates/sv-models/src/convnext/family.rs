@@ -42,7 +42,7 @@ pub fn param_groups(depths: Vec<usize>) -> ParamGroups {
 
 impl BackboneModel for ConvNextV2 {
     fn pooled(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.forward(pixels).pooled
+        crate::precision::f32(self.forward(pixels).pooled)
     }
     fn set_drop_path(&mut self, rate: f64) {
         ConvNextV2::set_drop_path(self, rate)
@@ -87,7 +87,7 @@ impl Family for ConvNextV2Classifier {
     }
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let (out, logits) = self.forward_all(pixels);
-        (out.pooled, logits)
+        (crate::precision::f32(out.pooled), logits)
     }
     fn num_labels(&self) -> usize {
         ConvNextV2Classifier::num_labels(self)

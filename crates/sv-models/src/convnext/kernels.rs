@@ -4,13 +4,15 @@
 //! autodiff device they run as burn's ops instead, so training gets gradients, CUDA stays
 //! on the GPU, and CPU inference gets the fast path.
 
-use burn::tensor::module::{conv2d, layer_norm};
+use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::config::{DW_KERNEL, GRN_EPS};
 use crate::fast_ops::{bias_gelu, gelu_erf};
+use crate::layers::layer_norm_f32;
+use crate::precision::{cast_to, f32};
 
 const PAD: usize = DW_KERNEL / 2;
 /// Channels per register block of the convolution.
@@ -43,7 +45,7 @@ pub fn dwconv7_norm(
             Some(bias),
             ConvOptions::new([1, 1], [PAD, PAD], [1, 1], c),
         );
-        return layer_norm(y.permute([0, 2, 3, 1]), gamma, Some(beta), eps);
+        return layer_norm_f32(y.permute([0, 2, 3, 1]), gamma, beta, eps);
     }
     let w_chw = taps_by_position(&to_vec(weight.reshape([c * DW_KERNEL * DW_KERNEL])), c);
     let (bias, gamma, beta) = (to_vec(bias), to_vec(gamma), to_vec(beta));
@@ -312,8 +314,9 @@ pub fn bias_gelu_grn(
     let n = rows / batch.max(1);
     if !crate::flex_ops::is_flex_f32(&h) {
         let x = bias_gelu(h, bias).reshape([batch, n, c]);
-        let gx = x.clone().powi_scalar(2).sum_dim(1).sqrt(); // [B, 1, C]
-        let nx = gx.clone() / (gx.mean_dim(2) + GRN_EPS); // [B, 1, C]
+        // The norm over the pixels in f32 whatever the activations' precision.
+        let gx = f32(x.clone()).powi_scalar(2).sum_dim(1).sqrt(); // [B, 1, C]
+        let nx = cast_to(gx.clone() / (gx.mean_dim(2) + GRN_EPS), x.dtype()); // [B, 1, C]
         let y = x.clone() + beta.unsqueeze() + gamma.unsqueeze() * (x * nx);
         return y.reshape([rows, c]);
     }

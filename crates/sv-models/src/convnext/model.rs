@@ -9,6 +9,7 @@ use burn::tensor::Tensor;
 use super::config::ConvNextV2Config;
 use super::kernels::{bias_gelu_grn, block_inplace, dwconv7_norm};
 use crate::layers::{DropPath, Norm};
+use crate::precision::{cast_to, f32};
 
 /// A non-overlapping `k×k`, stride-`k` convolution over channels-last `x` `[B, H, W, C]`
 /// as one GEMM: `weight` is `[C·k·k, C_out]` with input rows ordered (channel, ky, kx),
@@ -139,7 +140,8 @@ impl ConvNextV2 {
 
     /// The last feature map `[B, H/32, W/32, C]` (channels-last) for images `[B, C, H, W]`.
     pub fn forward_features(&self, pixels: Tensor<4>) -> Tensor<4> {
-        // NCHW pixels → NHWC, then the stem as a patchify GEMM.
+        // NCHW pixels (in the weights' precision) → NHWC, then the stem as a patchify GEMM.
+        let pixels = cast_to(pixels, self.stem.weight.val().dtype());
         let x = patchify_nhwc(
             pixels.permute([0, 2, 3, 1]),
             self.config.patch_size,
@@ -189,13 +191,13 @@ pub struct ConvNextV2Classifier {
 impl ConvNextV2Classifier {
     /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.backbone.forward(pixels).pooled)
+        self.head.forward(f32(self.backbone.forward(pixels).pooled))
     }
 
     /// Logits together with the backbone's outputs.
     pub fn forward_all(&self, pixels: Tensor<4>) -> (ConvNextV2Output, Tensor<2>) {
         let out = self.backbone.forward(pixels);
-        let logits = self.head.forward(out.pooled.clone());
+        let logits = self.head.forward(f32(out.pooled.clone()));
         (out, logits)
     }
 

@@ -45,7 +45,7 @@ pub fn param_groups(depth: usize) -> ParamGroups {
 
 impl BackboneModel for Dinov2 {
     fn pooled(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.forward(pixels).pooled
+        crate::precision::f32(self.forward(pixels).pooled)
     }
     fn set_drop_path(&mut self, rate: f64) {
         Dinov2::set_drop_path(self, rate)
@@ -93,7 +93,7 @@ impl Family for Dinov2Classifier {
     }
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let (out, logits) = self.forward_all(pixels);
-        (self.head_features(&out), logits)
+        (crate::precision::f32(self.head_features(&out)), logits)
     }
     fn num_labels(&self) -> usize {
         Dinov2Classifier::num_labels(self)

@@ -15,6 +15,7 @@ use super::config::Dinov2Config;
 use crate::fast_ops::bias_gelu;
 use crate::flex_ops;
 use crate::layers::{DropPath, Norm, over_tokens};
+use crate::precision::{cast_to, f32};
 use crate::resample::bicubic_aa_matrix;
 
 /// Multi-head self-attention with a fused query/key/value projection.
@@ -280,8 +281,10 @@ impl Dinov2 {
         }
         let device = patch_pos.device();
         let (mh, mw) = self.pos_cache.matrices(src, gh, gw);
+        let dtype = patch_pos.dtype();
         let mh = Tensor::<2>::from_data(TensorData::new(mh, [gh, src]), &device);
         let mw = Tensor::<3>::from_data(TensorData::new(mw, [1, gw, src]), &device);
+        let (mh, mw) = (cast_to(mh, dtype), cast_to(mw, dtype));
         // [src, src·D] → rows resampled → [gh, src, D] → columns resampled per row.
         let rows = mh
             .matmul(patch_pos.reshape([src, src * d]))
@@ -296,6 +299,8 @@ impl Dinov2 {
         let p = self.config.patch_size;
         let d = self.config.hidden_size;
         let r = self.config.num_register_tokens;
+        // Pixels in the weights' precision (f32 unless cast by `in_precision`).
+        let pixels = cast_to(pixels, self.patch_weight.val().dtype());
         let x = conv2d(
             pixels,
             self.patch_weight.val(),
@@ -387,7 +392,7 @@ impl Dinov2Classifier {
     /// Logits together with the backbone's outputs.
     pub fn forward_all(&self, pixels: Tensor<4>) -> (Dinov2Output, Tensor<2>) {
         let out = self.backbone.forward(pixels);
-        let logits = self.head.forward(self.head_features(&out));
+        let logits = self.head.forward(f32(self.head_features(&out)));
         (out, logits)
     }
 

@@ -209,6 +209,19 @@ impl Ensemble {
         Ok(Self { members, spec })
     }
 
+    /// Every member computing in `precision` (answers still f32).
+    pub fn in_precision(mut self, precision: crate::Precision) -> Self {
+        self.members = self
+            .members
+            .into_iter()
+            .map(|m| Member {
+                classifier: m.classifier.in_precision(precision),
+                ..m
+            })
+            .collect();
+        self
+    }
+
     /// The ensemble file as it would be saved now (current weights and temperatures).
     pub fn spec(&self) -> EnsembleSpec {
         let mut spec = self.spec.clone();
