@@ -36,6 +36,7 @@ fn main() {
             warmup: 2,
             precision: Default::default(),
             checkpointing: false,
+            data: 0,
         },
     );
     let device = network_args::device("model_bench", &args.device);

@@ -12,6 +12,8 @@ pub struct Args {
     pub precision: sv_models::Precision,
     /// Gradient checkpointing (training only).
     pub checkpointing: bool,
+    /// Synthetic scenes fed through the training pipeline (0: one fixed random batch).
+    pub data: usize,
 }
 
 /// Parse the command line over `defaults`; `--help` prints `usage` and exits. Exits 2
@@ -39,6 +41,7 @@ pub fn parse(program: &str, usage: &str, mut args: Args) -> Args {
             "--iters" => args.iters = number(value(), "--iters"),
             "--warmup" => args.warmup = number(value(), "--warmup"),
             "--gradient-checkpointing" => args.checkpointing = true,
+            "--data" => args.data = number(value(), "--data"),
             "--precision" => {
                 args.precision = value()
                     .parse()

@@ -7,6 +7,7 @@
 //! and peak resident memory; `benches/run_train.sh` runs it beside
 //! `benches/torch_train.py` (PyTorch, the same step) and writes the comparison table.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::activation::log_softmax;
@@ -34,17 +35,7 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
         ..AdamWSettings::default()
     };
     let mut optim = AdamW::new(settings, model.param_groups());
-    let b = args.batch;
-    let pixels = Tensor::<4>::random(
-        [b, 3, args.size, args.size],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let mut onehot = vec![0f32; b * 2];
-    for i in 0..b {
-        onehot[i * 2 + i % 2] = 1.0;
-    }
-    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), device);
+    let mut batches = Batches::new(args, device);
     let mut times = Vec::with_capacity(args.iters);
     let mut first = 0.0;
     // As `sv-trainer finetune`: the forward pass on the weights cast to the precision,
@@ -52,10 +43,12 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
     let mut scaler = (args.precision == Precision::F16).then(LossScaler::new);
     for i in 0..args.warmup.max(1) + args.iters {
         let started = Instant::now();
-        let logits = in_precision(model.clone(), args.precision).logits(pixels.clone());
-        let loss = (log_softmax(logits, 1) * onehot.clone())
+        let (pixels, onehot) = batches.next();
+        let logits = in_precision(model.clone(), args.precision).logits(pixels);
+        let rows = onehot.dims()[0].max(1);
+        let loss = (log_softmax(logits, 1) * onehot)
             .sum()
-            .div_scalar(-(b as f32));
+            .div_scalar(-(rows as f32));
         let scale = scaler.as_ref().map_or(1.0, LossScaler::scale);
         let grads = loss.mul_scalar(scale).backward();
         let (next, report) = optim.step_scaled(model, 1e-4, &grads, scale);
@@ -76,10 +69,121 @@ fn time_steps<M: Family>(mut model: M, args: &Args, device: &Device) -> (f64, f6
     (first, times[(times.len() - 1) / 2])
 }
 
+/// Where the steps' batches come from: one fixed random batch, or (`--data N`) N
+/// synthetic street scenes through the `heavy` augmentation and a resize, decoded and
+/// augmented on CPU threads two batches ahead as `sv-trainer finetune` does, so that a
+/// GPU's utilisation shows whether it waits for data.
+#[allow(clippy::large_enum_variant)] // one per run
+enum Batches {
+    Fixed(Tensor<4>, Tensor<2>),
+    Pipeline {
+        source: Box<dyn Iterator<Item = sv_data::ImageBatch>>,
+        make: Box<dyn Fn(u64) -> Box<dyn Iterator<Item = sv_data::ImageBatch>>>,
+        epoch: u64,
+        device: Device,
+        _scenes: tempfile::TempDir,
+    },
+}
+
+impl Batches {
+    fn new(args: &Args, device: &Device) -> Self {
+        let b = args.batch;
+        if args.data == 0 {
+            let pixels = Tensor::<4>::random(
+                [b, 3, args.size, args.size],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            );
+            let labels: Vec<f32> = (0..b).map(|i| (i % 2) as f32).collect();
+            return Batches::Fixed(pixels, onehot(&labels, device));
+        }
+        let fail = |e: String| -> ! {
+            eprintln!("train_bench: --data: {e}");
+            std::process::exit(2)
+        };
+        let scenes = tempfile::tempdir().unwrap_or_else(|e| fail(e.to_string()));
+        let samples = sv_data::synthetic::generate(scenes.path(), args.data as u64, 256, 0)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        let mut pipeline =
+            sv_augment::Pipeline::load("heavy").unwrap_or_else(|e| fail(e.to_string()));
+        pipeline.steps.push(sv_augment::Step::ResizeTo {
+            width: args.size as u32,
+            height: args.size as u32,
+            filter: sv_augment::Filter::Bicubic,
+        });
+        let batcher = Arc::new(sv_data::ImageBatcher::augmenting(Arc::new(pipeline), 0));
+        let dataset = Arc::new(sv_data::SampleDataset::new(samples));
+        let n = args.data;
+        let on = device.clone();
+        let make = Box::new(
+            move |epoch: u64| -> Box<dyn Iterator<Item = sv_data::ImageBatch>> {
+                batcher.set_epoch(epoch);
+                Box::new(sv_data::epoch_batches(
+                    dataset.clone(),
+                    batcher.clone(),
+                    (0..n).collect(),
+                    b,
+                    2,
+                    on.clone(),
+                ))
+            },
+        );
+        Batches::Pipeline {
+            source: make(0),
+            make,
+            epoch: 0,
+            device: device.clone(),
+            _scenes: scenes,
+        }
+    }
+
+    /// The next batch's pixels and one-hot targets.
+    fn next(&mut self) -> (Tensor<4>, Tensor<2>) {
+        match self {
+            Batches::Fixed(pixels, targets) => (pixels.clone(), targets.clone()),
+            Batches::Pipeline {
+                source,
+                make,
+                epoch,
+                device,
+                ..
+            } => loop {
+                match source.next() {
+                    Some(batch) if !batch.ids.is_empty() => {
+                        let labels = batch
+                            .targets
+                            .clone()
+                            .into_data()
+                            .convert::<f32>()
+                            .try_into_vec::<f32>()
+                            .unwrap_or_default();
+                        return (batch.pixels, onehot(&labels, device));
+                    }
+                    Some(_) => continue,
+                    None => {
+                        *epoch += 1;
+                        *source = make(*epoch);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// One-hot targets `[B, 2]` of 0/1 labels.
+fn onehot(labels: &[f32], device: &Device) -> Tensor<2> {
+    let b = labels.len();
+    let mut values = vec![0f32; b * 2];
+    for (i, l) in labels.iter().enumerate() {
+        values[i * 2 + usize::from(*l > 0.5)] = 1.0;
+    }
+    Tensor::<2>::from_data(TensorData::new(values, [b, 2]), device)
+}
+
 fn main() {
     let args = network_args::parse(
         "train_bench",
-        "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16] [--gradient-checkpointing]",
+        "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16] [--gradient-checkpointing] [--data SCENES]",
         Args {
             model: "small".into(),
             device: "cpu".into(),
@@ -89,6 +193,7 @@ fn main() {
             warmup: 1,
             precision: Default::default(),
             checkpointing: false,
+            data: 0,
         },
     );
     let mut device = network_args::device("train_bench", &args.device).autodiff();
@@ -115,6 +220,10 @@ fn main() {
     network_args::print_result(
         &args,
         median,
-        serde_json::json!({ "first_step_s": first, "gradient_checkpointing": args.checkpointing }),
+        serde_json::json!({
+            "first_step_s": first,
+            "gradient_checkpointing": args.checkpointing,
+            "data": if args.data > 0 { "pipeline" } else { "fixed" },
+        }),
     );
 }

@@ -126,9 +126,9 @@ run() {
     exit 2
   fi
   # Shapes: the real ones on a GPU, tiny ones for a dry run on the CPU.
-  local batch=64 size=224 iters=5 lat_iters=50 limit=150
+  local batch=64 size=224 iters=5 lat_iters=50 limit=150 scenes=512
   if [ "$dry" = 1 ]; then
-    device=cpu batch=2 size=64 iters=1 lat_iters=2 limit=120
+    device=cpu batch=2 size=64 iters=1 lat_iters=2 limit=120 scenes=8
     echo "dry run: device cpu, batch $batch, ${size} px; GPU steps skipped" >&2
   else
     vulkan_setup "$dir" "$work"
@@ -155,10 +155,12 @@ PY
   fi
 
   # 2. Fine-tune steps, twice on the same kernel cache (cold, then warm), with the GPU's
-  #    utilisation sampled; then ConvNeXt-V2-T.
+  #    utilisation sampled; their batches come from synthetic scenes through the
+  #    training augmentation, prefetched on CPU threads, so a GPU that waits for data
+  #    shows in the utilisation. Then ConvNeXt-V2-T.
   for pass in cold warm; do
     gpu_util "$out/util-small-$pass.txt" timeout "$(budget "$limit")" "$bin/train_bench" --model small \
-      --device "$device" --batch "$batch" --size "$size" --iters "$iters" \
+      --device "$device" --batch "$batch" --size "$size" --iters "$iters" --data "$scenes" \
       > "$out/train-small-$pass.json" 2> "$out/train-small-$pass.err"
     [ -s "$out/train-small-$pass.json" ] \
       || note "DINOv2-S fine-tune ($pass cache): no result within the limit $(tail -1 "$out/train-small-$pass.err")"

@@ -94,7 +94,8 @@ enum State {
 
 /// AdamW over a module's float parameters, with state keyed by parameter path. The
 /// update runs on the parameters' own device: gradients, moments and weights never
-/// travel to the host during a step; only the global gradient norm (one number) does.
+/// travel to the host during a step, and with [`AdamW::step_pending`] neither does the
+/// gradient norm until the caller reads it.
 #[derive(Debug, Clone)]
 pub struct AdamW<G: Grouping> {
     /// Settings.
@@ -113,6 +114,33 @@ pub struct StepReport {
     pub clip_scale: f64,
     /// The step was skipped: its loss-scaled gradients were not finite.
     pub skipped: bool,
+}
+
+/// A [`StepReport`] still on the device: reading it waits for the step to finish, so a
+/// training loop reads a run of them at once instead of after every step.
+#[derive(Debug, Clone)]
+pub struct PendingReport {
+    grad_norm: Option<Tensor<1>>,
+    clip_scale: Option<Tensor<1>>,
+    skipped: bool,
+}
+
+impl PendingReport {
+    /// Whether the step was skipped (known without reading the device).
+    pub fn skipped(&self) -> bool {
+        self.skipped
+    }
+
+    /// The report, read back from the device.
+    pub fn read(self) -> StepReport {
+        let value =
+            |t: Option<Tensor<1>>, none: f32| f64::from(t.map_or(none, |t| t.into_scalar::<f32>()));
+        StepReport {
+            grad_norm: value(self.grad_norm, 0.0),
+            clip_scale: value(self.clip_scale, 1.0),
+            skipped: self.skipped,
+        }
+    }
 }
 
 impl<G: Grouping> AdamW<G> {
@@ -184,6 +212,21 @@ impl<G: Grouping> AdamW<G> {
         grads: &Gradients,
         loss_scale: f32,
     ) -> (M, StepReport) {
+        let (module, report) = self.step_pending(module, lr, grads, loss_scale);
+        (module, report.read())
+    }
+
+    /// [`step_scaled`](Self::step_scaled) without waiting for the device: the gradient
+    /// norm and the clipping factor are computed and applied there, and the report is
+    /// read when the caller wants it. Only a loss scale other than 1 reads the norm at
+    /// once, to decide whether to skip the step.
+    pub fn step_pending<M: Module>(
+        &mut self,
+        module: M,
+        lr: f64,
+        grads: &Gradients,
+        loss_scale: f32,
+    ) -> (M, PendingReport) {
         let mut collect = GradCollector {
             grads,
             path: Vec::new(),
@@ -191,6 +234,14 @@ impl<G: Grouping> AdamW<G> {
         };
         module.visit(&mut collect);
         let mut grad_values = collect.out;
+        if grad_values.is_empty() {
+            let report = PendingReport {
+                grad_norm: None,
+                clip_scale: None,
+                skipped: false,
+            };
+            return (module, report);
+        }
         if loss_scale != 1.0 {
             let inverse = 1.0 / loss_scale;
             for g in grad_values.values_mut() {
@@ -198,34 +249,30 @@ impl<G: Grouping> AdamW<G> {
             }
         }
         // clip_grad_norm_: the norm of the per-tensor norms, in f32, in a fixed (path)
-        // order so that runs repeat bit for bit; the one number read back per step.
+        // order so that runs repeat bit for bit.
         let norms: Vec<Tensor<1>> = grad_values
             .values()
             .map(|g| (g.clone() * g.clone()).sum().sqrt())
             .collect();
-        let total = match norms.is_empty() {
-            true => 0.0,
-            false => {
-                let norms = Tensor::cat(norms, 0);
-                (norms.clone() * norms).sum().sqrt().into_scalar::<f32>()
-            }
-        };
-        if loss_scale != 1.0 && !total.is_finite() {
-            let report = StepReport {
-                grad_norm: f64::from(total),
-                clip_scale: 1.0,
+        let norms = Tensor::cat(norms, 0);
+        let total = (norms.clone() * norms).sum().sqrt();
+        if loss_scale != 1.0 && !total.clone().into_scalar::<f32>().is_finite() {
+            let report = PendingReport {
+                grad_norm: Some(total),
+                clip_scale: None,
                 skipped: true,
             };
             return (module, report);
         }
-        let mut scale = 1.0f32;
-        if let Some(max) = self.settings.clip {
-            let coef = (max as f32 / (total + 1e-6)).min(1.0);
-            if coef < 1.0 {
-                scale = coef;
-                for g in grad_values.values_mut() {
-                    *g = g.clone().mul_scalar(coef);
-                }
+        // min(max / (norm + 1e-6), 1), as the host would compute it, applied on the
+        // device (a factor of exactly 1 leaves the gradients as they are).
+        let clip_scale = self.settings.clip.map(|max| {
+            let max = Tensor::<1>::full([1], max as f32, &total.device());
+            (max / total.clone().add_scalar(1e-6)).clamp_max(1.0)
+        });
+        if let Some(coef) = &clip_scale {
+            for g in grad_values.values_mut() {
+                *g = g.clone() * coef.clone();
             }
         }
         let mut mapper = Updater {
@@ -235,14 +282,12 @@ impl<G: Grouping> AdamW<G> {
             lr,
         };
         let module = module.map(&mut mapper);
-        (
-            module,
-            StepReport {
-                grad_norm: f64::from(total),
-                clip_scale: f64::from(scale),
-                skipped: false,
-            },
-        )
+        let report = PendingReport {
+            grad_norm: Some(total),
+            clip_scale,
+            skipped: false,
+        };
+        (module, report)
     }
 
     /// The AdamW update of one flattened parameter on its device, as PyTorch's

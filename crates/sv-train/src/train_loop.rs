@@ -23,7 +23,7 @@ use crate::finetune::{
 use crate::hard_negatives::HardNegativeTerm;
 use crate::loss_scale::LossScaler;
 use crate::metrics::Report;
-use crate::optim::{AdamW, AdamWSettings, StepReport, warmup_cosine};
+use crate::optim::{AdamW, AdamWSettings, PendingReport, warmup_cosine};
 
 /// Train `model` as `config` says on `data` in `run` (continuing from the run's
 /// checkpoint with `resume`), reporting through `events`; the final validation report.
@@ -96,19 +96,35 @@ fn train_pipeline(mut pipeline: Pipeline, size: u32) -> Arc<Pipeline> {
     Arc::new(pipeline)
 }
 
-/// What one optimizer step gives.
+/// What one optimizer step gives, its figures still on the device: the loop reads a
+/// run of steps back at once ([`Training::flush`]), so the device is not stopped after
+/// every step.
 struct StepOutcome {
-    /// The loss (cross-entropy plus the contrastive term).
-    loss: f64,
-    /// Its cross-entropy part.
-    ce: f64,
+    /// The loss (cross-entropy plus the contrastive term), `[1]`.
+    loss: Tensor<1>,
+    /// Its cross-entropy part, when the run has the contrastive term.
+    ce: Option<Tensor<1>>,
     /// Its contrastive part, when the run has the term.
     contrastive: Option<f64>,
     /// The learning rate of the step.
     lr: f64,
     /// The optimizer's report (gradient norm).
-    report: StepReport,
+    report: PendingReport,
 }
+
+/// A step whose figures are not logged yet.
+struct PendingStep {
+    step: u64,
+    epoch: u64,
+    /// The loss scale after the step (f16 runs).
+    loss_scale: Option<f32>,
+    outcome: StepOutcome,
+}
+
+/// Longest the loop goes without reading its steps back (and logging them).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most steps waiting to be read back.
+const MOST_PENDING: usize = 64;
 
 /// What every epoch draws its batches from.
 struct Epochs {
@@ -163,6 +179,10 @@ struct Training<'a, M: Family> {
     /// The loss scale of an f16 run.
     scaler: Option<LossScaler>,
     position: Position,
+    /// Steps taken but not yet read back and logged.
+    pending: Vec<PendingStep>,
+    /// When steps were last read back.
+    flushed: std::time::Instant,
     /// Steps in the whole run.
     total: u64,
     family: std::marker::PhantomData<M>,
@@ -195,6 +215,8 @@ impl<'a, M: Family> Training<'a, M> {
                 batch: 0,
                 step: 0,
             },
+            pending: Vec::new(),
+            flushed: std::time::Instant::now(),
             total: 0,
             family: std::marker::PhantomData,
         }
@@ -266,52 +288,76 @@ impl<'a, M: Family> Training<'a, M> {
                 self.position.batch = batch_index;
                 continue;
             }
-            let (next, step) = self.step(model, batch.pixels, batch.targets, &batch.ids)?;
+            let (next, outcome) = self.step(model, batch.pixels, batch.targets, &batch.ids)?;
             model = next;
             self.update_ema(&model);
-            let StepOutcome {
-                loss,
-                ce,
-                contrastive,
-                lr,
-                report,
-            } = step;
             self.position.step += 1;
             batch_index += 1;
             self.position.batch = batch_index;
-            let mut line = serde_json::json!({
-                "step": self.position.step, "epoch": epoch, "loss": loss, "lr": lr,
-                "grad_norm": report.grad_norm,
-            });
-            if let Some(scaler) = &self.scaler {
-                line["loss_scale"] = scaler.scale().into();
-            }
-            if report.skipped {
-                line["skipped"] = true.into();
-            }
-            if let Some(c) = contrastive {
-                line["ce"] = ce.into();
-                line["contrastive"] = c.into();
-            }
-            log_metrics(&self.run.metrics(), &line)?;
-            events(Event::Step {
+            self.pending.push(PendingStep {
                 step: self.position.step,
-                total: self.total,
-                loss,
-                lr,
+                epoch,
+                loss_scale: self.scaler.as_ref().map(LossScaler::scale),
+                outcome,
             });
             let stop = crate::stop::requested();
-            if stop
+            let checkpoint = stop
                 || (self.position.step.is_multiple_of(config.checkpoint_every)
-                    && batch_index < epochs.per_epoch)
+                    && batch_index < epochs.per_epoch);
+            if checkpoint
+                || self.pending.len() >= MOST_PENDING
+                || self.flushed.elapsed() >= FLUSH_EVERY
             {
+                self.flush(events)?;
+            }
+            if checkpoint {
                 self.checkpoint(&model, events)?;
             }
             if stop {
                 return Err(self.stopped());
             }
         }
+        self.flush(events)?;
         Ok(model)
+    }
+
+    /// Read the pending steps back from the device (waiting for them to finish), log
+    /// them and report them, in order.
+    fn flush(&mut self, events: &mut dyn FnMut(Event)) -> Result<()> {
+        for pending in std::mem::take(&mut self.pending) {
+            let StepOutcome {
+                loss,
+                ce,
+                contrastive,
+                lr,
+                report,
+            } = pending.outcome;
+            let loss = f64::from(loss.into_scalar::<f32>());
+            let report = report.read();
+            let mut line = serde_json::json!({
+                "step": pending.step, "epoch": pending.epoch, "loss": loss, "lr": lr,
+                "grad_norm": report.grad_norm,
+            });
+            if let Some(scale) = pending.loss_scale {
+                line["loss_scale"] = scale.into();
+            }
+            if report.skipped {
+                line["skipped"] = true.into();
+            }
+            if let (Some(c), Some(ce)) = (contrastive, ce) {
+                line["ce"] = f64::from(ce.into_scalar::<f32>()).into();
+                line["contrastive"] = c.into();
+            }
+            log_metrics(&self.run.metrics(), &line)?;
+            events(Event::Step {
+                step: pending.step,
+                total: self.total,
+                loss,
+                lr,
+            });
+        }
+        self.flushed = std::time::Instant::now();
+        Ok(())
     }
 
     /// One optimizer step on a batch: cross-entropy (plus the contrastive term, when
@@ -350,9 +396,8 @@ impl<'a, M: Family> Training<'a, M> {
         let mut loss = (log_softmax(logits, 1) * onehot)
             .sum()
             .div_scalar(-(b.max(1) as f32));
-        // The loss is read back once per step (a single number); the contrastive term
-        // needs the cross-entropy part on its own.
-        let ce_tensor = self.term.is_some().then(|| loss.clone());
+        // The contrastive term's runs log the cross-entropy part on its own.
+        let ce = self.term.is_some().then(|| loss.clone().inner());
         let mut contrastive = None;
         if let (Some(term), Some(features)) = (self.term.as_mut(), features) {
             let labels: Vec<u8> = targets.iter().map(|t| u8::from(*t > 0.5)).collect();
@@ -360,11 +405,7 @@ impl<'a, M: Family> Training<'a, M> {
             loss = loss + part.loss;
             contrastive = Some(part.value);
         }
-        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-        let ce = match ce_tensor {
-            Some(ce) => f64::from(ce.into_scalar::<f32>()),
-            None => loss_value,
-        };
+        let loss_value = loss.clone().inner();
         let loss_scale = self.scaler.as_ref().map_or(1.0, LossScaler::scale);
         let grads = if loss_scale == 1.0 {
             loss.backward()
@@ -378,9 +419,9 @@ impl<'a, M: Family> Training<'a, M> {
             config.lr,
             config.lr * config.min_lr_ratio,
         );
-        let (next, report) = self.optim.step_scaled(model, lr, &grads, loss_scale);
+        let (next, report) = self.optim.step_pending(model, lr, &grads, loss_scale);
         if let Some(scaler) = self.scaler.as_mut() {
-            scaler.update(!report.skipped);
+            scaler.update(!report.skipped());
         }
         let outcome = StepOutcome {
             loss: loss_value,
