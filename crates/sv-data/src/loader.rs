@@ -62,6 +62,9 @@ pub struct ImageBatch {
     pub pixels: Tensor<4>,
     /// 1.0 for roadwork, 0.0 for no roadwork (unknown labels count as 0) `[B]`.
     pub targets: Tensor<1>,
+    /// The same targets on the host, so that a training step need not read them back
+    /// from the device.
+    pub labels: Vec<f32>,
     /// Ids of the samples in the batch, in order.
     pub ids: Vec<String>,
 }
@@ -146,7 +149,8 @@ impl Batcher<Sample, ImageBatch> for ImageBatcher {
         let b = ids.len();
         ImageBatch {
             pixels: Tensor::from_data(TensorData::new(pixels, [b, 3, h, w]), device),
-            targets: Tensor::from_data(TensorData::new(targets, [b]), device),
+            targets: Tensor::from_data(TensorData::new(targets.clone(), [b]), device),
+            labels: targets,
             ids,
         }
     }

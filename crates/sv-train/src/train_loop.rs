@@ -13,7 +13,6 @@ use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, SampleDataset, epoch_batches};
 use sv_models::{Family, ParamGroups, Precision, in_precision};
 
-use crate::checkpoint::values_of;
 use crate::checkpoint::{Checkpoint, Position, Values, atomic_write, load_params, params_of};
 use crate::error::{Result, TrainError};
 use crate::finetune::{
@@ -288,7 +287,7 @@ impl<'a, M: Family> Training<'a, M> {
                 self.position.batch = batch_index;
                 continue;
             }
-            let (next, outcome) = self.step(model, batch.pixels, batch.targets, &batch.ids)?;
+            let (next, outcome) = self.step(model, batch.pixels, &batch.labels, &batch.ids)?;
             model = next;
             self.update_ema(&model);
             self.position.step += 1;
@@ -367,7 +366,7 @@ impl<'a, M: Family> Training<'a, M> {
         &mut self,
         model: M,
         pixels: Tensor<4>,
-        targets: Tensor<1>,
+        targets: &[f32],
         ids: &[String],
     ) -> Result<(M, StepOutcome)> {
         let config = self.config;
@@ -375,7 +374,6 @@ impl<'a, M: Family> Training<'a, M> {
         // run draws what the uninterrupted one did.
         self.device.seed(seed_for(config.seed, self.position.step));
         let b = ids.len();
-        let targets = values_of(targets);
         let mut onehot = vec![0f32; b * 2];
         for (i, t) in targets.iter().enumerate() {
             onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
