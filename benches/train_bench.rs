@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use sv_models::{
     ConvNextV2, ConvNextV2Classifier, ConvNextV2Config, Dinov2, Dinov2Classifier, Dinov2Config,
     Family, Precision, in_precision,
 };
+use sv_train::finetune::one_hot;
 use sv_train::loss_scale::LossScaler;
 use sv_train::optim::{AdamW, AdamWSettings};
 
@@ -95,7 +96,7 @@ impl Batches {
                 device,
             );
             let labels: Vec<f32> = (0..b).map(|i| (i % 2) as f32).collect();
-            return Batches::Fixed(pixels, onehot(&labels, device));
+            return Batches::Fixed(pixels, one_hot(&labels, device));
         }
         let fail = |e: String| -> ! {
             eprintln!("train_bench: --data: {e}");
@@ -150,14 +151,7 @@ impl Batches {
             } => loop {
                 match source.next() {
                     Some(batch) if !batch.ids.is_empty() => {
-                        let labels = batch
-                            .targets
-                            .clone()
-                            .into_data()
-                            .convert::<f32>()
-                            .try_into_vec::<f32>()
-                            .unwrap_or_default();
-                        return (batch.pixels, onehot(&labels, device));
+                        return (batch.pixels, one_hot(&batch.labels, device));
                     }
                     Some(_) => continue,
                     None => {
@@ -168,16 +162,6 @@ impl Batches {
             },
         }
     }
-}
-
-/// One-hot targets `[B, 2]` of 0/1 labels.
-fn onehot(labels: &[f32], device: &Device) -> Tensor<2> {
-    let b = labels.len();
-    let mut values = vec![0f32; b * 2];
-    for (i, l) in labels.iter().enumerate() {
-        values[i * 2 + usize::from(*l > 0.5)] = 1.0;
-    }
-    Tensor::<2>::from_data(TensorData::new(values, [b, 2]), device)
 }
 
 fn main() {

@@ -3,10 +3,10 @@
 //! In half precision the backbone's parameters are cast once ([`in_precision`]) and the
 //! activations follow them; LayerNorm statistics and the GRN norm are computed in f32,
 //! the linear head runs in f32 on the f32 pooled feature, and a classifier's logits and
-//! features come out in f32 whatever it computed in, so every caller reads f32. For training, the f32 parameters stay the
-//! master copy: each step casts them ([`in_precision`] on the autodiff model), the
-//! gradients flow back through the casts in f32, and the optimizer updates the f32
-//! weights.
+//! features come out in f32 whatever it computed in, so every caller reads f32. For
+//! training, the f32 parameters stay the master copy: each step casts them
+//! ([`in_precision`] on the autodiff model), the gradients flow back through the casts
+//! in f32, and the optimizer updates the f32 weights.
 
 use std::fmt;
 use std::str::FromStr;
@@ -122,14 +122,10 @@ pub(crate) fn f32<const D: usize>(t: Tensor<D>) -> Tensor<D> {
     t.cast(FloatDType::F32)
 }
 
-/// `t` cast to the float type `dtype` of another tensor (itself when it already is).
+/// `t` cast to the float type `dtype` of another float tensor (itself when it already
+/// is).
 pub(crate) fn cast_to<const D: usize>(t: Tensor<D>, dtype: DType) -> Tensor<D> {
-    match dtype {
-        DType::F64 => t.cast(FloatDType::F64),
-        DType::F16 => t.cast(FloatDType::F16),
-        DType::BF16 => t.cast(FloatDType::BF16),
-        _ => t.cast(FloatDType::F32),
-    }
+    t.cast(FloatDType::from(dtype))
 }
 
 #[cfg(test)]

@@ -84,12 +84,8 @@ pub struct FinetuneConfig {
     /// Recompute the memory-bound activations (element-wise ops, norms) in the backward
     /// pass instead of keeping them: less memory for large models or batches, more
     /// compute. The weights come out the same. Written to `config.toml` only when on.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub gradient_checkpointing: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 fn is_f32(p: &Precision) -> bool {
@@ -614,6 +610,19 @@ impl ScoredInput {
             }
         }
     }
+}
+
+/// Two-label one-hot targets `[B, 2]` of 0/1 roadwork targets (above 0.5: label 1),
+/// as the fine-tuning step's cross-entropy reads them.
+pub fn one_hot(targets: &[f32], device: &Device) -> burn::tensor::Tensor<2> {
+    let mut values = vec![0f32; targets.len() * 2];
+    for (i, t) in targets.iter().enumerate() {
+        values[i * 2 + usize::from(*t > 0.5)] = 1.0;
+    }
+    burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(values, [targets.len(), 2]),
+        device,
+    )
 }
 
 /// Roadwork probabilities of `samples` (in order; unreadable ones left out) with their

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, SampleDataset, epoch_batches};
 use sv_models::{Family, ParamGroups, Precision, in_precision};
@@ -16,7 +16,7 @@ use sv_models::{Family, ParamGroups, Precision, in_precision};
 use crate::checkpoint::{Checkpoint, Position, Values, atomic_write, load_params, params_of};
 use crate::error::{Result, TrainError};
 use crate::finetune::{
-    Data, Event, FinetuneConfig, RunDir, eval_pipeline, log_metrics, predict, seed_for,
+    Data, Event, FinetuneConfig, RunDir, eval_pipeline, log_metrics, one_hot, predict, seed_for,
     truncate_metrics, write_plots,
 };
 use crate::hard_negatives::HardNegativeTerm;
@@ -374,11 +374,7 @@ impl<'a, M: Family> Training<'a, M> {
         // run draws what the uninterrupted one did.
         self.device.seed(seed_for(config.seed, self.position.step));
         let b = ids.len();
-        let mut onehot = vec![0f32; b * 2];
-        for (i, t) in targets.iter().enumerate() {
-            onehot[i * 2 + usize::from(*t > 0.5)] = 1.0;
-        }
-        let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, 2]), self.device);
+        let onehot = one_hot(targets, self.device);
         // The forward pass on the weights cast to the run's precision: the casts are on
         // the graph, so the gradients come back to the f32 weights. Logits and features
         // come out in f32.

@@ -86,8 +86,7 @@ impl Family for ConvNextV2Classifier {
         self.backbone
     }
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let (out, logits) = self.forward_all(pixels);
-        (crate::precision::f32(out.pooled), logits)
+        self.features_and_logits(pixels)
     }
     fn num_labels(&self) -> usize {
         ConvNextV2Classifier::num_labels(self)

@@ -191,7 +191,7 @@ pub struct ConvNextV2Classifier {
 impl ConvNextV2Classifier {
     /// Logits `[B, num_labels]` for images `[B, C, H, W]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.head.forward(f32(self.backbone.forward(pixels).pooled))
+        self.features_and_logits(pixels).1
     }
 
     /// Logits together with the backbone's outputs.
@@ -199,6 +199,13 @@ impl ConvNextV2Classifier {
         let out = self.backbone.forward(pixels);
         let logits = self.head.forward(f32(out.pooled.clone()));
         (out, logits)
+    }
+
+    /// The pooled feature the head reads, in f32, and the logits.
+    pub(crate) fn features_and_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let features = f32(self.backbone.forward(pixels).pooled);
+        let logits = self.head.forward(features.clone());
+        (features, logits)
     }
 
     /// Number of labels of the head.

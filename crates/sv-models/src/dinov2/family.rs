@@ -92,8 +92,7 @@ impl Family for Dinov2Classifier {
         self.backbone
     }
     fn features_logits(&self, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let (out, logits) = self.forward_all(pixels);
-        (crate::precision::f32(self.head_features(&out)), logits)
+        self.features_and_logits(&self.backbone.forward(pixels))
     }
     fn num_labels(&self) -> usize {
         Dinov2Classifier::num_labels(self)

@@ -392,8 +392,15 @@ impl Dinov2Classifier {
     /// Logits together with the backbone's outputs.
     pub fn forward_all(&self, pixels: Tensor<4>) -> (Dinov2Output, Tensor<2>) {
         let out = self.backbone.forward(pixels);
-        let logits = self.head.forward(f32(self.head_features(&out)));
+        let (_, logits) = self.features_and_logits(&out);
         (out, logits)
+    }
+
+    /// The feature the head reads, in f32, and the logits, from the backbone's outputs.
+    pub(crate) fn features_and_logits(&self, out: &Dinov2Output) -> (Tensor<2>, Tensor<2>) {
+        let features = f32(self.head_features(out));
+        let logits = self.head.forward(features.clone());
+        (features, logits)
     }
 
     /// The feature the head reads, from the backbone's outputs.
