@@ -9,9 +9,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use sv_augment::{AugRng, Pipeline};
 
-// As in the project's binaries: glibc would unmap and re-fault every large buffer.
+/// As in the project's binaries (`sv_cli::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sv_cli::alloc::Allocator = sv_cli::alloc::Allocator;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -22,6 +22,7 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 }
 
 fn main() {
+    sv_cli::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let dir = arg(&args, "--images", "");
     let spec = arg(&args, "--pipeline", "heavy");

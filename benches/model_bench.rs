@@ -19,11 +19,12 @@ use sv_models::{
 mod network_args;
 use network_args::Args;
 
-/// As in `sv-miner`: see the workspace manifest.
+/// mimalloc, keeping freed buffers for reuse (`sv_cli::alloc`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sv_cli::alloc::Allocator = sv_cli::alloc::Allocator;
 
 fn main() {
+    sv_cli::alloc::keep_freed_memory();
     let args = network_args::parse(
         "model_bench",
         "model_bench [--model small|base|large|convnextv2-tiny|…|ensemble] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16]",

@@ -24,9 +24,9 @@ use sv_train::optim::{AdamW, AdamWSettings};
 mod network_args;
 use network_args::Args;
 
-/// As in `sv-trainer`: see the workspace manifest.
+/// mimalloc, keeping freed buffers for reuse (`sv_cli::alloc`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sv_cli::alloc::Allocator = sv_cli::alloc::Allocator;
 
 /// Seconds of the first step (on a GPU: kernel compilation and autotuning included)
 /// and the median of `args.iters` steps after `args.warmup` untimed ones.
@@ -165,6 +165,7 @@ impl Batches {
 }
 
 fn main() {
+    sv_cli::alloc::keep_freed_memory();
     let args = network_args::parse(
         "train_bench",
         "train_bench [--model small|base|convnextv2-tiny|…] [--device cpu|vulkan|…] [--batch N] [--size PX] [--iters N] [--warmup N] [--precision f32|bf16|f16] [--gradient-checkpointing] [--data SCENES]",

@@ -9,14 +9,16 @@ use sv_curate::dedup::OnLeak;
 use sv_curate::mine::Reason;
 use sv_data::{Sample, ShortPolicy, Source};
 
+/// mimalloc, keeping freed buffers for reuse (`sv_cli::alloc`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sv_cli::alloc::Allocator = sv_cli::alloc::Allocator;
 
 mod args;
 
 use args::{AutolabelArgs, Cli, Command, DedupArgs, EmbedArgs, IngestArgs, MineArgs, MixArgs};
 
 fn main() {
+    sv_cli::alloc::keep_freed_memory();
     let cli: Cli = sv_cli::parse(
         "sv-curator",
         &[

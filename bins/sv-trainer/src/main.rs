@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use sv_models::{Device, device_by_name};
 use sv_train::metrics::Report;
 
+/// mimalloc, keeping freed buffers for reuse (`sv_cli::alloc`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sv_cli::alloc::Allocator = sv_cli::alloc::Allocator;
 
 mod args;
 mod loop_cmd;
@@ -21,6 +22,7 @@ mod train_cmd;
 use args::{Cli, Command};
 
 fn main() {
+    sv_cli::alloc::keep_freed_memory();
     let cli: Cli = sv_cli::parse("sv-trainer", &[("--repo", "--hub-repo")]);
     let result: Result<bool> = match cli.command {
         Command::Finetune(a) => train_cmd::run_finetune(a).map(|()| true),

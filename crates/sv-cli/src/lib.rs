@@ -1,8 +1,8 @@
 //! What `sv-miner`, `sv-trainer` and `sv-curator` share on the command line, so that
 //! they behave alike: errors reported on one line with their causes ([`error_line`],
 //! [`exit`]), the cache directory ([`cache_dir`]), progress bars that only draw on a
-//! terminal ([`progress_bar`]), the y/N question ([`confirm`]) and `--json` results
-//! ([`Output`]).
+//! terminal ([`progress_bar`]), the y/N question ([`confirm`]), `--json` results
+//! ([`Output`]) and the global allocator ([`alloc`]).
 //!
 //! ```
 //! let e = anyhow::anyhow!("no such file").context("reading runs/a/config.toml");
@@ -13,6 +13,8 @@
 //! ```
 
 #![warn(missing_docs)]
+
+pub mod alloc;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

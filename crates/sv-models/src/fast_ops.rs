@@ -2,7 +2,7 @@
 //! time. Used only for inference (tensors off the autodiff graph); training keeps burn's
 //! differentiable ops.
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 /// Elements per parallel work item.
@@ -12,8 +12,8 @@ const CHUNK: usize = 16 * 1024;
 ///
 /// On the Flex CPU backend outside autodiff, the sum and activation run in one pass over
 /// the buffer, in parallel, with a vectorisable erf (Abramowitz–Stegun 7.1.26, |error| ≤
-/// 1.5e-7) instead of scalar libm calls. Elsewhere (training, CUDA) this is burn's
-/// `x + bias` then `gelu`.
+/// 1.5e-7) instead of scalar libm calls. Elsewhere (training, GPUs) this is burn's
+/// `x + bias` then [`crate::exact_gelu::exact_gelu`].
 pub fn bias_gelu<const D: usize>(x: Tensor<D>, bias: Option<Tensor<1>>) -> Tensor<D> {
     let device = x.device();
     if !crate::flex_ops::is_flex_f32(&x) {
@@ -21,7 +21,7 @@ pub fn bias_gelu<const D: usize>(x: Tensor<D>, bias: Option<Tensor<1>>) -> Tenso
             Some(b) => x + b.unsqueeze(),
             None => x,
         };
-        return activation::gelu(x);
+        return crate::exact_gelu::exact_gelu(x);
     }
     let dims = x.dims();
     let width = dims[D - 1];
@@ -85,6 +85,19 @@ fn bias_gelu_rows_portable(values: &mut [f32], bias: &[f32]) {
 /// Exact GELU `x·Φ(x)`, branch-free so that loops over it vectorise.
 #[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
+    x * normal_cdf(x)
+}
+
+/// The derivative of exact GELU, `Φ(x) + x·φ(x)`, branch-free like [`gelu_erf`].
+#[inline(always)]
+pub fn gelu_erf_derivative(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    normal_cdf(x) + x * INV_SQRT_2PI * exp_nonpositive(-0.5 * x * x)
+}
+
+/// `Φ(x)`, the standard normal distribution function.
+#[inline(always)]
+fn normal_cdf(x: f32) -> f32 {
     // Φ(x) = ½(1 + erf(x/√2)); erf(z) = 1 − poly(t)·exp(−z²), t = 1/(1 + p|z|), z ≥ 0.
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
@@ -99,8 +112,7 @@ pub fn gelu_erf(x: f32) -> f32 {
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
     let tail = 0.5 * poly * exp_nonpositive(-z * z); // P(|X| > |x|) / 2 … = 1 − Φ(|x|)
     // Φ(x) = 1 − tail for x ≥ 0 and tail for x < 0, written without a branch.
-    let phi = 0.5 + (0.5 - tail).copysign(x);
-    x * phi
+    0.5 + (0.5 - tail).copysign(x)
 }
 
 /// `exp(v)` for `v ≤ 0` (clamped at −87, where it is below f32's normal range anyway):
@@ -128,6 +140,7 @@ pub(crate) fn exp_nonpositive(v: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation;
 
     #[test]
     fn gelu_matches_the_exact_definition() {

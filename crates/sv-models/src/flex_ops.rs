@@ -180,20 +180,51 @@ fn residual_rows(x: &mut [f32], y: &[f32], bias: Option<&[f32]>, scale: &[f32]) 
     }
 }
 
-/// Multi-head self-attention from a fused projection `qkv` `[B·T, 3D]` (query, key, value
-/// side by side, heads contiguous within each) to `[B·T, D]` with the heads side by side:
-/// `softmax(Q·Kᵀ/√dₕ)·V` per batch item and head, never copying Q, K or V out.
-pub fn attention_from_qkv(qkv: &Tensor<2>, batch: usize, heads: usize) -> Option<Tensor<2>> {
-    let f = flex(qkv)?;
-    let [rows, three_d] = qkv.dims();
-    let d = three_d / 3;
-    if batch == 0 || rows % batch != 0 || d % heads != 0 || d * 3 != three_d {
+/// The sizes `(rows, D, T, dₕ)` of a fused projection `[B·T, 3D]` of `batch` items with
+/// `heads` heads, if they divide.
+fn attention_dims(
+    f: &FlexTensor,
+    batch: usize,
+    heads: usize,
+) -> Option<(usize, usize, usize, usize)> {
+    let shape = f.layout().shape();
+    if shape.num_dims() != 2 {
         return None;
     }
-    let t = rows / batch;
-    let dh = d / heads;
+    let (rows, three_d) = (shape[0], shape[1]);
+    let d = three_d / 3;
+    if batch == 0 || heads == 0 || rows % batch != 0 || d % heads != 0 || d * 3 != three_d {
+        return None;
+    }
+    Some((rows, d, rows / batch, d / heads))
+}
+
+/// The elements of an f32 Flex tensor in row-major order, copied only if it is strided.
+fn row_major(f: &FlexTensor) -> Option<FlexTensor> {
+    if f.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    Some(if f.layout().contiguous_offsets().is_some() {
+        f.clone()
+    } else {
+        f.to_contiguous()
+    })
+}
+
+fn flex_tensor(data: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// Multi-head self-attention from a fused projection `qkv` `[B·T, 3D]` (query, key, value
+/// side by side, heads contiguous within each) to `[B·T, D]` with the heads side by side:
+/// `softmax(Q·Kᵀ/√dₕ)·V` per batch item and head, never copying Q, K or V out. Any layout;
+/// `None` unless f32.
+pub(crate) fn attention_flex(qkv: &FlexTensor, batch: usize, heads: usize) -> Option<FlexTensor> {
+    let (rows, d, t, dh) = attention_dims(qkv, batch, heads)?;
+    let qkv = row_major(qkv)?;
+    let src = values(&qkv);
+    let three_d = 3 * d;
     let scale = 1.0 / (dh as f32).sqrt();
-    let src = values(&f);
     // Uninitialised: the jobs together write every element (each its heads' columns of
     // its image's rows, through a GEMM that does not read its destination).
     let mut out: Vec<f32> = Vec::with_capacity(rows * d);
@@ -267,7 +298,166 @@ pub fn attention_from_qkv(qkv: &Tensor<2>, batch: usize, heads: usize) -> Option
     );
     // SAFETY: all rows·d elements were written above.
     unsafe { out.set_len(rows * d) };
-    Some(tensor(out, [rows, d], qkv))
+    Some(flex_tensor(out, [rows, d]))
+}
+
+/// `dst = beta · lhs·rhs` for strided `lhs` `[m, k]` and `rhs` `[k, n]` (row stride, column
+/// stride each), into `dst` at row stride `dst_rs`; single-threaded.
+///
+/// # Safety
+/// Every pointer must address the elements its strides reach.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+    beta: f32,
+) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0f32,
+            beta,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The gradient `[B·T, 3D]` with respect to `qkv` of [`attention_flex`], given its input,
+/// its output `out` `[B·T, D]` and the output's gradient `grad` `[B·T, D]`. Per image and
+/// head it recomputes `P = softmax(Q·Kᵀ/√dₕ)` and writes `dV = Pᵀ·dO`,
+/// `dQ = dS·K/√dₕ` and `dK = dSᵀ·Q/√dₕ` with `dS = P∘(dO·Vᵀ − rowsum(dO∘O))`.
+/// `None` unless all three are f32 with matching shapes.
+pub(crate) fn attention_backward_flex(
+    qkv: &FlexTensor,
+    out: &FlexTensor,
+    grad: &FlexTensor,
+    batch: usize,
+    heads: usize,
+) -> Option<FlexTensor> {
+    let (rows, d, t, dh) = attention_dims(qkv, batch, heads)?;
+    let want = [rows, d];
+    for x in [out, grad] {
+        let shape = x.layout().shape();
+        if shape.num_dims() != 2 || [shape[0], shape[1]] != want {
+            return None;
+        }
+    }
+    let (qkv, out, grad) = (row_major(qkv)?, row_major(out)?, row_major(grad)?);
+    let (src, o, g) = (values(&qkv), values(&out), values(&grad));
+    let three_d = 3 * d;
+    let scale = 1.0 / (dh as f32).sqrt();
+    // Uninitialised: each job writes the q, k and v columns of its head in its image's rows.
+    let mut dqkv: Vec<f32> = Vec::with_capacity(rows * three_d);
+    let dst_ptr = dqkv.as_mut_ptr() as usize;
+    (0..batch * heads).into_par_iter().for_each_init(
+        || (vec![0f32; t * t], vec![0f32; t * t]),
+        |(p, dp), job| {
+            let (b, h) = (job / heads, job % heads);
+            let base = b * t * three_d + h * dh;
+            let (q, k, v) = (&src[base..], &src[base + d..], &src[base + 2 * d..]);
+            let (ob, gb) = (&o[b * t * d + h * dh..], &g[b * t * d + h * dh..]);
+            let dst = (dst_ptr as *mut f32).wrapping_add(base);
+            // SAFETY: reads stay inside `src`, `o` and `g` (row strides 3D and D from
+            // this head's first column); each job writes only its own head's q, k and v
+            // columns of its own image's rows of `dqkv`, which outlives the loop.
+            unsafe {
+                // P = softmax(scale · Q·Kᵀ)
+                gemm_strided(
+                    (t, t, dh),
+                    p.as_mut_ptr(),
+                    t,
+                    q.as_ptr(),
+                    (three_d, 1),
+                    k.as_ptr(),
+                    (1, three_d),
+                    scale,
+                );
+                let inv = softmax_unnormalised(p, t);
+                for (row, inv) in p.chunks_exact_mut(t).zip(&inv) {
+                    row.iter_mut().for_each(|x| *x *= inv);
+                }
+                // dV = Pᵀ·dO
+                gemm_strided(
+                    (t, dh, t),
+                    dst.add(2 * d),
+                    three_d,
+                    p.as_ptr(),
+                    (1, t),
+                    gb.as_ptr(),
+                    (d, 1),
+                    1.0,
+                );
+                // dP = dO·Vᵀ
+                gemm_strided(
+                    (t, t, dh),
+                    dp.as_mut_ptr(),
+                    t,
+                    gb.as_ptr(),
+                    (d, 1),
+                    v.as_ptr(),
+                    (1, three_d),
+                    1.0,
+                );
+            }
+            // dS = P∘(dP − rowsum(dO∘O)), in place of dP
+            for i in 0..t {
+                let (gi, oi) = (&gb[i * d..i * d + dh], &ob[i * d..i * d + dh]);
+                let dot: f32 = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
+                let (pr, dr) = (&p[i * t..(i + 1) * t], &mut dp[i * t..(i + 1) * t]);
+                for (x, pv) in dr.iter_mut().zip(pr) {
+                    *x = pv * (*x - dot);
+                }
+            }
+            // SAFETY: as above.
+            unsafe {
+                // dQ = scale · dS·K,   dK = scale · dSᵀ·Q
+                gemm_strided(
+                    (t, dh, t),
+                    dst,
+                    three_d,
+                    dp.as_ptr(),
+                    (t, 1),
+                    k.as_ptr(),
+                    (three_d, 1),
+                    scale,
+                );
+                gemm_strided(
+                    (t, dh, t),
+                    dst.add(d),
+                    three_d,
+                    dp.as_ptr(),
+                    (1, t),
+                    q.as_ptr(),
+                    (three_d, 1),
+                    scale,
+                );
+            }
+        },
+    );
+    // SAFETY: every element was written above (B·H jobs × T rows × 3 blocks of dₕ).
+    unsafe { dqkv.set_len(rows * three_d) };
+    Some(flex_tensor(dqkv, [rows, three_d]))
 }
 
 /// Replace each row of `scores` `[t, t]` by `exp(s − max)` and return 1 / row sum.
@@ -327,37 +517,10 @@ fn softmax_portable(scores: &mut [f32], t: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::module::attention;
-    use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Device, Distribution};
 
     fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         (a - b).abs().max().into_scalar()
-    }
-
-    #[test]
-    fn attention_from_qkv_matches_burns_attention() {
-        let device = Device::default();
-        let (b, t, h, dh) = (2, 37, 3, 16);
-        let d = h * dh;
-        let qkv: Tensor<2> =
-            Tensor::random([b * t, 3 * d], Distribution::Normal(0.0, 2.0), &device);
-        let fast = attention_from_qkv(&qkv, b, h).expect("flex tensor");
-        let parts = qkv
-            .reshape([b, t, 3, h, dh])
-            .permute([2, 0, 3, 1, 4])
-            .chunk(3, 0);
-        let [q, k, v]: [Tensor<4>; 3] = parts
-            .into_iter()
-            .map(|p| p.squeeze_dim::<4>(0))
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap();
-        let want = attention(q, k, v, None, None, AttentionModuleOptions::default())
-            .swap_dims(1, 2)
-            .reshape([b * t, d]);
-        let diff = max_diff(fast, want);
-        assert!(diff < 1e-5, "max |Δ| = {diff}");
     }
 
     #[test]
@@ -386,6 +549,5 @@ mod tests {
         let device = Device::default().autodiff();
         let x: Tensor<2> = Tensor::zeros([4, 4], &device);
         assert!(linear(&x, &x, None).is_none());
-        assert!(attention_from_qkv(&Tensor::zeros([4, 12], &device), 1, 2).is_none());
     }
 }

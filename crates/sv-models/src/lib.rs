@@ -40,6 +40,7 @@ pub mod device;
 pub mod dinov2;
 pub mod ensemble;
 pub mod error;
+pub mod exact_gelu;
 pub mod export;
 pub mod family;
 /// Fused CPU kernels for inference; public only for `benches/op_bench.rs`.
@@ -52,6 +53,7 @@ pub mod labels;
 pub mod layers;
 pub mod precision;
 pub mod preprocess;
+pub mod qkv_attention;
 pub mod resample;
 pub mod source;
 pub mod weights;

@@ -5,6 +5,7 @@
 //! - [`optim`]: AdamW with layer-wise learning-rate decay and no-decay groups, global-norm
 //!   clipping and the warmup-then-cosine schedule, as PyTorch computes them.
 //! - [`checkpoint`]: parameters and optimizer moments by module path, written atomically.
+//! - [`ema`]: the moving average of the parameters, kept on their device.
 //! - [`evaluate`]: metrics per source, batch-1 latency, ensemble fitting.
 //! - [`gate`]: the deploy decision on the subnet's reward, clean and validator-style,
 //!   with a paired bootstrap, relaxed as production ages.
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod ema;
 pub mod embed;
 pub mod error;
 pub mod evaluate;

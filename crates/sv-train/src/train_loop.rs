@@ -13,7 +13,8 @@ use sv_augment::{Pipeline, Step};
 use sv_data::{BalancedSampler, ImageBatcher, Label, SampleDataset, epoch_batches};
 use sv_models::{Family, ParamGroups, Precision, in_precision};
 
-use crate::checkpoint::{Checkpoint, Position, Values, atomic_write, load_params, params_of};
+use crate::checkpoint::{Checkpoint, Position, atomic_write, load_params, params_of};
+use crate::ema::MovingAverage;
 use crate::error::{Result, TrainError};
 use crate::finetune::{
     Data, Event, FinetuneConfig, RunDir, eval_pipeline, log_metrics, one_hot, predict, seed_for,
@@ -173,7 +174,7 @@ struct Training<'a, M: Family> {
     config_text: String,
     optim: AdamW<ParamGroups>,
     /// The exponential moving average of the parameters, when the run keeps one.
-    ema: Option<Values>,
+    ema: Option<MovingAverage>,
     term: Option<HardNegativeTerm>,
     /// The loss scale of an f16 run.
     scaler: Option<LossScaler>,
@@ -203,7 +204,7 @@ impl<'a, M: Family> Training<'a, M> {
             device,
             config_text: config.anchored().to_toml(),
             optim: AdamW::new(settings, model.param_groups()),
-            ema: (config.ema > 0.0).then(|| params_of(model)),
+            ema: (config.ema > 0.0).then(|| MovingAverage::new(model, config.ema as f32)),
             term: config
                 .hard_negatives
                 .clone()
@@ -244,7 +245,8 @@ impl<'a, M: Family> Training<'a, M> {
         let model = load_params(model, &ck.model, &path)?;
         self.optim.set_moments(ck.moments);
         if self.config.ema > 0.0 {
-            self.ema = Some(ck.ema);
+            let decay = self.config.ema as f32;
+            self.ema = Some(MovingAverage::from_values(&ck.ema, decay, self.device));
         }
         self.position = ck.position;
         truncate_metrics(&self.run.metrics(), self.position.step)?;
@@ -427,18 +429,10 @@ impl<'a, M: Family> Training<'a, M> {
         Ok((next, outcome))
     }
 
-    /// Move the moving average towards the current parameters.
+    /// Move the moving average towards the current parameters (on their device).
     fn update_ema(&mut self, model: &M) {
-        let Some(avg) = self.ema.as_mut() else {
-            return;
-        };
-        let d = self.config.ema as f32;
-        for (k, (_, v)) in params_of(model) {
-            if let Some((_, a)) = avg.get_mut(&k) {
-                for (a, v) in a.iter_mut().zip(&v) {
-                    *a = d * *a + (1.0 - d) * v;
-                }
-            }
+        if let Some(avg) = self.ema.as_mut() {
+            avg.update(model);
         }
     }
 
@@ -446,7 +440,7 @@ impl<'a, M: Family> Training<'a, M> {
     /// keeps one (read as if from `source`, for errors), else the current weights.
     fn evaluated(&self, model: &M, source: &std::path::Path) -> Result<M> {
         let weights = match &self.ema {
-            Some(avg) => load_params(model.valid(), avg, source)?,
+            Some(avg) => load_params(model.valid(), &avg.values(), source)?,
             None => model.valid(),
         };
         Ok(in_precision(weights, self.config.precision))
@@ -486,7 +480,11 @@ impl<'a, M: Family> Training<'a, M> {
         let mut ck = Checkpoint {
             model: params_of(model),
             moments: self.optim.moments(),
-            ema: self.ema.clone().unwrap_or_default(),
+            ema: self
+                .ema
+                .as_ref()
+                .map(MovingAverage::values)
+                .unwrap_or_default(),
             extra: Default::default(),
             position: self.position,
             meta,
@@ -516,7 +514,10 @@ impl<'a, M: Family> Training<'a, M> {
     ) -> Result<Report> {
         let run = self.run;
         let final_ck = Checkpoint {
-            model: self.ema.clone().unwrap_or_else(|| params_of(model)),
+            model: self
+                .ema
+                .as_ref()
+                .map_or_else(|| params_of(model), MovingAverage::values),
             moments: Default::default(),
             ema: Default::default(),
             extra: Default::default(),

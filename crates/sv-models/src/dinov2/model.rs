@@ -16,6 +16,7 @@ use crate::fast_ops::bias_gelu;
 use crate::flex_ops;
 use crate::layers::{DropPath, Norm, over_tokens};
 use crate::precision::{cast_to, f32};
+use crate::qkv_attention::qkv_attention;
 use crate::resample::bicubic_aa_matrix;
 
 /// Multi-head self-attention with a fused query/key/value projection.
@@ -42,7 +43,7 @@ impl Attention {
     /// token rows `[B·T, D]` of `batch` images.
     fn heads(&self, rows: Tensor<2>, batch: usize) -> Tensor<2> {
         let qkv = linear_rows(&self.qkv, rows, true);
-        if let Some(out) = flex_ops::attention_from_qkv(&qkv, batch, self.num_heads) {
+        if let Some(out) = qkv_attention(qkv.clone(), batch, self.num_heads) {
             return out;
         }
         let [bt, three_d] = qkv.dims();
