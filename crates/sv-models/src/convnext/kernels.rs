@@ -1,8 +1,9 @@
 //! CPU kernels of the ConvNeXt-V2 block on channels-last `[B, H, W, C]` data: the 7×7
 //! depthwise convolution fused with the LayerNorm after it, fc1's bias + GELU fused with
 //! the GRN statistics, and the whole block in place. Off the Flex CPU backend or on an
-//! autodiff device they run as burn's ops instead, so training gets gradients, CUDA stays
-//! on the GPU, and CPU inference gets the fast path.
+//! autodiff device they run as burn's ops instead (the convolution as
+//! `depthwise::depthwise_conv7`), so training gets gradients, the GPUs run their own
+//! kernels, and CPU inference gets the fast path.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -10,6 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::config::{DW_KERNEL, GRN_EPS};
+use super::depthwise::depthwise_conv7;
 use crate::fast_ops::{bias_gelu, gelu_erf};
 use crate::layers::layer_norm_f32;
 use crate::precision::{cast_to, f32};
@@ -38,14 +40,14 @@ pub fn dwconv7_norm(
     let device = x.device();
     let [b, h, w, c] = x.dims();
     if !crate::flex_ops::is_flex_f32(&x) {
-        let nchw = x.permute([0, 3, 1, 2]);
-        let y = conv2d(
-            nchw,
-            weight,
-            Some(bias),
-            ConvOptions::new([1, 1], [PAD, PAD], [1, 1], c),
-        );
-        return layer_norm_f32(y.permute([0, 2, 3, 1]), gamma, beta, eps);
+        // Training and the GPUs: one operation with its own backward pass where the
+        // backend has it, else burn's grouped convolution.
+        let y = depthwise_conv7(x.clone(), weight.clone(), bias.clone()).unwrap_or_else(|| {
+            let nchw = x.permute([0, 3, 1, 2]);
+            let options = ConvOptions::new([1, 1], [PAD, PAD], [1, 1], c);
+            conv2d(nchw, weight, Some(bias), options).permute([0, 2, 3, 1])
+        });
+        return layer_norm_f32(y, gamma, beta, eps);
     }
     let w_chw = taps_by_position(&to_vec(weight.reshape([c * DW_KERNEL * DW_KERNEL])), c);
     let (bias, gamma, beta) = (to_vec(bias), to_vec(gamma), to_vec(beta));

@@ -1,6 +1,7 @@
 //! ConvNeXt-V2: configuration, model, CPU kernels and checkpoint loading.
 
 mod config;
+pub mod depthwise;
 pub mod export;
 pub mod family;
 mod kernels;
