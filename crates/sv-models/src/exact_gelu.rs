@@ -10,6 +10,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::fast_ops::{gelu_erf, gelu_erf_derivative};
+use crate::flex_ops::f32_vec;
 
 /// Backends with exact GELU as one differentiable operation: Flex (vectorised kernels),
 /// the cubecl GPU backends and autodiff over either. The default bodies are the
@@ -50,23 +51,9 @@ pub fn exact_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// Elements per parallel work item.
 const CHUNK: usize = 16 * 1024;
 
-/// The f32 elements of a Flex tensor in row-major order, copied only if strided.
-fn f32_values(x: &burn_flex::FlexTensor) -> Option<Vec<f32>> {
-    if x.dtype() != burn::tensor::DType::F32 {
-        return None;
-    }
-    let x = if x.layout().contiguous_offsets().is_some() {
-        x.clone()
-    } else {
-        x.to_contiguous()
-    };
-    let (start, end) = x.layout().contiguous_offsets()?;
-    Some(x.storage::<f32>()[start..end].to_vec())
-}
-
 impl ExactGeluBackend for burn::backend::Flex {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let Some(mut v) = f32_values(&x) else {
+        let Some(mut v) = f32_vec(&x) else {
             return Self::gelu(x);
         };
         v.par_chunks_mut(CHUNK).for_each(gelu_in_place);
@@ -74,7 +61,7 @@ impl ExactGeluBackend for burn::backend::Flex {
     }
 
     fn exact_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (Some(xv), Some(mut g)) = (f32_values(&x), f32_values(&grad)) else {
+        let (Some(xv), Some(mut g)) = (f32_vec(&x), f32_vec(&grad)) else {
             return Self::gelu_backward(x, grad);
         };
         if xv.len() != g.len() || x.shape() != grad.shape() {

@@ -211,6 +211,11 @@ fn row_major(f: &FlexTensor) -> Option<FlexTensor> {
     })
 }
 
+/// A copy of the elements of an f32 Flex tensor in row-major order; `None` unless f32.
+pub(crate) fn f32_vec(f: &FlexTensor) -> Option<Vec<f32>> {
+    row_major(f).map(|t| values(&t).to_vec())
+}
+
 fn flex_tensor(data: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }

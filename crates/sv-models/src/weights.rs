@@ -367,9 +367,18 @@ pub fn serialize_f32<'a>(
 
 /// Every float parameter of `module` by path.
 pub fn params_of<M: Module>(module: &M) -> Values {
+    flat_params_of(module)
+        .into_iter()
+        .map(|(path, (shape, t))| (path, (shape, values_of(t))))
+        .collect()
+}
+
+/// Every float parameter of `module` by path: its shape and its values flattened, as a
+/// tensor on the parameter's device, off the autodiff graph.
+pub fn flat_params_of<M: Module>(module: &M) -> BTreeMap<String, (Vec<usize>, Tensor<1>)> {
     struct Collect {
         path: Vec<String>,
-        out: Values,
+        out: BTreeMap<String, (Vec<usize>, Tensor<1>)>,
     }
     impl ModuleVisitor for Collect {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -379,9 +388,10 @@ pub fn params_of<M: Module>(module: &M) -> Values {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let t = p.val();
+            let t = p.val().inner();
             let shape = t.dims().to_vec();
-            self.out.insert(self.path.join("."), (shape, values_of(t)));
+            self.out
+                .insert(self.path.join("."), (shape, t.flatten(0, D - 1)));
         }
     }
     let mut c = Collect {

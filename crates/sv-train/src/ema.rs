@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+
+use sv_models::weights::flat_params_of;
 
 use crate::checkpoint::Values;
 
@@ -21,7 +23,7 @@ impl MovingAverage {
     pub fn new<M: Module>(module: &M, decay: f32) -> Self {
         Self {
             decay,
-            avg: flat_params(module),
+            avg: flat_params_of(module),
         }
     }
 
@@ -42,7 +44,7 @@ impl MovingAverage {
     /// are left out.
     pub fn update<M: Module>(&mut self, module: &M) {
         let d = self.decay;
-        for (path, (_, p)) in flat_params(module) {
+        for (path, (_, p)) in flat_params_of(module) {
             if let Some((_, a)) = self.avg.get_mut(&path) {
                 *a = a.clone().mul_scalar(d) + p.mul_scalar(1.0 - d);
             }
@@ -61,34 +63,6 @@ impl MovingAverage {
             })
             .collect()
     }
-}
-
-/// Every float parameter of `module` flattened, off the autodiff graph, by path.
-fn flat_params<M: Module>(module: &M) -> BTreeMap<String, (Vec<usize>, Tensor<1>)> {
-    struct Collect {
-        path: Vec<String>,
-        out: BTreeMap<String, (Vec<usize>, Tensor<1>)>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let t = p.val().inner();
-            let shape = t.dims().to_vec();
-            self.out
-                .insert(self.path.join("."), (shape, t.flatten(0, D - 1)));
-        }
-    }
-    let mut c = Collect {
-        path: Vec::new(),
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut c);
-    c.out
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@
 use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, Shape, TensorMetadata};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::config::DW_KERNEL;
+use crate::flex_ops::f32_vec;
 
 const PAD: usize = DW_KERNEL / 2;
 const TAPS: usize = DW_KERNEL * DW_KERNEL;
@@ -91,20 +92,6 @@ pub fn depthwise_conv7(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Opti
         bias.into_dispatch(),
     );
     Some(Tensor::from_dispatch(y))
-}
-
-/// Row-major f32 values of a Flex tensor, copied only if strided; `None` unless f32.
-fn values(t: &FlexTensor) -> Option<Vec<f32>> {
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    let t = if t.layout().contiguous_offsets().is_some() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    };
-    let (start, end) = t.layout().contiguous_offsets()?;
-    Some(t.storage::<f32>()[start..end].to_vec())
 }
 
 fn flex(data: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -235,7 +222,7 @@ fn weight_grad(input: &[f32], grad: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32
 impl DepthwiseConvBackend for burn::backend::Flex {
     fn depthwise_conv7(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         let (Some(dims), Some(xv), Some(wv), Some(bv)) =
-            (dims4(&x), values(&x), values(&weight), values(&bias))
+            (dims4(&x), f32_vec(&x), f32_vec(&weight), f32_vec(&bias))
         else {
             let c = weight.shape()[0];
             let y = Self::conv2d(nchw::<Self>(x), weight, Some(bias), options(c));
@@ -246,7 +233,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
     }
 
     fn depthwise_conv7_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let (Some(dims), Some(wv), Some(gv)) = (dims4(&x), values(&weight), values(&grad)) else {
+        let (Some(dims), Some(wv), Some(gv)) = (dims4(&x), f32_vec(&weight), f32_vec(&grad)) else {
             let c = weight.shape()[0];
             let g =
                 Self::conv2d_x_backward(nchw::<Self>(x), weight, nchw::<Self>(grad), options(c));
@@ -262,7 +249,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
         weight: FlexTensor,
         grad: FlexTensor,
     ) -> FlexTensor {
-        let (Some(dims), Some(xv), Some(gv)) = (dims4(&x), values(&x), values(&grad)) else {
+        let (Some(dims), Some(xv), Some(gv)) = (dims4(&x), f32_vec(&x), f32_vec(&grad)) else {
             let c = weight.shape()[0];
             return Self::conv2d_weight_backward(
                 nchw::<Self>(x),
