@@ -185,6 +185,8 @@ mod tests {
         // A strided view is read in its own layout.
         let t = x.clone().swap_dims(0, 2);
         assert!(max_diff(exact_gelu(t.clone()), activation::gelu(t)) < 1e-5);
+        let empty: Tensor<2> = Tensor::zeros([0, 5], &device);
+        assert_eq!(exact_gelu(empty).dims(), [0, 5]);
     }
 
     #[cfg(feature = "train")]

@@ -226,6 +226,9 @@ fn flex_tensor(data: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
 /// `None` unless f32.
 pub(crate) fn attention_flex(qkv: &FlexTensor, batch: usize, heads: usize) -> Option<FlexTensor> {
     let (rows, d, t, dh) = attention_dims(qkv, batch, heads)?;
+    if rows * d == 0 {
+        return Some(flex_tensor(Vec::new(), [rows, d]));
+    }
     let qkv = row_major(qkv)?;
     let src = values(&qkv);
     let three_d = 3 * d;
@@ -367,6 +370,9 @@ pub(crate) fn attention_backward_flex(
         if shape.num_dims() != 2 || [shape[0], shape[1]] != want {
             return None;
         }
+    }
+    if rows * d == 0 {
+        return Some(flex_tensor(Vec::new(), [rows, 3 * d]));
     }
     let (qkv, out, grad) = (row_major(qkv)?, row_major(out)?, row_major(grad)?);
     let (src, o, g) = (values(&qkv), values(&out), values(&grad));

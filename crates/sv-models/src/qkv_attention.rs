@@ -344,6 +344,28 @@ mod tests {
         assert!(qkv_attention(Tensor::zeros([10, 13], &device), 2, 1).is_none());
     }
 
+    #[test]
+    fn empty_inputs_give_empty_answers() {
+        let mut devices = vec![Device::default()];
+        if cfg!(feature = "train") {
+            devices.push(Device::default().autodiff());
+        }
+        for device in devices {
+            for (shape, out) in [([0, 12], [0, 4]), ([6, 0], [6, 0])] {
+                let mut qkv = Tensor::<2>::zeros(shape, &device);
+                if device.is_autodiff() {
+                    qkv = qkv.require_grad();
+                }
+                let y = qkv_attention(qkv.clone(), 2, 2).unwrap();
+                assert_eq!(y.dims(), out);
+                if device.is_autodiff() {
+                    let grads = y.sum().backward();
+                    assert_eq!(qkv.grad(&grads).unwrap().dims(), shape);
+                }
+            }
+        }
+    }
+
     trait IntoFlex {
         fn into_primitive_flex(self) -> burn::backend::tensor::FloatTensor<burn::backend::Flex>;
     }

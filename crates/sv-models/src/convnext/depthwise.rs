@@ -121,6 +121,9 @@ fn taps(weight: &[f32], c: usize, flip: bool) -> Vec<f32> {
 /// `out = bias + Σ taps ∘ shifted input` over channels-last images `[B, H, W, C]`.
 fn convolve(input: &[f32], [b, h, w, c]: [usize; 4], taps: &[f32], bias: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; b * h * w * c];
+    if out.is_empty() {
+        return out;
+    }
     out.par_chunks_mut(w * c)
         .enumerate()
         .for_each(|(row, out_row)| {
@@ -378,6 +381,38 @@ mod tests {
             .collect();
         out.extend([[1, 1, 1, 3], [2, 3, 6, 5], [2, 14, 14, 96]]);
         out
+    }
+
+    #[test]
+    fn empty_images_give_empty_answers_and_zero_gradients() {
+        let device = Device::default();
+        let x: Tensor<4> = Tensor::zeros([2, 0, 5, 3], &device);
+        let w: Tensor<4> = Tensor::zeros([3, 1, DW_KERNEL, DW_KERNEL], &device);
+        let y = depthwise_conv7(x, w, Tensor::zeros([3], &device)).unwrap();
+        assert_eq!(y.dims(), [2, 0, 5, 3]);
+        for [b, h, w, c] in [[2, 3, 0, 4], [0, 3, 3, 2], [1, 2, 2, 0]] {
+            let x: Tensor<4> = Tensor::zeros([b, h, w, c], &device);
+            let wt: Tensor<4> = Tensor::ones([c, 1, DW_KERNEL, DW_KERNEL], &device);
+            assert_eq!(
+                depthwise_conv7(x, wt, Tensor::ones([c], &device))
+                    .unwrap()
+                    .dims(),
+                [b, h, w, c]
+            );
+        }
+        #[cfg(feature = "train")]
+        {
+            let ad = device.autodiff();
+            let x: Tensor<4> = Tensor::<4>::zeros([2, 3, 0, 4], &ad).require_grad();
+            let wt = Tensor::<4>::ones([4, 1, DW_KERNEL, DW_KERNEL], &ad).require_grad();
+            let bias = Tensor::<1>::ones([4], &ad).require_grad();
+            let y = depthwise_conv7(x.clone(), wt.clone(), bias.clone()).unwrap();
+            let grads = y.sum().backward();
+            assert_eq!(x.grad(&grads).unwrap().dims(), [2, 3, 0, 4]);
+            let gw: f32 = wt.grad(&grads).unwrap().abs().sum().into_scalar();
+            let gb: f32 = bias.grad(&grads).unwrap().abs().sum().into_scalar();
+            assert_eq!((gw, gb), (0.0, 0.0));
+        }
     }
 
     #[test]
