@@ -5,6 +5,22 @@ use burn::tensor::Device;
 
 use crate::error::{ModelError, Result};
 
+/// Whether the backend of `device` implements this crate's backend extensions
+/// (`qkv_attention`, `exact_gelu`, `convnext::depthwise`): Flex and the cubecl GPU
+/// backends, under autodiff only with the `train` feature (their backward passes).
+pub(crate) fn runs_extensions(device: &Device) -> bool {
+    if device.is_autodiff() && cfg!(not(feature = "train")) {
+        return false;
+    }
+    match device.clone().inner().as_dispatch() {
+        burn::backend::DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "gpu")]
+        burn::backend::DispatchDevice::Cube(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
 /// The names `--device` accepts.
 pub const DEVICE_NAMES: &str = "cpu, cuda[:N], vulkan[:N] or wgpu";
 

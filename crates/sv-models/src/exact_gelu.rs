@@ -5,12 +5,13 @@
 
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, DispatchDevice, TensorMetadata};
+use burn::backend::{Backend, Dispatch, TensorMetadata};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use crate::device::runs_extensions;
 use crate::fast_ops::{gelu_erf, gelu_erf_derivative};
-use crate::flex_ops::f32_vec;
+use crate::flex_ops::{f32_vec, flex_tensor};
 
 /// Backends with exact GELU as one differentiable operation: Flex (vectorised kernels),
 /// the cubecl GPU backends and autodiff over either. The default bodies are the
@@ -31,16 +32,7 @@ pub trait ExactGeluBackend: Backend {
 /// Exact GELU of `x` as one differentiable operation where the backend has it (see the
 /// module documentation), burn's `gelu` elsewhere.
 pub fn exact_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    let supported = !(device.is_autodiff() && cfg!(not(feature = "train")))
-        && match device.inner().as_dispatch() {
-            DispatchDevice::Flex(_) => true,
-            #[cfg(feature = "gpu")]
-            DispatchDevice::Cube(_) => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        };
-    if !supported {
+    if !runs_extensions(&x.device()) {
         return burn::tensor::activation::gelu(x);
     }
     Tensor::from_dispatch(<Dispatch as ExactGeluBackend>::exact_gelu(
@@ -57,20 +49,20 @@ impl ExactGeluBackend for burn::backend::Flex {
             return Self::gelu(x);
         };
         v.par_chunks_mut(CHUNK).for_each(gelu_in_place);
-        burn_flex::FlexTensor::from_data(burn::tensor::TensorData::new(v, x.shape()))
+        flex_tensor(v, x.shape())
     }
 
     fn exact_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (Some(xv), Some(mut g)) = (f32_vec(&x), f32_vec(&grad)) else {
+        let values = (x.shape() == grad.shape())
+            .then(|| f32_vec(&x).zip(f32_vec(&grad)))
+            .flatten();
+        let Some((xv, mut g)) = values else {
             return Self::gelu_backward(x, grad);
         };
-        if xv.len() != g.len() || x.shape() != grad.shape() {
-            return Self::gelu_backward(x, grad);
-        }
         g.par_chunks_mut(CHUNK)
             .zip(xv.par_chunks(CHUNK))
             .for_each(|(g, x)| gelu_grad_in_place(g, x));
-        burn_flex::FlexTensor::from_data(burn::tensor::TensorData::new(g, x.shape()))
+        flex_tensor(g, x.shape())
     }
 }
 

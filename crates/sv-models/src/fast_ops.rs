@@ -1,6 +1,7 @@
 //! CPU fast paths for element-wise work that burn's Flex backend runs one element at a
-//! time. Used only for inference (tensors off the autodiff graph); training keeps burn's
-//! differentiable ops.
+//! time. `bias_gelu` works on tensors off the autodiff graph (inference); training
+//! reaches the same erf through `exact_gelu`, whose backward uses
+//! `gelu_erf_derivative`.
 
 use burn::tensor::Tensor;
 use rayon::prelude::*;

@@ -216,7 +216,8 @@ pub(crate) fn f32_vec(f: &FlexTensor) -> Option<Vec<f32>> {
     row_major(f).map(|t| values(&t).to_vec())
 }
 
-fn flex_tensor(data: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+/// A Flex tensor owning `data` in row-major order.
+pub(crate) fn flex_tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 

@@ -15,8 +15,10 @@
 //!   directions.
 
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, DispatchDevice, Shape, Slice, TensorMetadata};
+use burn::backend::{Backend, Dispatch, Shape, Slice, TensorMetadata};
 use burn::tensor::Tensor;
+
+use crate::device::runs_extensions;
 
 /// Backends with [`qkv_attention`] as one operation: Flex (fused CPU kernels), the
 /// cubecl GPU backends (burn's fused attention forward) and autodiff over either (a
@@ -47,28 +49,12 @@ pub trait QkvAttentionBackend: Backend {
 /// documentation). `None` on a backend without it, where the caller composes burn's ops.
 pub fn qkv_attention(qkv: Tensor<2>, batch: usize, heads: usize) -> Option<Tensor<2>> {
     let [rows, three_d] = qkv.dims();
-    if batch == 0 || rows % batch != 0 || three_d % 3 != 0 || (three_d / 3) % heads.max(1) != 0 {
-        return None;
-    }
-    if !runs_on(&qkv.device()) {
+    let divides = batch > 0 && heads > 0 && rows % batch == 0 && three_d % 3 == 0;
+    if !divides || (three_d / 3) % heads != 0 || !runs_extensions(&qkv.device()) {
         return None;
     }
     let out = <Dispatch as QkvAttentionBackend>::qkv_attention(qkv.into_dispatch(), batch, heads);
     Some(Tensor::from_dispatch(out))
-}
-
-/// Whether [`QkvAttentionBackend`] is implemented for the backend of `device`.
-fn runs_on(device: &burn::tensor::Device) -> bool {
-    if device.is_autodiff() && cfg!(not(feature = "train")) {
-        return false;
-    }
-    match device.clone().inner().as_dispatch() {
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "gpu")]
-        DispatchDevice::Cube(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    }
 }
 
 impl QkvAttentionBackend for burn::backend::Flex {
@@ -341,6 +327,7 @@ mod tests {
         assert!(qkv_attention(qkv.clone(), 3, 2).is_none());
         assert!(qkv_attention(qkv.clone(), 0, 2).is_none());
         assert!(qkv_attention(qkv.clone(), 2, 3).is_none());
+        assert!(qkv_attention(qkv.clone(), 2, 0).is_none());
         assert!(qkv_attention(Tensor::zeros([10, 13], &device), 2, 1).is_none());
     }
 

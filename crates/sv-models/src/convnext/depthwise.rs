@@ -7,13 +7,14 @@
 
 use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, DispatchDevice, Shape, TensorMetadata};
-use burn::tensor::{Tensor, TensorData};
+use burn::backend::{Backend, Dispatch, TensorMetadata};
+use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::config::DW_KERNEL;
-use crate::flex_ops::f32_vec;
+use crate::device::runs_extensions;
+use crate::flex_ops::{f32_vec, flex_tensor};
 
 const PAD: usize = DW_KERNEL / 2;
 const TAPS: usize = DW_KERNEL * DW_KERNEL;
@@ -71,19 +72,11 @@ fn nchw<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
 /// `depthwise_conv7×7(x) + bias` over channels-last `x` `[B, H, W, C]` with `weight`
 /// `[C, 1, 7, 7]`, as one differentiable operation; `None` on a backend without it.
 pub fn depthwise_conv7(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Option<Tensor<4>> {
-    let device = x.device();
-    if device.is_autodiff() && cfg!(not(feature = "train")) {
-        return None;
-    }
-    let supported = match device.inner().as_dispatch() {
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "gpu")]
-        DispatchDevice::Cube(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    };
     let c = x.dims()[3];
-    if !supported || weight.dims() != [c, 1, DW_KERNEL, DW_KERNEL] || bias.dims() != [c] {
+    if !runs_extensions(&x.device())
+        || weight.dims() != [c, 1, DW_KERNEL, DW_KERNEL]
+        || bias.dims() != [c]
+    {
         return None;
     }
     let y = <Dispatch as DepthwiseConvBackend>::depthwise_conv7(
@@ -92,10 +85,6 @@ pub fn depthwise_conv7(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Opti
         bias.into_dispatch(),
     );
     Some(Tensor::from_dispatch(y))
-}
-
-fn flex(data: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
 }
 
 /// `[B, H, W, C]` of a 4-D tensor.
@@ -232,7 +221,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
             return Self::float_permute(y, &[0, 2, 3, 1]);
         };
         let out = convolve(&xv, dims, &taps(&wv, dims[3], false), &bv);
-        flex(out, Shape::new(dims))
+        flex_tensor(out, dims)
     }
 
     fn depthwise_conv7_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -244,7 +233,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
         };
         let zeros = vec![0f32; dims[3]];
         let out = convolve(&gv, dims, &taps(&wv, dims[3], true), &zeros);
-        flex(out, Shape::new(dims))
+        flex_tensor(out, dims)
     }
 
     fn depthwise_conv7_weight_grad(
@@ -262,7 +251,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
             );
         };
         let out = weight_grad(&xv, &gv, dims);
-        flex(out, Shape::new([dims[3], 1, DW_KERNEL, DW_KERNEL]))
+        flex_tensor(out, [dims[3], 1, DW_KERNEL, DW_KERNEL])
     }
 }
 
