@@ -10,20 +10,19 @@ use sv_tests::hub_writer::fake_hub;
 fn a_folder_is_committed_with_lfs_for_weights_and_read_back_byte_for_byte() {
     let (base, store) = fake_hub();
     let weights: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let card = br#"{"model_type": "convnextv2"}"#.to_vec();
+    // The weights are sent from a file, streamed; the rest from memory.
+    let dir = tempfile::tempdir().unwrap();
+    let weights_file = dir.path().join("weights.bin");
+    std::fs::write(&weights_file, &weights).unwrap();
+    let contents = [weights.clone(), card.clone(), b"{}".to_vec()];
     let files = vec![
-        Upload {
-            path_in_repo: "model.safetensors".into(),
-            bytes: weights,
-        },
-        Upload {
-            path_in_repo: "config.json".into(),
-            bytes: br#"{"model_type": "convnextv2"}"#.to_vec(),
-        },
-        Upload {
-            path_in_repo: "model_card.json".into(),
-            bytes: b"{}".to_vec(),
-        },
+        Upload::file(&weights_file, "model.safetensors").unwrap(),
+        Upload::bytes("config.json", card),
+        Upload::bytes("model_card.json", b"{}".to_vec()),
     ];
+    let missing = Upload::file(&dir.path().join("none.bin"), "x").unwrap_err();
+    assert!(missing.to_string().contains("none.bin"), "{missing}");
     let p = Publisher::new(&base, Some("hf_test")).unwrap();
     p.create_repo("streetvision/roadwork", false).unwrap();
     p.create_repo("streetvision/roadwork", false).unwrap(); // exists: fine
@@ -47,8 +46,8 @@ fn a_folder_is_committed_with_lfs_for_weights_and_read_back_byte_for_byte() {
         let st = store.lock().unwrap();
         assert!(st.unauthorised.is_empty(), "{:?}", st.unauthorised);
         assert_eq!(st.summary, "roadwork v3");
-        for f in &files {
-            assert_eq!(st.files[&f.path_in_repo], f.bytes, "{}", f.path_in_repo);
+        for (f, bytes) in files.iter().zip(&contents) {
+            assert_eq!(&st.files[&f.path_in_repo], bytes, "{}", f.path_in_repo);
         }
         assert_eq!(st.puts, 1);
     }

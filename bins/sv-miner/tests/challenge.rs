@@ -4,11 +4,26 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use serde_json::Value;
 use sv_tests::fixture;
+
+/// `sv-miner challenge` against `miner` with the images of `manifest`, from the fixture
+/// wallets; the challenger's key is left to the caller.
+fn challenge_command(miner: &MinerProcess, manifest: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sv-miner"));
+    command
+        .args(["challenge", "--miner", &miner.axon.to_string()])
+        .args(["--miner-hotkey", &miner_key().ss58])
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--wallet-path")
+        .arg(wallets());
+    command
+}
 
 #[test]
 fn challenge_scores_every_answer_the_miner_logged() {
@@ -26,13 +41,7 @@ fn challenge_scores_every_answer_the_miner_logged() {
     );
     let report_path = dir.path().join("report.json");
     let labels_path = dir.path().join("labels.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
-        .args(["challenge", "--miner", &miner.axon.to_string()])
-        .args(["--miner-hotkey", &miner_key().ss58])
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--wallet-path")
-        .arg(wallets())
+    let out = challenge_command(&miner, &manifest)
         .args(["--wallet-name", "fixture", "--wallet-hotkey", "seeded"])
         .args(["--concurrency", "3", "--seed", "5"])
         .arg("--report")
@@ -169,13 +178,7 @@ fn a_challenge_the_miner_refuses_exits_1_with_the_reason_and_ignores_the_miners_
         ),
     );
     let challenge = |hotkey_var: (&str, &str)| {
-        Command::new(env!("CARGO_BIN_EXE_sv-miner"))
-            .args(["challenge", "--miner", &miner.axon.to_string()])
-            .args(["--miner-hotkey", &miner_key().ss58])
-            .arg("--manifest")
-            .arg(&manifest)
-            .arg("--wallet-path")
-            .arg(wallets())
+        challenge_command(&miner, &manifest)
             .env("CHALLENGE_WALLET_NAME", "fixture")
             .env_remove("CHALLENGE_WALLET_HOTKEY")
             // The miner's own variables (a sourced miner.env) are not the challenger's.
@@ -204,13 +207,8 @@ fn a_challenge_the_miner_refuses_exits_1_with_the_reason_and_ignores_the_miners_
         String::from_utf8_lossy(&out.stdout)
     );
     // --json: the whole report on standard output.
-    let out = Command::new(env!("CARGO_BIN_EXE_sv-miner"))
-        .args(["challenge", "--json", "--miner", &miner.axon.to_string()])
-        .args(["--miner-hotkey", &miner_key().ss58])
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--wallet-path")
-        .arg(wallets())
+    let out = challenge_command(&miner, &manifest)
+        .arg("--json")
         .args(["--wallet-name", "fixture", "--wallet-hotkey", "seeded"])
         .output()
         .unwrap();

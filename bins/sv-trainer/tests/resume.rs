@@ -703,6 +703,10 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
     );
     assert!(err.contains("--resume hf://me/spot@preempt"), "{err}");
     assert!(!first.join("model.safetensors").exists());
+    assert!(
+        !first.join(".sync").exists(),
+        "the staged pushes are removed"
+    );
     let ck = Checkpoint::load(&first.join("checkpoint.safetensors")).unwrap();
     assert!(ck.position.step >= 3, "{:?}", ck.position);
     assert_eq!(
@@ -747,6 +751,10 @@ fn sigterm_checkpoints_and_another_machine_resumes_from_the_hub() {
         "{err}"
     );
     assert_same_weights(&whole, &second);
+    assert!(
+        !second.join(".sync").exists(),
+        "the staged pushes are removed"
+    );
     let log = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(log(&whole), log(&second));
     // The finished model went to the Hub too.

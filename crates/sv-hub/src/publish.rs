@@ -4,6 +4,7 @@
 //! transfer, then verify), and commit everything with an NDJSON body (small files inline
 //! as base64, large ones by their SHA-256).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,25 +50,104 @@ pub struct Published {
     pub files: Vec<(String, bool)>,
 }
 
-/// One file to commit.
+/// One file to commit: bytes held in memory, or a file read only while it is sent, so a
+/// checkpoint of several gigabytes is never held whole.
 #[derive(Debug, Clone)]
 pub struct Upload {
     /// Path inside the repository.
     pub path_in_repo: String,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+    source: Source,
 }
 
+#[derive(Debug, Clone)]
+enum Source {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Read size for hashing and sending a file.
+const CHUNK: usize = 1 << 20;
+
 impl Upload {
-    /// Read `file` as `path_in_repo`.
+    /// `bytes` as `path_in_repo`.
+    pub fn bytes(path_in_repo: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            path_in_repo: path_in_repo.to_string(),
+            source: Source::Bytes(bytes),
+        }
+    }
+
+    /// Read `file` now, as `path_in_repo`.
     pub fn read(file: &Path, path_in_repo: &str) -> Result<Self, PublishError> {
+        let bytes = std::fs::read(file).map_err(|e| io_error(file, e))?;
+        Ok(Self::bytes(path_in_repo, bytes))
+    }
+
+    /// `file` as `path_in_repo`, read in chunks when the commit is made; it must not
+    /// change until then (a hard link to a file that is only ever replaced by rename
+    /// qualifies). It is checked to be a readable file now.
+    pub fn file(file: &Path, path_in_repo: &str) -> Result<Self, PublishError> {
+        std::fs::File::open(file).map_err(|e| io_error(file, e))?;
         Ok(Self {
             path_in_repo: path_in_repo.to_string(),
-            bytes: std::fs::read(file).map_err(|e| PublishError::Io {
-                path: file.to_path_buf(),
-                message: e.to_string(),
-            })?,
+            source: Source::File(file.to_path_buf()),
         })
+    }
+
+    /// The whole content (for a file: read now).
+    pub fn contents(&self) -> Result<Vec<u8>, PublishError> {
+        match &self.source {
+            Source::Bytes(b) => Ok(b.clone()),
+            Source::File(path) => std::fs::read(path).map_err(|e| io_error(path, e)),
+        }
+    }
+
+    /// Size in bytes, its first 512 bytes and its SHA-256 (hex), in one pass.
+    fn describe(&self) -> Result<(u64, Vec<u8>, String), PublishError> {
+        match &self.source {
+            Source::Bytes(b) => Ok((
+                b.len() as u64,
+                b[..b.len().min(512)].to_vec(),
+                crate::hex(&Sha256::digest(b)),
+            )),
+            Source::File(path) => {
+                let mut file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+                let (mut size, mut sample, mut hash) = (0u64, Vec::new(), Sha256::new());
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    let n = file.read(&mut buf).map_err(|e| io_error(path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    if sample.len() < 512 {
+                        sample.extend_from_slice(&buf[..n.min(512 - sample.len())]);
+                    }
+                    hash.update(&buf[..n]);
+                    size += n as u64;
+                }
+                Ok((size, sample, crate::hex(&hash.finalize())))
+            }
+        }
+    }
+
+    /// A reader of exactly `size` bytes of the content.
+    fn reader(&self, size: u64) -> Result<Box<dyn Read + Send + '_>, PublishError> {
+        match &self.source {
+            Source::Bytes(b) => Ok(Box::new(&b[..])),
+            Source::File(path) => {
+                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+                Ok(Box::new(
+                    std::io::BufReader::with_capacity(CHUNK, file).take(size),
+                ))
+            }
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> PublishError {
+    PublishError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     }
 }
 
@@ -157,20 +237,24 @@ impl Publisher {
         summary: &str,
         description: &str,
     ) -> Result<Published, PublishError> {
-        let modes = self.preupload(repo, revision, files)?;
+        let described = files
+            .iter()
+            .map(Upload::describe)
+            .collect::<Result<Vec<_>, _>>()?;
+        let modes = self.preupload(repo, revision, files, &described)?;
         let mut lines = vec![
             json!({"key": "header", "value": {"summary": summary, "description": description}}),
         ];
         let mut committed = Vec::new();
-        for (file, lfs) in files.iter().zip(&modes) {
+        for ((file, (size, _, oid)), lfs) in files.iter().zip(&described).zip(&modes) {
             if *lfs {
-                let oid = crate::hex(&Sha256::digest(&file.bytes));
-                self.lfs_upload(repo, revision, &oid, &file.bytes)?;
+                self.lfs_upload(repo, revision, oid, *size, file)?;
                 lines.push(json!({"key": "lfsFile", "value": {
-                    "path": file.path_in_repo, "algo": "sha256", "oid": oid, "size": file.bytes.len()}}));
+                    "path": file.path_in_repo, "algo": "sha256", "oid": oid, "size": size}}));
             } else {
+                let content = file.contents()?;
                 lines.push(json!({"key": "file", "value": {
-                    "content": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+                    "content": base64::engine::general_purpose::STANDARD.encode(&content),
                     "path": file.path_in_repo, "encoding": "base64"}}));
             }
             committed.push((file.path_in_repo.clone(), *lfs));
@@ -195,13 +279,14 @@ impl Publisher {
         repo: &str,
         revision: &str,
         files: &[Upload],
+        described: &[(u64, Vec<u8>, String)],
     ) -> Result<Vec<bool>, PublishError> {
         let url = format!("{}/api/models/{repo}/preupload/{revision}", self.endpoint);
         let listed: Vec<Value> = files
             .iter()
-            .map(|f| {
-                let sample = &f.bytes[..f.bytes.len().min(512)];
-                json!({"path": f.path_in_repo, "size": f.bytes.len(),
+            .zip(described)
+            .map(|(f, (size, sample, _))| {
+                json!({"path": f.path_in_repo, "size": size,
                        "sample": base64::engine::general_purpose::STANDARD.encode(sample)})
             })
             .collect();
@@ -227,7 +312,8 @@ impl Publisher {
         repo: &str,
         revision: &str,
         oid: &str,
-        bytes: &[u8],
+        size: u64,
+        file: &Upload,
     ) -> Result<(), PublishError> {
         let url = format!("{}/{repo}.git/info/lfs/objects/batch", self.endpoint);
         let reply = self
@@ -236,7 +322,7 @@ impl Publisher {
             .set("content-type", "application/vnd.git-lfs+json")
             .send_string(
                 &json!({"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
-                        "objects": [{"oid": oid, "size": bytes.len()}],
+                        "objects": [{"oid": oid, "size": size}],
                         "ref": {"name": revision}})
                 .to_string(),
             );
@@ -262,14 +348,16 @@ impl Publisher {
         };
         if let Some(upload) = actions.get("upload") {
             let href = upload["href"].as_str().unwrap_or_default();
+            // A known length, not chunked: object stores refuse chunked uploads.
             with_headers(self.agent.put(href), upload)
-                .send_bytes(bytes)
+                .set("content-length", &size.to_string())
+                .send(file.reader(size)?)
                 .map_err(|e| status_error("lfs upload", href, e))?;
         }
         if let Some(verify) = actions.get("verify") {
             let href = verify["href"].as_str().unwrap_or_default();
             with_headers(self.auth(self.agent.post(href)), verify)
-                .send_json(json!({"oid": oid, "size": bytes.len()}))
+                .send_json(json!({"oid": oid, "size": size}))
                 .map_err(|e| status_error("lfs verify", href, e))?;
         }
         Ok(())

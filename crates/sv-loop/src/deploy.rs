@@ -36,12 +36,9 @@ pub fn publish_plan(
     let mut uploads = plan
         .files
         .iter()
-        .map(|(local, remote)| Upload::read(local, remote))
+        .map(|(local, remote)| Upload::file(local, remote))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    uploads.push(Upload {
-        path_in_repo: "README.md".into(),
-        bytes: plan.readme.clone().into_bytes(),
-    });
+    uploads.push(Upload::bytes("README.md", plan.readme.clone().into_bytes()));
     let publisher = Publisher::new(&settings.endpoint, settings.token.as_deref())?;
     publisher.create_and_commit(
         repo,

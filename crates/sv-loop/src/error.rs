@@ -47,6 +47,14 @@ pub enum LoopError {
         /// Its error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Pushing checkpoints to the Hub or restoring one from it failed.
+    #[error("{what}: {source}")]
+    Hub {
+        /// What was being done: `checkpoint sync` or `restore from the Hub`.
+        what: &'static str,
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl LoopError {

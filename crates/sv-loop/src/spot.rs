@@ -3,11 +3,15 @@
 //! background ([`CheckpointSync`]), and a run restored from there on a fresh machine
 //! ([`restore`]) so `finetune --resume` continues it.
 //!
-//! Pushing never holds up training: files are read when the checkpoint is written and
-//! committed by one uploader thread; when checkpoints come faster than the Hub takes
-//! them, only the newest waiting one is sent.
+//! Pushing never holds up training, and never holds a checkpoint in memory: when a
+//! checkpoint is written its files are staged under the run's `.sync/` directory (the
+//! weights hard-linked, which costs nothing, as checkpoints are only ever replaced by
+//! rename; the small config and metrics copied), and one uploader thread streams them to
+//! the Hub and removes them. When checkpoints come faster than the Hub takes them, only
+//! the newest waiting one is sent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -86,13 +90,19 @@ pub struct Pushed {
 struct Job {
     position: Option<Position>,
     files: Vec<Upload>,
+    /// The staging directory the files are in, removed once the job is done.
+    staged: PathBuf,
 }
+
+/// Where a run's pushes wait for the uploader.
+const STAGING: &str = ".sync";
 
 /// Pushes a run's checkpoints to a Hub branch from a background thread.
 pub struct CheckpointSync {
     target: HubBranch,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<JoinHandle<(Vec<Pushed>, Vec<String>)>>,
+    queued: AtomicU64,
 }
 
 impl CheckpointSync {
@@ -100,8 +110,8 @@ impl CheckpointSync {
     /// a token (`HF_TOKEN` or `huggingface-cli login`); the Hub is asked now, so a wrong
     /// token or endpoint stops the run before it trains.
     pub fn start(target: HubBranch, settings: &HubSettings) -> Result<Self, LoopError> {
-        let hub = |e: sv_hub::publish::PublishError| LoopError::Step {
-            step: "checkpoint sync",
+        let hub = |e: sv_hub::publish::PublishError| LoopError::Hub {
+            what: "checkpoint sync",
             source: Box::new(e),
         };
         let publisher =
@@ -123,6 +133,7 @@ impl CheckpointSync {
             target,
             jobs: Some(jobs),
             worker: Some(worker),
+            queued: AtomicU64::new(0),
         })
     }
 
@@ -131,7 +142,8 @@ impl CheckpointSync {
         &self.target
     }
 
-    /// Queue the run's checkpoint at `position` with its config and metrics, read now.
+    /// Queue the run's checkpoint at `position` with its config and metrics, as they
+    /// are now.
     pub fn push_checkpoint(&self, run: &RunDir, position: Position) -> Result<(), LoopError> {
         self.queue(run, &RUN_FILES, Some(position))
     }
@@ -147,17 +159,23 @@ impl CheckpointSync {
         names: &[&str],
         position: Option<Position>,
     ) -> Result<(), LoopError> {
-        let mut files = Vec::new();
-        for name in names {
-            let path = run.root.join(name);
-            files.push(Upload::read(&path, name).map_err(|e| LoopError::Step {
-                step: "checkpoint sync",
-                source: Box::new(e),
-            })?);
+        let root = run.root.join(STAGING);
+        if self.queued.load(Ordering::Relaxed) == 0 {
+            // Left by a run that was killed before its uploader finished.
+            let _ = std::fs::remove_dir_all(&root);
         }
+        let n = self.queued.fetch_add(1, Ordering::Relaxed);
+        let staged = root.join(n.to_string());
+        let files = stage(run, names, &staged).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&staged);
+        })?;
         if let Some(jobs) = &self.jobs {
             // The worker ends only when the sender is dropped, so this cannot fail.
-            let _ = jobs.send(Job { position, files });
+            let _ = jobs.send(Job {
+                position,
+                files,
+                staged,
+            });
         }
         Ok(())
     }
@@ -171,6 +189,35 @@ impl CheckpointSync {
             Some(Err(_)) => (Vec::new(), vec!["the uploader thread panicked".into()]),
             None => (Vec::new(), Vec::new()),
         }
+    }
+}
+
+/// Stage the run's files `names` in `dir`: weights (`*.safetensors`) hard-linked where
+/// the file system allows, everything else copied, so later writes of the run leave them
+/// as they are now.
+fn stage(run: &RunDir, names: &[&str], dir: &Path) -> Result<Vec<Upload>, LoopError> {
+    std::fs::create_dir_all(dir).map_err(|e| LoopError::io(dir, e))?;
+    let mut files = Vec::new();
+    for name in names {
+        let from = run.root.join(name);
+        let to = dir.join(name);
+        let linked = name.ends_with(".safetensors") && std::fs::hard_link(&from, &to).is_ok();
+        if !linked {
+            std::fs::copy(&from, &to).map_err(|e| LoopError::io(&from, e))?;
+        }
+        files.push(Upload::file(&to, name).map_err(|e| LoopError::Hub {
+            what: "checkpoint sync",
+            source: Box::new(e),
+        })?);
+    }
+    Ok(files)
+}
+
+/// Remove a job's staging directory, and the staging root once it is empty.
+fn remove_staged(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    if let Some(root) = dir.parent() {
+        let _ = std::fs::remove_dir(root);
     }
 }
 
@@ -190,6 +237,7 @@ fn upload_all(
         let newest = waiting.iter().rposition(|j| j.position.is_some());
         for (i, job) in waiting.into_iter().enumerate() {
             if job.position.is_some() && Some(i) != newest {
+                remove_staged(&job.staged);
                 continue;
             }
             let summary = match job.position {
@@ -206,6 +254,7 @@ fn upload_all(
                 }),
                 Err(e) => errors.push(format!("{summary} to {target}: {e}")),
             }
+            remove_staged(&job.staged);
         }
     }
     (pushed, errors)
@@ -218,8 +267,8 @@ pub fn restore(
     run: &RunDir,
     settings: &HubSettings,
 ) -> Result<Position, LoopError> {
-    let hub = |e: sv_hub::HubError| LoopError::Step {
-        step: "restore from the Hub",
+    let hub = |e: sv_hub::HubError| LoopError::Hub {
+        what: "restore from the Hub",
         source: Box::new(e),
     };
     if run.checkpoint().exists() || run.config().exists() {
@@ -239,12 +288,15 @@ pub fn restore(
         let cached = client
             .model_file(&source.repo, Some(&commit), name)
             .map_err(hub)?;
-        let bytes = std::fs::read(&cached).map_err(|e| LoopError::io(&cached, e))?;
+        // Streamed, never held whole: a checkpoint may be several gigabytes.
         let local = run.root.join(name);
-        sv_fs::atomic_write(&local, &bytes).map_err(|e| LoopError::io(&local, e))?;
+        let mut from = std::fs::File::open(&cached).map_err(|e| LoopError::io(&cached, e))?;
+        let mut to = sv_fs::AtomicFile::create(&local).map_err(|e| LoopError::io(&local, e))?;
+        std::io::copy(&mut from, &mut to).map_err(|e| LoopError::io(&local, e))?;
+        to.commit().map_err(|e| LoopError::io(&local, e))?;
     }
-    let checkpoint = Checkpoint::load(&run.checkpoint()).map_err(|e| LoopError::Step {
-        step: "restore from the Hub",
+    let checkpoint = Checkpoint::load(&run.checkpoint()).map_err(|e| LoopError::Hub {
+        what: "restore from the Hub",
         source: Box::new(e),
     })?;
     Ok(checkpoint.position)

@@ -200,7 +200,7 @@ fn attention_dims(
 }
 
 /// The elements of an f32 Flex tensor in row-major order, copied only if it is strided.
-fn row_major(f: &FlexTensor) -> Option<FlexTensor> {
+pub(crate) fn row_major(f: &FlexTensor) -> Option<FlexTensor> {
     if f.dtype() != burn::tensor::DType::F32 {
         return None;
     }

@@ -42,20 +42,26 @@ pub mod ensemble;
 pub mod error;
 pub mod exact_gelu;
 pub mod export;
+#[cfg(feature = "train")]
+mod extension_autodiff;
 pub mod family;
 /// Fused CPU kernels for inference; public only for `benches/op_bench.rs`.
 #[doc(hidden)]
 pub mod fast_ops;
 mod flex_ops;
+pub mod fused_linear;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod labels;
+pub mod layer_norm;
 pub mod layers;
 pub mod precision;
 pub mod preprocess;
 pub mod qkv_attention;
 pub mod resample;
 pub mod source;
+#[cfg(test)]
+mod test_support;
 pub mod weights;
 
 pub use backbone::Backbone;

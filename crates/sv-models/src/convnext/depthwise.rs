@@ -264,12 +264,13 @@ mod autodiff {
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::ops::{Backward, Ops};
     use burn::backend::autodiff::{Autodiff, NodeId};
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Shape, TensorMetadata};
 
     use super::DepthwiseConvBackend;
+    use crate::extension_autodiff::record;
 
     /// The backward step: input and weight kept as checkpoints.
     #[derive(Debug)]
@@ -310,27 +311,12 @@ mod autodiff {
             weight: FloatTensor<Self>,
             bias: FloatTensor<Self>,
         ) -> FloatTensor<Self> {
-            let nodes = [x.node(), weight.node(), bias.node()];
-            match DepthwiseConv7
-                .prepare::<C>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(mut prep) => {
-                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                    let y = B::depthwise_conv7(
-                        x.into_primitive(),
-                        weight.into_primitive(),
-                        bias.into_primitive(),
-                    );
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(B::depthwise_conv7(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                )),
-            }
+            record::<B, C, _, 3>(
+                DepthwiseConv7,
+                [x, weight, bias],
+                |keep| (keep(0), keep(1)),
+                |[x, weight, bias]| B::depthwise_conv7(x, weight, bias),
+            )
         }
     }
 }
@@ -341,6 +327,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
+    use crate::test_support::sampled_dims;
 
     /// burn's own grouped convolution on the `[B, C, H, W]` view.
     fn burns(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
@@ -358,16 +345,7 @@ mod tests {
     /// Shapes from a seeded generator (images 1–6 px, narrower than the kernel,
     /// included), and a ConvNeXt stage's own.
     fn shapes() -> Vec<[usize; 4]> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut draw = |n: usize| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            1 + (state >> 33) as usize % n
-        };
-        let mut out: Vec<[usize; 4]> = (0..8)
-            .map(|_| [draw(3), draw(12), draw(12), draw(20)])
-            .collect();
+        let mut out = sampled_dims(0x2545_f491_4f6c_dd1d, 8, [3, 12, 12, 20]);
         out.extend([[1, 1, 1, 3], [2, 3, 6, 5], [2, 14, 14, 96]]);
         out
     }

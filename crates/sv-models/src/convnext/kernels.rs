@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::config::{DW_KERNEL, GRN_EPS};
 use super::depthwise::depthwise_conv7;
+use super::grn::grn;
 use crate::fast_ops::{bias_gelu, gelu_erf};
 use crate::layers::layer_norm_f32;
 use crate::precision::{cast_to, f32};
@@ -316,6 +317,10 @@ pub fn bias_gelu_grn(
     let n = rows / batch.max(1);
     if !crate::flex_ops::is_flex_f32(&h) {
         let x = bias_gelu(h, bias).reshape([batch, n, c]);
+        // One operation with its own backward pass where the backend has it (f32).
+        if let Some(y) = grn(x.clone(), gamma.clone(), beta.clone()) {
+            return y.reshape([rows, c]);
+        }
         // The norm over the pixels in f32 whatever the activations' precision.
         let gx = f32(x.clone()).powi_scalar(2).sum_dim(1).sqrt(); // [B, 1, C]
         let nx = cast_to(gx.clone() / (gx.mean_dim(2) + GRN_EPS), x.dtype()); // [B, 1, C]

@@ -4,6 +4,7 @@ mod config;
 pub mod depthwise;
 pub mod export;
 pub mod family;
+pub mod grn;
 mod kernels;
 mod load;
 mod model;

@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 
 use super::config::ConvNextV2Config;
 use super::kernels::{bias_gelu_grn, block_inplace, dwconv7_norm};
+use crate::fused_linear::fused_linear;
 use crate::layers::{DropPath, Norm};
 use crate::precision::{cast_to, f32};
 
@@ -69,15 +70,21 @@ impl ConvNextBlock {
             self.norm.beta.val(),
             self.norm.eps,
         );
-        let y = y.reshape([b * h * w, c]).matmul(self.fc1.weight.val());
-        let y = bias_gelu_grn(
-            y,
+        let y = y.reshape([b * h * w, c]);
+        let (fc1, fc1_bias) = (
+            self.fc1.weight.val(),
             self.fc1.bias.as_ref().map(|p| p.val()),
-            b,
-            self.grn_gamma.val(),
-            self.grn_beta.val(),
         );
-        let y = self.fc2.forward(y).reshape([b, h * w, c]);
+        // The bias goes into the GEMM where it is one operation, else into the GELU.
+        let (y, fc1_bias) = match fused_linear(y.clone(), fc1.clone(), fc1_bias.clone()) {
+            Some(y) => (y, None),
+            None => (y.matmul(fc1), fc1_bias),
+        };
+        let y = bias_gelu_grn(y, fc1_bias, b, self.grn_gamma.val(), self.grn_beta.val());
+        let fc2_bias = self.fc2.bias.as_ref().map(|p| p.val());
+        let y = fused_linear(y.clone(), self.fc2.weight.val(), fc2_bias)
+            .unwrap_or_else(|| self.fc2.forward(y))
+            .reshape([b, h * w, c]);
         x + self.drop_path.forward(y).reshape([b, h, w, c])
     }
 }

@@ -12,8 +12,10 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Dinov2Config;
+use crate::exact_gelu::exact_gelu;
 use crate::fast_ops::bias_gelu;
 use crate::flex_ops;
+use crate::fused_linear::fused_linear;
 use crate::layers::{DropPath, Norm, over_tokens};
 use crate::precision::{cast_to, f32};
 use crate::qkv_attention::qkv_attention;
@@ -73,6 +75,10 @@ fn linear_rows(layer: &Linear, rows: Tensor<2>, with_bias: bool) -> Tensor<2> {
     if let Some(y) = flex_ops::linear(&rows, &weight, bias.as_ref()) {
         return y;
     }
+    // Training and the GPUs: one operation with its own backward pass.
+    if let Some(y) = fused_linear(rows.clone(), weight.clone(), bias.clone()) {
+        return y;
+    }
     let y = rows.matmul(weight);
     match bias {
         Some(b) => y + b.unsqueeze(),
@@ -106,10 +112,13 @@ impl Mlp {
             let gate = halves.next().expect("gate half");
             let value = halves.next().expect("value half");
             silu(gate) * value
-        } else {
+        } else if flex_ops::is_flex_f32(&rows) {
             // fc1's bias is added in the same pass as the exact GELU.
             let h = linear_rows(&self.fc1, rows, false);
             bias_gelu(h, self.fc1.bias.as_ref().map(|b| b.val()))
+        } else {
+            // Training and the GPUs: the bias is the GEMM's starting value.
+            exact_gelu(linear_rows(&self.fc1, rows, true))
         }
     }
 }
