@@ -42,6 +42,83 @@ fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], like: &Tensor<2>) -
     Tensor::from_data(TensorData::new(data, shape), &like.device())
 }
 
+/// A matrix as the GEMM reads it: its first element and the strides of its columns and
+/// rows (a row-major matrix or its transpose, read in place).
+#[derive(Clone, Copy)]
+pub(crate) struct Operand {
+    pub(crate) ptr: *const f32,
+    pub(crate) col_stride: isize,
+    pub(crate) row_stride: isize,
+}
+
+impl Operand {
+    /// `m` read as stored, `[rows, cols]` row-major.
+    pub(crate) fn plain(m: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: m.as_ptr(),
+            col_stride: 1,
+            row_stride: cols as isize,
+        }
+    }
+
+    /// The transpose of `m`, stored `[rows, cols]` row-major.
+    pub(crate) fn transposed(m: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: m.as_ptr(),
+            col_stride: cols as isize,
+            row_stride: 1,
+        }
+    }
+}
+
+/// `dst = scale · lhs·rhs (+ dst when `accumulate`)`, `[m, k]·[k, n]`: the one GEMM call
+/// of the CPU kernels; on all threads when `parallel` and the product is large.
+///
+/// # Safety
+/// `dst` must hold `m` rows of `n` writable elements at row stride `dst_rs`, and the
+/// operands must describe `m×k` and `k×n` matrices inside live allocations.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_operands(
+    dst: *mut f32,
+    dst_rs: usize,
+    (m, k, n): (usize, usize, usize),
+    lhs: Operand,
+    rhs: Operand,
+    scale: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let par = if parallel && m * n * k >= 1 << 20 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the caller vouches for the destination and the operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0f32,
+            scale,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 /// `dst = x·w (+ dst when `accumulate`)` for row-major `x` `[m, k]` and `w` `[k, n]`.
 ///
 /// # Safety
@@ -55,35 +132,9 @@ pub(crate) unsafe fn gemm_rows(
     accumulate: bool,
     parallel: bool,
 ) {
-    let par = if parallel && m * n * k >= 1 << 20 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: shapes and strides describe the slices; the caller vouches for `dst`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    let (lhs, rhs) = (Operand::plain(x, k), Operand::plain(w, n));
+    // SAFETY: the slices hold the row-major matrices; the caller vouches for `dst`.
+    unsafe { gemm_operands(dst, dst_rs, (m, k, n), lhs, rhs, 1.0, accumulate, parallel) }
 }
 
 /// `x·w + bias` for `x` `[m, k]` and `w` `[k, n]` (burn's `Linear` layout), as one GEMM
@@ -216,6 +267,16 @@ pub(crate) fn f32_vec(f: &FlexTensor) -> Option<Vec<f32>> {
     row_major(f).map(|t| values(&t).to_vec())
 }
 
+/// The element-wise sum of `width`-wide partial sums, added in their order (blocks of
+/// a fixed size, so a result does not depend on the thread count).
+pub(crate) fn sum_blocks(partials: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
+    let mut total = vec![0f32; width];
+    for p in &partials {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
 /// A Flex tensor owning `data` in row-major order.
 pub(crate) fn flex_tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
@@ -326,30 +387,14 @@ unsafe fn gemm_strided(
     (rhs_rs, rhs_cs): (usize, usize),
     beta: f32,
 ) {
+    let operand = |ptr, rs: usize, cs: usize| Operand {
+        ptr,
+        col_stride: cs as isize,
+        row_stride: rs as isize,
+    };
+    let (lhs, rhs) = (operand(lhs, lhs_rs, lhs_cs), operand(rhs, rhs_rs, rhs_cs));
     // SAFETY: forwarded to the caller.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0f32,
-            beta,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    unsafe { gemm_operands(dst, dst_rs, (m, k, n), lhs, rhs, beta, false, false) }
 }
 
 /// The gradient `[B·T, 3D]` with respect to `qkv` of [`attention_flex`], given its input,

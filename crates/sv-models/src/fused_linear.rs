@@ -12,7 +12,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use crate::device::runs_extensions;
-use crate::flex_ops::{flex_tensor, row_major, values};
+use crate::flex_ops::{Operand, flex_tensor, gemm_operands, row_major, sum_blocks, values};
 
 /// Backends with a linear layer as one differentiable operation: Flex (GEMMs into
 /// their result buffers), the cubecl GPU backends and autodiff over either. The
@@ -90,35 +90,6 @@ pub(crate) mod composed {
     }
 }
 
-/// A row-major or transposed view of a matrix for the GEMM: its first element and the
-/// strides of its columns and rows.
-#[derive(Clone, Copy)]
-struct Operand {
-    ptr: *const f32,
-    col_stride: isize,
-    row_stride: isize,
-}
-
-impl Operand {
-    /// `m` read as stored, `[rows, cols]` row-major.
-    fn plain(m: &[f32], cols: usize) -> Self {
-        Self {
-            ptr: m.as_ptr(),
-            col_stride: 1,
-            row_stride: cols as isize,
-        }
-    }
-
-    /// The transpose of `m`, stored `[rows, cols]` row-major.
-    fn transposed(m: &[f32], cols: usize) -> Self {
-        Self {
-            ptr: m.as_ptr(),
-            col_stride: cols as isize,
-            row_stride: 1,
-        }
-    }
-}
-
 /// `lhs·rhs` `[m, n]` into a new row-major buffer (added to `start` when given, whose
 /// length must be `m·n`).
 fn gemm_into(
@@ -136,35 +107,19 @@ fn gemm_into(
         out.resize(size, 0.0);
         return out;
     }
-    let par = if m * n * k >= 1 << 20 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: `out` has room for `m·n` values written at row stride `n`; the operands
     // describe `m×k` and `k×n` matrices inside slices that outlive the call. Without a
     // start the destination is only written (`read_dst` false), then holds `m·n` values.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_operands(
             out.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
+            (m, k, n),
+            lhs,
+            rhs,
+            1.0,
             accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
+            true,
         );
         out.set_len(size);
     }
@@ -177,9 +132,8 @@ const SUM_ROWS: usize = 256;
 
 /// Column sums of row-major `g` `[rows, n]`.
 fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
-    let mut total = vec![0f32; n];
     if n == 0 {
-        return total;
+        return Vec::new();
     }
     let partials: Vec<Vec<f32>> = g
         .par_chunks(SUM_ROWS * n)
@@ -191,10 +145,7 @@ fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
             s
         })
         .collect();
-    for p in &partials {
-        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
-    }
-    total
+    sum_blocks(partials, n)
 }
 
 impl LinearBackend for burn::backend::Flex {

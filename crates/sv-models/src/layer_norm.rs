@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::device::runs_extensions;
-use crate::flex_ops::{flex_tensor, row_major, values};
+use crate::flex_ops::{flex_tensor, row_major, sum_blocks, values};
 
 /// Backends with LayerNorm as one differentiable operation: Flex (a fused backward
 /// kernel), the cubecl GPU backends and autodiff over either. The default bodies are the
@@ -123,9 +123,7 @@ impl LayerNormBackend for burn::backend::Flex {
                 .zip(xv.par_chunks(ROWS * d).zip(gv.par_chunks(ROWS * d)))
                 .map(|(dx, (x, g))| backward_rows(x, g, gamma_v, dx, d, eps as f32))
                 .collect();
-            for p in &partials {
-                params.iter_mut().zip(p).for_each(|(s, v)| *s += v);
-            }
+            params = sum_blocks(partials, 2 * d);
         }
         let d_beta = params.split_off(d);
         (

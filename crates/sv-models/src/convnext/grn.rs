@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::config::GRN_EPS;
 use crate::device::runs_extensions;
-use crate::flex_ops::{flex_tensor, row_major, values};
+use crate::flex_ops::{flex_tensor, row_major, sum_blocks, values};
 
 /// Backends with GRN as one differentiable operation: Flex (fused kernels), the cubecl
 /// GPU backends and autodiff over either. The default bodies compose the backend's ops.
@@ -129,15 +129,6 @@ const NORM_FLOOR: f32 = 1e-12;
 /// same order whatever the thread count.
 fn block_rows(c: usize) -> usize {
     (16 * 1024 / c.max(1)).max(1)
-}
-
-/// Per-channel sums over one image's blocks of rows, added in block order.
-fn sum_blocks(partials: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
-    let mut total = vec![0f32; width];
-    for p in &partials {
-        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
-    }
-    total
 }
 
 /// `(G, M)` from one image's per-channel sums of squares.
