@@ -7,11 +7,13 @@ use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata};
 use burn::tensor::Tensor;
-use rayon::prelude::*;
 
 use crate::device::runs_extensions;
 use crate::fast_ops::{gelu_erf, gelu_erf_derivative};
-use crate::flex_ops::{f32_vec, flex_tensor};
+use crate::flex_ops::{
+    flex_tensor, par_map_in_place, par_zip_map, par_zip_map_in_place, row_major, unique_values_mut,
+    values,
+};
 
 /// Backends with exact GELU as one differentiable operation: Flex (vectorised kernels),
 /// the cubecl GPU backends and autodiff over either. The default bodies are the
@@ -40,71 +42,53 @@ pub fn exact_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     ))
 }
 
-/// Elements per parallel work item.
-const CHUNK: usize = 16 * 1024;
-
 impl ExactGeluBackend for burn::backend::Flex {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let Some(mut v) = f32_vec(&x) else {
+        let Some(mut xs) = row_major(&x) else {
             return Self::gelu(x);
         };
-        v.par_chunks_mut(CHUNK).for_each(gelu_in_place);
-        flex_tensor(v, x.shape())
+        let shape = x.shape();
+        // Without other references (inference) the values are replaced in place; while
+        // training autodiff keeps `x`, and GELU goes into a new buffer.
+        drop(x);
+        if let Some(v) = unique_values_mut(&mut xs) {
+            par_map_in_place(v, gelu_erf);
+            return xs;
+        }
+        let x = values(&xs);
+        flex_tensor(par_zip_map(x, x, gelu_of_first), shape)
     }
 
     fn exact_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let values = (x.shape() == grad.shape())
-            .then(|| f32_vec(&x).zip(f32_vec(&grad)))
+        let views = (x.shape() == grad.shape())
+            .then(|| row_major(&x).zip(row_major(&grad)))
             .flatten();
-        let Some((xv, mut g)) = values else {
+        let Some((xs, mut gs)) = views else {
             return Self::gelu_backward(x, grad);
         };
-        g.par_chunks_mut(CHUNK)
-            .zip(xv.par_chunks(CHUNK))
-            .for_each(|(g, x)| gelu_grad_in_place(g, x));
-        flex_tensor(g, x.shape())
-    }
-}
-
-fn gelu_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { gelu_in_place_avx2(v) };
+        let shape = x.shape();
+        drop(grad);
+        let xv = values(&xs);
+        // The incoming gradient is usually the only reference to its buffer: scaled in
+        // place, else into a new buffer.
+        if let Some(g) = unique_values_mut(&mut gs) {
+            par_zip_map_in_place(g, xv, gelu_grad);
+            return gs;
         }
+        flex_tensor(par_zip_map(values(&gs), xv, gelu_grad), shape)
     }
-    v.iter_mut().for_each(|x| *x = gelu_erf(*x));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_in_place_avx2(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = gelu_erf(*x));
-}
-
-fn gelu_grad_in_place(g: &mut [f32], x: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { gelu_grad_in_place_avx2(g, x) };
-        }
-    }
-    gelu_grad_portable(g, x);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_grad_in_place_avx2(g: &mut [f32], x: &[f32]) {
-    gelu_grad_portable(g, x);
-}
-
+/// GELU of the first operand (a map over one buffer through the two-operand kernel).
 #[inline(always)]
-fn gelu_grad_portable(g: &mut [f32], x: &[f32]) {
-    for (g, x) in g.iter_mut().zip(x) {
-        *g *= gelu_erf_derivative(*x);
-    }
+fn gelu_of_first(x: f32, _: f32) -> f32 {
+    gelu_erf(x)
+}
+
+/// The gradient `g` scaled by GELU's derivative at `x`.
+#[inline(always)]
+fn gelu_grad(g: f32, x: f32) -> f32 {
+    g * gelu_erf_derivative(x)
 }
 
 /// The backend's own `gelu` and `gelu_backward`.
@@ -179,6 +163,50 @@ mod tests {
         assert!(max_diff(exact_gelu(t.clone()), activation::gelu(t)) < 1e-5);
         let empty: Tensor<2> = Tensor::zeros([0, 5], &device);
         assert_eq!(exact_gelu(empty).dims(), [0, 5]);
+    }
+
+    /// Both directions on the Flex backend whether or not the buffer they may overwrite
+    /// is shared, against burn's `gelu` and `gelu_backward`, on sampled shapes.
+    #[test]
+    fn shared_and_unshared_buffers_give_burns_values() {
+        use burn::backend::Flex;
+        use burn::backend::ops::ActivationOps;
+        use burn_flex::FlexTensor;
+
+        let device = Device::default();
+        let n = Distribution::Normal(0.0, 3.0);
+        let flex = |t: &Tensor<2>| t.clone().try_into_primitive::<Flex>().expect("Flex");
+        // A copy with a buffer of its own.
+        let own = |t: &Tensor<2>| FlexTensor::from_data(t.to_data());
+        let host = |f: FlexTensor| Tensor::<2>::from_primitive::<Flex>(f);
+        for [rows, cols] in crate::test_support::sampled_dims(11, 12, [40, 2100]) {
+            let x: Tensor<2> = Tensor::random([rows, cols], n, &device);
+            let g: Tensor<2> = Tensor::random([rows, cols], n, &device);
+            let (x_data, g_data) = (x.to_data(), g.to_data());
+            let want = host(Flex::gelu(flex(&x)));
+            let unshared = host(<Flex as ExactGeluBackend>::exact_gelu(own(&x)));
+            let shared = host(<Flex as ExactGeluBackend>::exact_gelu(flex(&x)));
+            assert!(max_diff(unshared, want.clone()) < 1e-5, "{rows}×{cols}");
+            assert!(max_diff(shared, want) < 1e-5, "{rows}×{cols}");
+            let want = host(Flex::gelu_backward(flex(&x), flex(&g)));
+            let scale = want.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let unshared = host(<Flex as ExactGeluBackend>::exact_gelu_backward(
+                flex(&x),
+                own(&g),
+            ));
+            let shared = host(<Flex as ExactGeluBackend>::exact_gelu_backward(
+                flex(&x),
+                flex(&g),
+            ));
+            assert!(
+                max_diff(unshared, want.clone()) < 1e-6 * scale,
+                "{rows}×{cols}"
+            );
+            assert!(max_diff(shared, want) < 1e-6 * scale, "{rows}×{cols}");
+            // Shared inputs are left as they were.
+            x.to_data().assert_eq(&x_data, true);
+            g.to_data().assert_eq(&g_data, true);
+        }
     }
 
     #[cfg(feature = "train")]

@@ -10,6 +10,7 @@
 use burn::tensor::{Tensor, TensorData};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::fast_ops::exp_nonpositive;
 
@@ -262,9 +263,135 @@ pub(crate) fn row_major(f: &FlexTensor) -> Option<FlexTensor> {
     })
 }
 
-/// A copy of the elements of an f32 Flex tensor in row-major order; `None` unless f32.
-pub(crate) fn f32_vec(f: &FlexTensor) -> Option<Vec<f32>> {
-    row_major(f).map(|t| values(&t).to_vec())
+/// The elements of a contiguous f32 Flex tensor to overwrite in place, if `t` holds the
+/// only reference to its buffer.
+pub(crate) fn unique_values_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    if t.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let (start, end) = t.layout().contiguous_offsets()?;
+    t.try_storage_mut::<f32>().map(|s| &mut s[start..end])
+}
+
+/// Elements per parallel work item of the element-wise maps.
+const MAP_CHUNK: usize = 16 * 1024;
+
+/// Work on one block of values that [`vectorised`] compiles for AVX2 and FMA where the
+/// CPU has them. Every `run` is `#[inline(always)]`, and so must be the functions it
+/// applies per element (named functions, not closures, which the compiler may leave
+/// out of line and so without AVX2), so that the loops vectorise.
+pub(crate) trait Kernel {
+    /// What the work returns.
+    type Output;
+    /// The work.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `kernel` compiled for AVX2 and FMA where the CPU has them, else as it is.
+#[inline(always)]
+pub(crate) fn vectorised<K: Kernel>(kernel: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<K: Kernel>(kernel: K) -> K::Output {
+            kernel.run()
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { avx2(kernel) };
+        }
+    }
+    kernel.run()
+}
+
+/// `v[i] = f(v[i])` over one block.
+struct MapInPlace<'a, F> {
+    v: &'a mut [f32],
+    f: F,
+}
+
+impl<F: Fn(f32) -> f32> Kernel for MapInPlace<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for x in self.v.iter_mut() {
+            *x = (self.f)(*x);
+        }
+    }
+}
+
+/// `a[i] = f(a[i], b[i])` over one block.
+struct ZipInPlace<'a, F> {
+    a: &'a mut [f32],
+    b: &'a [f32],
+    f: F,
+}
+
+impl<F: Fn(f32, f32) -> f32> Kernel for ZipInPlace<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for (x, y) in self.a.iter_mut().zip(self.b) {
+            *x = (self.f)(*x, *y);
+        }
+    }
+}
+
+/// `dst[i] = f(a[i], b[i])` over one block.
+struct ZipInto<'a, F> {
+    dst: &'a mut [MaybeUninit<f32>],
+    a: &'a [f32],
+    b: &'a [f32],
+    f: F,
+}
+
+impl<F: Fn(f32, f32) -> f32> Kernel for ZipInto<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for ((d, x), y) in self.dst.iter_mut().zip(self.a).zip(self.b) {
+            d.write((self.f)(*x, *y));
+        }
+    }
+}
+
+/// `v[i] = f(v[i])`, vectorised and in parallel; `f` an `#[inline(always)]` function
+/// (see [`Kernel`]).
+pub(crate) fn par_map_in_place<F>(v: &mut [f32], f: F)
+where
+    F: Fn(f32) -> f32 + Copy + Sync,
+{
+    v.par_chunks_mut(MAP_CHUNK)
+        .for_each(|v| vectorised(MapInPlace { v, f }));
+}
+
+/// `a[i] = f(a[i], b[i])`, vectorised and in parallel; `b` as long as `a`, `f` an
+/// `#[inline(always)]` function (see [`Kernel`]).
+pub(crate) fn par_zip_map_in_place<F>(a: &mut [f32], b: &[f32], f: F)
+where
+    F: Fn(f32, f32) -> f32 + Copy + Sync,
+{
+    assert_eq!(a.len(), b.len(), "operands of one length");
+    a.par_chunks_mut(MAP_CHUNK)
+        .zip(b.par_chunks(MAP_CHUNK))
+        .for_each(|(a, b)| vectorised(ZipInPlace { a, b, f }));
+}
+
+/// `f(a[i], b[i])` into a new buffer (never zero-filled first), vectorised and in
+/// parallel; `b` as long as `a`, `f` an `#[inline(always)]` function (see [`Kernel`]).
+pub(crate) fn par_zip_map<F>(a: &[f32], b: &[f32], f: F) -> Vec<f32>
+where
+    F: Fn(f32, f32) -> f32 + Copy + Sync,
+{
+    assert_eq!(a.len(), b.len(), "operands of one length");
+    let mut out = Vec::with_capacity(a.len());
+    out.spare_capacity_mut()[..a.len()]
+        .par_chunks_mut(MAP_CHUNK)
+        .zip(a.par_chunks(MAP_CHUNK).zip(b.par_chunks(MAP_CHUNK)))
+        .for_each(|(dst, (a, b))| vectorised(ZipInto { dst, a, b, f }));
+    // SAFETY: the chunks cover the first `a.len()` elements and each was written above.
+    unsafe { out.set_len(a.len()) };
+    out
 }
 
 /// The element-wise sum of `width`-wide partial sums, added in their order (blocks of
@@ -311,26 +438,15 @@ pub(crate) fn attention_flex(qkv: &FlexTensor, batch: usize, heads: usize) -> Op
             // which outlives the parallel loop; reads stay inside `src`.
             unsafe {
                 // scores = scale · Q·Kᵀ   [t, t]
-                gemm::gemm(
-                    t,
-                    t,
-                    dh,
+                gemm_strided(
+                    (t, t, dh),
                     scores.as_mut_ptr(),
-                    1,
-                    t as isize,
-                    false,
+                    t,
                     q.as_ptr(),
-                    1,
-                    three_d as isize,
+                    (three_d, 1),
                     k.as_ptr(),
-                    three_d as isize,
-                    1,
-                    0.0f32,
+                    (1, three_d),
                     scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
             let inv_sums = softmax_unnormalised(scores, t);
@@ -338,26 +454,15 @@ pub(crate) fn attention_flex(qkv: &FlexTensor, batch: usize, heads: usize) -> Op
             // SAFETY: as above.
             unsafe {
                 // out = P·V   [t, dh] at row stride D
-                gemm::gemm(
-                    t,
-                    dh,
-                    t,
+                gemm_strided(
+                    (t, dh, t),
                     dst,
-                    1,
-                    d as isize,
-                    false,
+                    d,
                     scores.as_ptr(),
-                    1,
-                    t as isize,
+                    (t, 1),
                     v.as_ptr(),
-                    1,
-                    three_d as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    (three_d, 1),
+                    1.0,
                 );
                 for (i, inv) in inv_sums.iter().enumerate() {
                     let row = std::slice::from_raw_parts_mut(dst.add(i * d), dh);
@@ -519,56 +624,58 @@ pub(crate) fn attention_backward_flex(
 
 /// Replace each row of `scores` `[t, t]` by `exp(s − max)` and return 1 / row sum.
 fn softmax_unnormalised(scores: &mut [f32], t: usize) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { softmax_avx2(scores, t) };
-        }
+    vectorised(Softmax { scores, t })
+}
+
+/// The rows of a score matrix for [`softmax_unnormalised`].
+struct Softmax<'a> {
+    scores: &'a mut [f32],
+    t: usize,
+}
+
+impl Kernel for Softmax<'_> {
+    type Output = Vec<f32>;
+    #[inline(always)]
+    fn run(self) -> Vec<f32> {
+        softmax_portable(self.scores, self.t)
     }
-    softmax_portable(scores, t)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softmax_avx2(scores: &mut [f32], t: usize) -> Vec<f32> {
-    softmax_portable(scores, t)
-}
-
+/// The rows one by one in a plain loop (an iterator's `collect` would leave the work in
+/// a function of its own, compiled without AVX2).
 #[inline(always)]
 fn softmax_portable(scores: &mut [f32], t: usize) -> Vec<f32> {
     const L: usize = 16;
-    scores
-        .chunks_exact_mut(t)
-        .map(|row| {
-            let mut lanes = [f32::NEG_INFINITY; L];
-            let mut chunks = row.chunks_exact(L);
-            for c in &mut chunks {
-                for l in 0..L {
-                    lanes[l] = lanes[l].max(c[l]);
-                }
+    let mut inverse_sums = Vec::with_capacity(scores.len() / t.max(1));
+    for row in scores.chunks_exact_mut(t) {
+        let mut lanes = [f32::NEG_INFINITY; L];
+        let mut chunks = row.chunks_exact(L);
+        for c in &mut chunks {
+            for l in 0..L {
+                lanes[l] = lanes[l].max(c[l]);
             }
-            let max = chunks.remainder().iter().copied().fold(
-                lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-                f32::max,
-            );
-            let mut sums = [0f32; L];
-            let mut chunks = row.chunks_exact_mut(L);
-            for c in &mut chunks {
-                for l in 0..L {
-                    let e = exp_nonpositive(c[l] - max);
-                    c[l] = e;
-                    sums[l] += e;
-                }
+        }
+        let max = chunks.remainder().iter().copied().fold(
+            lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            f32::max,
+        );
+        let mut sums = [0f32; L];
+        let mut chunks = row.chunks_exact_mut(L);
+        for c in &mut chunks {
+            for l in 0..L {
+                let e = exp_nonpositive(c[l] - max);
+                c[l] = e;
+                sums[l] += e;
             }
-            let mut sum: f32 = sums.iter().sum();
-            for v in chunks.into_remainder() {
-                *v = exp_nonpositive(*v - max);
-                sum += *v;
-            }
-            1.0 / sum
-        })
-        .collect()
+        }
+        let mut sum: f32 = sums.iter().sum();
+        for v in chunks.into_remainder() {
+            *v = exp_nonpositive(*v - max);
+            sum += *v;
+        }
+        inverse_sums.push(1.0 / sum);
+    }
+    inverse_sums
 }
 
 #[cfg(test)]

@@ -126,6 +126,27 @@ fn gemm_into(
     out
 }
 
+/// `rows` copies of `bias` side by side, written in parallel (the forward GEMM's start).
+fn bias_rows(bias: &[f32], rows: usize) -> Vec<f32> {
+    let n = bias.len();
+    let mut out = Vec::with_capacity(rows * n);
+    if n > 0 {
+        out.spare_capacity_mut()[..rows * n]
+            .par_chunks_mut(SUM_ROWS * n)
+            .for_each(|block| {
+                for row in block.chunks_exact_mut(n) {
+                    for (d, b) in row.iter_mut().zip(bias) {
+                        d.write(*b);
+                    }
+                }
+            });
+    }
+    // SAFETY: the blocks cover the first `rows·n` elements, each written above (none
+    // when `n` is 0).
+    unsafe { out.set_len(rows * n) };
+    out
+}
+
 /// Rows per parallel block of the bias gradient: fixed, so the sums are added in the
 /// same order whatever the thread count.
 const SUM_ROWS: usize = 256;
@@ -160,10 +181,7 @@ impl LinearBackend for burn::backend::Flex {
         };
         let ([m, k], n) = ([x.shape()[0], x.shape()[1]], w.shape()[1]);
         let (xv, wv, bv) = (values(&xs), values(&ws), values(&bs));
-        let mut start = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            start.extend_from_slice(bv);
-        }
+        let start = bias_rows(bv, m);
         let out = gemm_into(
             (m, k, n),
             Operand::plain(xv, k),

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::config::DW_KERNEL;
 use crate::device::runs_extensions;
-use crate::flex_ops::{f32_vec, flex_tensor};
+use crate::flex_ops::{flex_tensor, row_major, values};
 
 const PAD: usize = DW_KERNEL / 2;
 const TAPS: usize = DW_KERNEL * DW_KERNEL;
@@ -213,26 +213,35 @@ fn weight_grad(input: &[f32], grad: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32
 
 impl DepthwiseConvBackend for burn::backend::Flex {
     fn depthwise_conv7(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        let (Some(dims), Some(xv), Some(wv), Some(bv)) =
-            (dims4(&x), f32_vec(&x), f32_vec(&weight), f32_vec(&bias))
-        else {
+        let (Some(dims), Some(xs), Some(ws), Some(bs)) = (
+            dims4(&x),
+            row_major(&x),
+            row_major(&weight),
+            row_major(&bias),
+        ) else {
             let c = weight.shape()[0];
             let y = Self::conv2d(nchw::<Self>(x), weight, Some(bias), options(c));
             return Self::float_permute(y, &[0, 2, 3, 1]);
         };
-        let out = convolve(&xv, dims, &taps(&wv, dims[3], false), &bv);
+        let out = convolve(
+            values(&xs),
+            dims,
+            &taps(values(&ws), dims[3], false),
+            values(&bs),
+        );
         flex_tensor(out, dims)
     }
 
     fn depthwise_conv7_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let (Some(dims), Some(wv), Some(gv)) = (dims4(&x), f32_vec(&weight), f32_vec(&grad)) else {
+        let (Some(dims), Some(ws), Some(gs)) = (dims4(&x), row_major(&weight), row_major(&grad))
+        else {
             let c = weight.shape()[0];
             let g =
                 Self::conv2d_x_backward(nchw::<Self>(x), weight, nchw::<Self>(grad), options(c));
             return Self::float_permute(g, &[0, 2, 3, 1]);
         };
         let zeros = vec![0f32; dims[3]];
-        let out = convolve(&gv, dims, &taps(&wv, dims[3], true), &zeros);
+        let out = convolve(values(&gs), dims, &taps(values(&ws), dims[3], true), &zeros);
         flex_tensor(out, dims)
     }
 
@@ -241,7 +250,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
         weight: FlexTensor,
         grad: FlexTensor,
     ) -> FlexTensor {
-        let (Some(dims), Some(xv), Some(gv)) = (dims4(&x), f32_vec(&x), f32_vec(&grad)) else {
+        let (Some(dims), Some(xs), Some(gs)) = (dims4(&x), row_major(&x), row_major(&grad)) else {
             let c = weight.shape()[0];
             return Self::conv2d_weight_backward(
                 nchw::<Self>(x),
@@ -250,7 +259,7 @@ impl DepthwiseConvBackend for burn::backend::Flex {
                 options(c),
             );
         };
-        let out = weight_grad(&xv, &gv, dims);
+        let out = weight_grad(values(&xs), values(&gs), dims);
         flex_tensor(out, [dims[3], 1, DW_KERNEL, DW_KERNEL])
     }
 }

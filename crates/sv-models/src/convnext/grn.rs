@@ -449,9 +449,13 @@ mod tests {
             let kernel = Flex::grn(flex(x.clone()), flex1(gamma.clone()), flex1(beta.clone()));
             let composed =
                 composed::forward::<Flex>(flex(x.clone()), flex1(gamma.clone()), flex1(beta));
+            // Relative to the output's size: the two sum the norms in different orders.
+            let composed = back(composed);
+            let scale = composed.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let diff = max_diff(back(kernel), composed);
             assert!(
-                max_diff(back(kernel), back(composed)) < 1e-5,
-                "y {b}×{n}×{c}"
+                diff < 2e-6 * scale,
+                "y {b}×{n}×{c}: {diff} at scale {scale}"
             );
             let kernel =
                 Flex::grn_backward(flex(x.clone()), flex1(gamma.clone()), flex(grad.clone()));
