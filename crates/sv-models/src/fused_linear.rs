@@ -229,48 +229,25 @@ impl LinearBackend for burn::backend::Cube {}
 
 #[cfg(feature = "train")]
 mod autodiff {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::Autodiff;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops};
-    use burn::backend::autodiff::{Autodiff, NodeId};
     use burn::backend::tensor::FloatTensor;
 
     use super::LinearBackend;
-    use crate::extension_autodiff::{record, register};
+    use crate::extension_autodiff::record_keeping_first_two;
 
-    /// The backward step: input and weight kept as checkpoints.
-    #[derive(Debug)]
-    struct FusedLinear;
-
-    impl<B: LinearBackend> Backward<B, 3> for FusedLinear {
-        type State = (NodeId, NodeId);
-
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            checkpointer: &mut Checkpointer,
-        ) {
-            let grad = grads.consume::<B>(&ops.node);
-            let x = checkpointer.retrieve_node_output(ops.state.0);
-            let w = checkpointer.retrieve_node_output(ops.state.1);
-            let (dx, dw, db) = B::fused_linear_backward(x, w, grad);
-            register::<B, _, 3>(ops, grads, [dx, dw, db]);
-        }
-    }
-
+    /// Input and weight kept as checkpoints.
     impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
         fn fused_linear(
             x: FloatTensor<Self>,
             w: FloatTensor<Self>,
             bias: FloatTensor<Self>,
         ) -> FloatTensor<Self> {
-            record::<B, C, _, 3>(
-                FusedLinear,
+            record_keeping_first_two::<B, C, _>(
                 [x, w, bias],
-                |keep| (keep(0), keep(1)),
+                (),
                 |[x, w, bias]| B::fused_linear(x, w, bias),
+                |x, w, grad, ()| B::fused_linear_backward(x, w, grad),
             )
         }
     }

@@ -179,38 +179,14 @@ impl LayerNormBackend for burn::backend::Cube {}
 
 #[cfg(feature = "train")]
 mod autodiff {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::Autodiff;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops};
-    use burn::backend::autodiff::{Autodiff, NodeId};
     use burn::backend::tensor::FloatTensor;
 
     use super::LayerNormBackend;
-    use crate::extension_autodiff::{record, register};
+    use crate::extension_autodiff::record_keeping_first_two;
 
-    /// The backward step: input and scale kept as checkpoints, with epsilon.
-    #[derive(Debug)]
-    struct FusedLayerNorm;
-
-    impl<B: LayerNormBackend> Backward<B, 3> for FusedLayerNorm {
-        type State = (NodeId, NodeId, f64);
-
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            checkpointer: &mut Checkpointer,
-        ) {
-            let grad = grads.consume::<B>(&ops.node);
-            let (x_id, gamma_id, eps) = ops.state;
-            let x = checkpointer.retrieve_node_output(x_id);
-            let gamma = checkpointer.retrieve_node_output(gamma_id);
-            let (dx, d_gamma, d_beta) = B::fused_layer_norm_backward(x, gamma, grad, eps);
-            register::<B, _, 3>(ops, grads, [dx, d_gamma, d_beta]);
-        }
-    }
-
+    /// Input and scale kept as checkpoints, epsilon as the setting.
     impl<B: LayerNormBackend, C: CheckpointStrategy> LayerNormBackend for Autodiff<B, C> {
         fn fused_layer_norm(
             x: FloatTensor<Self>,
@@ -218,11 +194,11 @@ mod autodiff {
             beta: FloatTensor<Self>,
             eps: f64,
         ) -> FloatTensor<Self> {
-            record::<B, C, _, 3>(
-                FusedLayerNorm,
+            record_keeping_first_two::<B, C, _>(
                 [x, gamma, beta],
-                |keep| (keep(0), keep(1), eps),
+                eps,
                 |[x, gamma, beta]| B::fused_layer_norm(x, gamma, beta, eps),
+                |x, gamma, grad, eps| B::fused_layer_norm_backward(x, gamma, grad, eps),
             )
         }
     }

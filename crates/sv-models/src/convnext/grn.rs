@@ -282,48 +282,25 @@ impl GrnBackend for burn::backend::Cube {}
 
 #[cfg(feature = "train")]
 mod autodiff {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::Autodiff;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops};
-    use burn::backend::autodiff::{Autodiff, NodeId};
     use burn::backend::tensor::FloatTensor;
 
     use super::GrnBackend;
-    use crate::extension_autodiff::{record, register};
+    use crate::extension_autodiff::record_keeping_first_two;
 
-    /// The backward step: input and scale kept as checkpoints.
-    #[derive(Debug)]
-    struct Grn;
-
-    impl<B: GrnBackend> Backward<B, 3> for Grn {
-        type State = (NodeId, NodeId);
-
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            checkpointer: &mut Checkpointer,
-        ) {
-            let grad = grads.consume::<B>(&ops.node);
-            let x = checkpointer.retrieve_node_output(ops.state.0);
-            let gamma = checkpointer.retrieve_node_output(ops.state.1);
-            let (dx, d_gamma, d_beta) = B::grn_backward(x, gamma, grad);
-            register::<B, _, 3>(ops, grads, [dx, d_gamma, d_beta]);
-        }
-    }
-
+    /// Input and scale kept as checkpoints.
     impl<B: GrnBackend, C: CheckpointStrategy> GrnBackend for Autodiff<B, C> {
         fn grn(
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
         ) -> FloatTensor<Self> {
-            record::<B, C, _, 3>(
-                Grn,
+            record_keeping_first_two::<B, C, _>(
                 [x, gamma, beta],
-                |keep| (keep(0), keep(1)),
+                (),
                 |[x, gamma, beta]| B::grn(x, gamma, beta),
+                |x, gamma, grad, ()| B::grn_backward(x, gamma, grad),
             )
         }
     }
