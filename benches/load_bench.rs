@@ -38,7 +38,7 @@ fn main() {
 }
 
 fn prepare(dir: &Path) {
-    let device = Device::default();
+    let device = Device::flex();
     std::fs::create_dir_all(dir).unwrap();
     let vit = Dinov2Classifier::with_new_head(Dinov2::random(&Dinov2Config::small(), &device), 2);
     sv_train::export::export_hf(&vit, 224, None, &dir.join("vit-s")).unwrap();

@@ -31,7 +31,7 @@ fn main() {
         *args.get(2).unwrap_or(&6),
         *args.get(3).unwrap_or(&1),
     );
-    let device = Device::default();
+    let device = Device::flex();
     println!("device {device:?}, tokens {t}, dim {d}, heads {h}, batch {b}");
     let n = Distribution::Normal(0.0, 1.0);
     let x: Tensor<3> = Tensor::random([b, t, d], n, &device);

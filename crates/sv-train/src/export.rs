@@ -57,16 +57,18 @@ fn write_card(card: Option<&ModelCard>, dir: &Path) -> Result<()> {
 /// probe's run directory exports its backbone with the probe's head and the backbone's
 /// own preprocessing.
 pub fn export_run(run: &RunDir, mut card: ModelCard, dir: &Path) -> Result<()> {
+    // On the CPU in every build: `Device::default()` is the GPU where one is compiled in.
+    let cpu = Device::flex();
     if crate::probe::is_probe_run(&run.root) {
         // A probe: its backbone with the folded head, prepared as its features were.
-        let (model, pre) = crate::probe::load_network(&run.root, &Device::default())?;
+        let (model, pre) = crate::probe::load_network(&run.root, &cpu)?;
         card.architecture = Some(model.architecture().hf_class().into());
         export_network(&model, pre.crop.0, Some(&card), dir)?;
         let text = serde_json::to_string_pretty(&pre.to_hf_json()).expect("json") + "\n";
         return atomic_write(&dir.join("preprocessor_config.json"), text.as_bytes());
     }
     let config = run.read_config()?;
-    let model = load_trained(run, &config, &Device::default())?;
+    let model = load_trained(run, &config, &cpu)?;
     card.architecture = Some(model.architecture().hf_class().into());
     export_network(&model, config.image_size, Some(&card), dir)
 }
