@@ -5,7 +5,8 @@
 //! Runs where a GPU backend is compiled in (`--features wgpu,train`, `vulkan` or
 //! `cuda`) and `SV_TEST_GPU_DEVICE` names the device (`wgpu`, `vulkan`, `cuda:0`);
 //! `tools/gpu-offline.sh` runs it on Mesa's software Vulkan driver, on a machine
-//! without a GPU. Elsewhere every test returns at once and says why.
+//! without a GPU. Without a device named, every test returns at once and says why; a
+//! device this build lacks fails them.
 #![cfg(feature = "train")]
 
 use burn::tensor::{Distribution, TensorData};
@@ -91,7 +92,8 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
                 best
             }
         });
-    // Shown with `--nocapture`: a GPU that computes at all differs a little.
+    // Shown with `--nocapture`: exactly 0 everywhere would mean that both sides ran on
+    // one device.
     eprintln!(
         "{what}: largest difference {:.2e} of the largest magnitude",
         diff / scale
