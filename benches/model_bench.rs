@@ -40,7 +40,7 @@ fn main() {
             data: 0,
         },
     );
-    let device = network_args::device("model_bench", &args.device);
+    let device = network_args::device("model_bench", &args.device, args.precision);
     let model = Model::build(&args.model, &device)
         .unwrap_or_else(|| {
             eprintln!("model_bench: unknown model {}", args.model);

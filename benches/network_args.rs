@@ -60,9 +60,12 @@ pub fn parse(program: &str, usage: &str, mut args: Args) -> Args {
     args
 }
 
-/// The device `--device` names, or exit 2 naming it.
-pub fn device(program: &str, name: &str) -> burn::tensor::Device {
-    sv_models::device_by_name(name).unwrap_or_else(|e| {
+/// The device `--device` names, refused (exit 2, naming it) where it cannot compute in
+/// `precision`.
+pub fn device(program: &str, name: &str, precision: sv_models::Precision) -> burn::tensor::Device {
+    let device = sv_models::device_by_name(name)
+        .and_then(|d| sv_models::precision::ensure_computes(precision, &d).map(|()| d));
+    device.unwrap_or_else(|e| {
         eprintln!("{program}: --device {name}: {e}");
         std::process::exit(2)
     })

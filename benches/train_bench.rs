@@ -181,7 +181,7 @@ fn main() {
             data: 0,
         },
     );
-    let mut device = network_args::device("train_bench", &args.device).autodiff();
+    let mut device = network_args::device("train_bench", &args.device, args.precision).autodiff();
     if args.checkpointing {
         device = device.gradient_checkpointing();
     }

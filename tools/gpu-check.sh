@@ -184,14 +184,21 @@ u = [float(x) for x in open(sys.argv[2]).read().split() if x.strip().replace("."
 r.update(check="train", cache="cold", gpu_util=(sum(u) / len(u) if u else None))
 print(json.dumps(r))
 PY
-  #    Then both in bf16 (the weights cast each step, as `finetune --precision bf16`).
+  #    Then both in bf16 (the weights cast each step, as `finetune --precision bf16`);
+  #    in f16 where the device refuses bf16 (WGSL has no bf16, and Vulkan devices often
+  #    store it without arithmetic for it).
   for model in small convnextv2-tiny; do
-    gpu_util "$out/util-$model-bf16.txt" timeout "$(budget 90)" "$bin/train_bench" --model "$model" \
-      --device "$device" --batch "$batch" --size "$size" --iters "$iters" --precision bf16 \
-      > "$out/train-$model-bf16.json" 2> "$out/train-$model-bf16.err"
-    [ -s "$out/train-$model-bf16.json" ] \
-      || note "$model bf16 fine-tune: no result within the limit $(tail -1 "$out/train-$model-bf16.err")"
-    python3 - "$out/train-$model-bf16.json" "$out/util-$model-bf16.txt" >> "$rows" <<'PY' || true
+    local half=bf16
+    for half in bf16 f16; do
+      gpu_util "$out/util-$model-$half.txt" timeout "$(budget 90)" "$bin/train_bench" --model "$model" \
+        --device "$device" --batch "$batch" --size "$size" --iters "$iters" --precision "$half" \
+        > "$out/train-$model-$half.json" 2> "$out/train-$model-$half.err"
+      grep -q "cannot compute in bf16" "$out/train-$model-$half.err" || break
+      note "$model: $(tail -1 "$out/train-$model-$half.err"); f16 instead"
+    done
+    [ -s "$out/train-$model-$half.json" ] \
+      || note "$model $half fine-tune: no result within the limit $(tail -1 "$out/train-$model-$half.err")"
+    python3 - "$out/train-$model-$half.json" "$out/util-$model-$half.txt" >> "$rows" <<'PY' || true
 import json, sys
 r = json.load(open(sys.argv[1]))
 u = [float(x) for x in open(sys.argv[2]).read().split() if x.strip().replace(".", "").isdigit()]

@@ -170,6 +170,8 @@ fn resolve_model(args: &mut ClassifyArgs) -> Result<()> {
 fn classify(mut args: ClassifyArgs) -> Result<()> {
     resolve_model(&mut args)?;
     let device = device_by_name(&args.device)?;
+    sv_models::precision::ensure_computes(args.precision, &device)
+        .with_context(|| format!("--device {} --precision {}", args.device, args.precision))?;
     if let Some(path) = &args.ensemble {
         return classify_ensemble(path, &args, device);
     }

@@ -43,6 +43,15 @@ fn device(name: &str) -> Result<Device> {
     device_by_name(name).with_context(|| format!("--device {name}"))
 }
 
+/// The `--device` named, for inference in `precision` (refused where it cannot
+/// compute in it).
+fn device_in(name: &str, precision: sv_models::Precision) -> Result<Device> {
+    let device = device(name)?;
+    sv_models::precision::ensure_computes(precision, &device)
+        .with_context(|| format!("--device {name} --precision {precision}"))?;
+    Ok(device)
+}
+
 /// The `--device` named, for training.
 fn training_device(name: &str) -> Result<Device> {
     Ok(device(name)?.autodiff())

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use sv_cli::Output;
 
 use crate::args::{AbArgs, EvalArgs, FitEnsembleArgs, ProbeArgs};
-use crate::{device, report_line};
+use crate::{device, device_in, report_line};
 
 pub(crate) fn run_probe(a: ProbeArgs) -> Result<bool> {
     let out = Output::new(a.json);
@@ -110,7 +110,7 @@ pub(crate) fn run_fit_ensemble(a: FitEnsembleArgs) -> Result<bool> {
 }
 
 pub(crate) fn run_eval(a: EvalArgs) -> Result<bool> {
-    let device = device(&a.device)?;
+    let device = device_in(&a.device, a.precision)?;
     let (model, input) = sv_train::finetune::load_scored(&a.model, &device)?;
     let model = model.in_precision(a.precision);
     let samples = sv_data::read_labelled_split(&a.manifest, &a.split)?;
@@ -142,7 +142,7 @@ pub(crate) fn run_eval(a: EvalArgs) -> Result<bool> {
 }
 
 pub(crate) fn run_ab(a: AbArgs) -> Result<bool> {
-    let device = device(&a.device)?;
+    let device = device_in(&a.device, a.precision)?;
     let (cand, cand_pipe) = sv_train::finetune::load_scored(&a.candidate, &device)?;
     let (prod, prod_pipe) = sv_train::finetune::load_scored(&a.production, &device)?;
     let (cand, prod) = (

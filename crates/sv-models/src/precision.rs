@@ -84,6 +84,27 @@ impl FromStr for Precision {
     }
 }
 
+/// Refuses a half precision that `device` cannot compute in. burn stores bf16 on
+/// devices whose shaders have no bf16 arithmetic (Vulkan and WebGPU: only conversions),
+/// and computing in it there gives garbage, not an error; the message names the
+/// precisions the device does compute in.
+pub fn ensure_computes(precision: Precision, device: &burn::tensor::Device) -> crate::Result<()> {
+    let computes =
+        |p: Precision| p == Precision::F32 || device.supports_dtype(DType::from(p.dtype()));
+    if computes(precision) {
+        return Ok(());
+    }
+    let usable: Vec<&str> = Precision::ALL
+        .into_iter()
+        .filter(|p| computes(*p))
+        .map(Precision::name)
+        .collect();
+    Err(crate::ModelError::Config(format!(
+        "this device cannot compute in {precision} (use --precision {})",
+        usable.join(" or ")
+    )))
+}
+
 /// `module` with its float parameters cast to `precision` (unchanged for f32), except
 /// a classifier's `head`, which stays f32 so that the logits keep f32's resolution (a
 /// bf16 logit near 4 moves in steps of 1/64). On an autodiff device the casts are
@@ -131,6 +152,18 @@ pub(crate) fn cast_to<const D: usize>(t: Tensor<D>, dtype: DType) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_computes_in_every_precision() {
+        for device in [
+            burn::tensor::Device::flex(),
+            burn::tensor::Device::flex().autodiff(),
+        ] {
+            for p in Precision::ALL {
+                ensure_computes(p, &device).expect("Flex computes in f32, bf16 and f16");
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip_and_mistakes_are_named() {

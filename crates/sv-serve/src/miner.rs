@@ -124,6 +124,7 @@ impl Miner {
         let source = ModelSource::parse(config.model.as_deref().expect("validated"))?;
         let (source, follower) = follow_start(source, config.hub_poll_seconds);
         let device = device_by_name(&config.device)
+            .and_then(|d| sv_models::precision::ensure_computes(config.precision, &d).map(|()| d))
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
         let model = LoadedModel::load(&source, &device)?.in_precision(config.precision);
         let mut age_warnings = crate::age::AgeWarnings::default();

@@ -36,6 +36,7 @@ pub(crate) fn train_loop<M: Family>(
     device: &Device,
     events: &mut dyn FnMut(Event),
 ) -> Result<Report> {
+    sv_models::precision::ensure_computes(config.precision, device)?;
     let pipeline = Pipeline::load(&config.augment)?;
     let plain = Arc::new(eval_pipeline(&pipeline, config.image_size));
     let mut training = Training::new(&model, config, run, device);
