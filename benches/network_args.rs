@@ -63,9 +63,7 @@ pub fn parse(program: &str, usage: &str, mut args: Args) -> Args {
 /// The device `--device` names, refused (exit 2, naming it) where it cannot compute in
 /// `precision`.
 pub fn device(program: &str, name: &str, precision: sv_models::Precision) -> burn::tensor::Device {
-    let device = sv_models::device_by_name(name)
-        .and_then(|d| sv_models::precision::ensure_computes(precision, &d).map(|()| d));
-    device.unwrap_or_else(|e| {
+    sv_models::device::device_computing_in(name, precision).unwrap_or_else(|e| {
         eprintln!("{program}: --device {name}: {e}");
         std::process::exit(2)
     })

@@ -188,7 +188,7 @@ PY
   #    in f16 where the device refuses bf16 (WGSL has no bf16, and Vulkan devices often
   #    store it without arithmetic for it).
   for model in small convnextv2-tiny; do
-    local half=bf16
+    local half
     for half in bf16 f16; do
       gpu_util "$out/util-$model-$half.txt" timeout "$(budget 90)" "$bin/train_bench" --model "$model" \
         --device "$device" --batch "$batch" --size "$size" --iters "$iters" --precision "$half" \

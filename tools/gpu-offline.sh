@@ -67,10 +67,10 @@ for line in sys.stdin:
 mkdir -p "$sysroot/sv" "$sysroot$root/tests/fixtures" "$sysroot$root/crates/sv-models"
 cp "$test_bin" "$sysroot/sv/gpu_ops"
 cp "$target/debug/train_bench" "$sysroot/sv/train_bench"
-for f in dinov2/hf_mlp dinov2/hf_mlp.config convnext/hf_cls convnext/hf_cls.config; do
+for f in dinov2/hf_mlp.safetensors dinov2/hf_mlp.config.json convnext/hf_cls.safetensors \
+  convnext/hf_cls.config.json; do
   mkdir -p "$sysroot$root/tests/fixtures/$(dirname "$f")"
-  ext=safetensors; [[ "$f" == *.config ]] && ext=json
-  cp "$root/tests/fixtures/$f.$ext" "$sysroot$root/tests/fixtures/$f.$ext"
+  cp "$root/tests/fixtures/$f" "$sysroot$root/tests/fixtures/$f"
 done
 
 in_root() {

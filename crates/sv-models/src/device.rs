@@ -57,6 +57,14 @@ pub fn device_by_name(name: &str) -> Result<Device> {
     Ok(device)
 }
 
+/// [`device_by_name`], refused where it cannot compute in `precision`
+/// ([`crate::precision::ensure_computes`]).
+pub fn device_computing_in(name: &str, precision: crate::Precision) -> Result<Device> {
+    let device = device_by_name(name)?;
+    crate::precision::ensure_computes(precision, &device)?;
+    Ok(device)
+}
+
 /// Where GPU backends keep compiled kernels and autotune results between runs, so the
 /// first-step warm-up is paid once per machine: `$SV_GPU_CACHE`, else
 /// `$XDG_CACHE_HOME/streetvision-rs/gpu`, else `~/.cache/streetvision-rs/gpu`.

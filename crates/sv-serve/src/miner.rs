@@ -17,7 +17,8 @@ use sv_axon::metagraph::{Metagraph, read_allowlist};
 use sv_axon::server::{self, Handler};
 use sv_axon::synapse::IMAGE_ROUTES;
 use sv_axon::{Caller, Hotkey};
-use sv_models::{Device, Precision, device_by_name};
+use sv_models::device::device_computing_in;
+use sv_models::{Device, Precision};
 
 use crate::batcher::{BatchSettings, Batcher, Outcome};
 use crate::chain_link::ChainLink;
@@ -123,8 +124,7 @@ impl Miner {
         config.validate()?;
         let source = ModelSource::parse(config.model.as_deref().expect("validated"))?;
         let (source, follower) = follow_start(source, config.hub_poll_seconds);
-        let device = device_by_name(&config.device)
-            .and_then(|d| sv_models::precision::ensure_computes(config.precision, &d).map(|()| d))
+        let device = device_computing_in(&config.device, config.precision)
             .map_err(|e| ServeError::Config(format!("device {:?}: {e}", config.device)))?;
         let model = LoadedModel::load(&source, &device)?.in_precision(config.precision);
         let mut age_warnings = crate::age::AgeWarnings::default();
